@@ -1,0 +1,58 @@
+#pragma once
+// The plug every backend implements (see ../shared/DESIGN.md, "The backend interface"):
+// what it is, which nodes it can run (graph::DeviceCaps), prepare a placed graph once, run it
+// per step. Backends never include each other, model builders or the runtime.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "graph/device_caps.h"
+#include "graph/ir.h"
+
+namespace mllm {
+
+enum class DeviceKind { Cpu, IntegratedGpu, DiscreteGpu, Npu };
+
+struct DeviceInfo {
+    std::string name;     // "cpu", "vulkan"
+    std::string device;   // e.g. "AMD EPYC (avx2, 2 threads)"
+    DeviceKind kind = DeviceKind::Cpu;
+    bool unified_memory = true;  // weights can be used in place from the file mapping
+};
+
+struct StepParams {
+    int64_t n_past = 0;  // tokens already in the KV cache before this step
+};
+
+// A graph prepared for one backend: the nodes placed on it, ready to run step after step.
+class Executable {
+public:
+    virtual ~Executable() = default;
+    // Copies a step input (an Input node's data) in, or a node's output out.
+    virtual void write(graph::NodeId node, const void* src, size_t bytes) = 0;
+    virtual void read(graph::NodeId node, void* dst, size_t bytes) = 0;
+    virtual void run(const StepParams& step) = 0;
+};
+
+class Backend : public graph::DeviceCaps {
+public:
+    virtual DeviceInfo info() const = 0;
+    std::string_view device_name() const override { return name_; }
+
+    // (Re)creates the KV cache for `n_ctx` positions; the runtime calls it before prepare().
+    virtual void allocate_kv_cache(const graph::KvSpec& spec, int64_t n_ctx) = 0;
+    virtual size_t kv_cache_bytes() const = 0;
+
+    // Prepares the nodes of `g` placed on `device_index` (their device field); the graph must
+    // outlive the executable.
+    virtual std::unique_ptr<Executable> prepare(const graph::Graph& g, int device_index) = 0;
+
+protected:
+    explicit Backend(std::string name) : name_(std::move(name)) {}
+
+private:
+    std::string name_;
+};
+
+}  // namespace mllm

@@ -1,0 +1,68 @@
+#pragma once
+// A graph prepared for the CPU: every pointer resolved and every scratch buffer sized once, so a
+// step allocates nothing.
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/cpu/kernels/attention.h"
+#include "backends/cpu/thread_pool.h"
+
+namespace mllm::cpu {
+
+struct AlignedFree {
+    void operator()(void* p) const { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<uint8_t[], AlignedFree>;
+AlignedBuffer aligned_buffer(size_t bytes);
+
+class CpuProgram final : public Executable {
+public:
+    CpuProgram(const graph::Graph& g, int device, ThreadPool& pool, const std::vector<KvLayer>& kv);
+
+    void write(graph::NodeId node, const void* src, size_t bytes) override;
+    void read(graph::NodeId node, void* dst, size_t bytes) override;
+    void run(const StepParams& step) override;
+
+private:
+    // One weight of a (possibly single-member) MatMul group.
+    struct MatMulMember {
+        DType type;
+        const uint8_t* w;
+        size_t w_row_bytes;
+        int64_t rows;        // output width m
+        const float* bias;   // or nullptr
+        float* y;
+        const uint8_t* act;  // the input converted to this weight's activation type
+        size_t act_row_bytes;
+    };
+    struct MatMulGroup {
+        const float* x;
+        int64_t n, k;
+        std::vector<MatMulMember> members;
+        int64_t total_rows;
+    };
+    struct Step {
+        const graph::Node* node;
+        int group = -1;  // index into groups_ for MatMul leaders
+    };
+
+    float* f32(graph::NodeId id) const;
+    const graph::Node& node(graph::NodeId id) const { return g_[id]; }
+    void prepare_matmul(graph::NodeId leader);
+    void run_step(const Step& s, const StepParams& step);
+    void run_matmul(const MatMulGroup& group);
+
+    const graph::Graph& g_;
+    ThreadPool& pool_;
+    const std::vector<KvLayer>& kv_;
+    AlignedBuffer arena_;
+    AlignedBuffer act_scratch_;
+    std::vector<float> scores_;  // attention scratch, one n_ctx slice per thread
+    int64_t n_ctx_ = 0;
+    std::vector<Step> steps_;
+    std::vector<MatMulGroup> groups_;
+};
+
+}  // namespace mllm::cpu

@@ -1,0 +1,107 @@
+// Dispatch of the fused matmul to the best kernels this CPU runs, activation quantization, and
+// the per-thread scratch the SIMD kernels decode into.
+#include "backends/cpu/kernels/quant_matmul.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "core/error.h"
+#include "core/quant/quant.h"
+
+namespace mllm::cpu {
+namespace {
+
+bool has_kernel(Isa isa, DType weight) {
+    switch (isa) {
+        case Isa::Scalar: return detail::has_scalar_kernel(weight);
+#if defined(__x86_64__)
+        case Isa::Avx2: return detail::has_avx2_kernel(weight);
+#endif
+        default: return false;  // no kernels of their own yet (see quant_matmul_isa)
+    }
+}
+
+// The set quant_matmul_isa(isa, weight) runs: isa itself or the nearest lower one with a kernel
+// for weight. AVX-512 machines run the AVX2 kernels until there are AVX-512 ones.
+Isa resolve(Isa isa, DType weight) {
+    if (isa == Isa::Avx512Vnni && !has_kernel(isa, weight)) isa = Isa::Avx2;
+    if (!has_kernel(isa, weight)) isa = Isa::Scalar;
+    return isa;
+}
+
+struct FreeDeleter {
+    void operator()(void* p) const { std::free(p); }
+};
+
+}  // namespace
+
+DType activation_type(DType weight) {
+    switch (weight) {
+        case DType::Q4_0:
+        case DType::Q4_1:
+        case DType::Q5_0:
+        case DType::Q8_0: return DType::Q8_0;
+        case DType::Q4_K:
+        case DType::Q5_K:
+        case DType::Q6_K: return DType::Q8_K;
+        case DType::F32:
+        case DType::F16:
+        case DType::BF16: return DType::F32;
+        default: fail("quant_matmul: no kernel for weights of type ", dtype_name(weight));
+    }
+}
+
+void quantize_activation_row(DType weight, const float* x, void* dst, int64_t k) {
+    switch (activation_type(weight)) {
+        case DType::Q8_0: quantize_row_q8_0(x, dst, k); break;
+        case DType::Q8_K: quantize_row_q8_k(x, dst, k); break;
+        default: std::memcpy(dst, x, static_cast<size_t>(k) * sizeof(float)); break;
+    }
+}
+
+void quant_matmul_isa(Isa isa, DType weight, int64_t k, const uint8_t* w, size_t w_row_bytes,
+                      int64_t row_begin, int64_t row_end, const uint8_t* act, size_t act_row_bytes,
+                      int64_t n_tokens, float* y, int64_t ldy) {
+    if (row_end <= row_begin || n_tokens <= 0) return;
+    const detail::MatmulArgs args{weight,    k,   w,    w_row_bytes, row_begin, row_end,
+                                  act, act_row_bytes, n_tokens, y, ldy};
+    switch (resolve(isa, weight)) {
+#if defined(__x86_64__)
+        case Isa::Avx2: detail::run_avx2_kernel(args); return;
+#endif
+        case Isa::Scalar: detail::run_scalar_kernel(args); return;
+        default: break;
+    }
+    fail("quant_matmul: no kernel for weights of type ", dtype_name(weight));
+}
+
+Isa quant_kernel_isa_for(Isa isa, DType weight) { return resolve(isa, weight); }
+
+void quant_matmul(DType weight, int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t row_begin,
+                  int64_t row_end, const uint8_t* act, size_t act_row_bytes, int64_t n_tokens, float* y,
+                  int64_t ldy) {
+    quant_matmul_isa(best_isa(), weight, k, w, w_row_bytes, row_begin, row_end, act, act_row_bytes,
+                     n_tokens, y, ldy);
+}
+
+const char* quant_kernel_isa() { return isa_name(resolve(best_isa(), DType::Q4_0)); }
+
+namespace detail {
+
+void* kernel_scratch(size_t bytes) {
+    thread_local std::unique_ptr<void, FreeDeleter> buffer;
+    thread_local size_t capacity = 0;
+    if (bytes > capacity) {
+        // Grow geometrically, in whole cache lines, so a thread settles on one buffer.
+        size_t want = capacity * 2 > bytes ? capacity * 2 : bytes;
+        want = (want + 63) / 64 * 64;
+        buffer.reset(std::aligned_alloc(64, want));
+        if (!buffer) fail("quant_matmul: out of memory for ", want, " bytes of scratch");
+        capacity = want;
+    }
+    return buffer.get();
+}
+
+}  // namespace detail
+}  // namespace mllm::cpu

@@ -1,0 +1,75 @@
+#pragma once
+// Fused quantized matrix multiply for the CPU backend: weights stay in their GGUF block format
+// and are decoded in registers; activations are first quantized to 8-bit blocks so the inner
+// loop is an integer dot product (AVX-512 VNNI / AVX2 / NEON dot product / scalar, picked at run
+// time). Float weights (F16, BF16) are converted in registers against f32 activations.
+#include <cstddef>
+#include <cstdint>
+
+#include "backends/cpu/kernels/cpu_features.h"
+#include "core/dtype.h"
+
+namespace mllm::cpu {
+
+// The format activations must be converted to before multiplying with weights of `weight`:
+// Q8_0 for Q4_0/Q4_1/Q5_0/Q8_0, Q8_K for the K formats, F32 for F16/BF16/F32.
+DType activation_type(DType weight);
+
+// Converts one activation row of k floats into activation_type(weight) (a plain copy for F32).
+// dst must hold row_bytes(activation_type(weight), k) bytes.
+void quantize_activation_row(DType weight, const float* x, void* dst, int64_t k);
+
+// y[t * ldy + r] = dot(weight row r, activation row t)
+//   for r in [row_begin, row_end) and t in [0, n_tokens).
+// w: the whole weight matrix, rows of k elements, w_row_bytes = row_bytes(weight, k) apart.
+// act: n_tokens rows produced by quantize_activation_row, act_row_bytes apart.
+// Single-threaded: the caller splits [0, rows) across its threads.
+void quant_matmul(DType weight, int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t row_begin,
+                  int64_t row_end, const uint8_t* act, size_t act_row_bytes, int64_t n_tokens, float* y,
+                  int64_t ldy);
+
+// Name of the instruction set the kernels dispatch to on this machine ("avx512vnni", "avx2",
+// "neon-dotprod", "scalar"); MLLM_CPU_ISA=scalar|avx2|... in the environment forces a lower one.
+const char* quant_kernel_isa();
+
+// quant_matmul with the kernels of one instruction set, which cpu_supports(isa) must allow;
+// a set without a kernel for `weight` falls back to the next lower one. Tests use it to check
+// every path this machine can run against the scalar one.
+void quant_matmul_isa(Isa isa, DType weight, int64_t k, const uint8_t* w, size_t w_row_bytes,
+                      int64_t row_begin, int64_t row_end, const uint8_t* act, size_t act_row_bytes,
+                      int64_t n_tokens, float* y, int64_t ldy);
+
+// The instruction set quant_matmul_isa(isa, weight, ...) really runs (after fallbacks).
+Isa quant_kernel_isa_for(Isa isa, DType weight);
+
+namespace detail {
+
+// What the per-instruction-set kernels below receive: quant_matmul's arguments.
+struct MatmulArgs {
+    DType weight;
+    int64_t k;
+    const uint8_t* w;
+    size_t w_row_bytes;
+    int64_t row_begin;
+    int64_t row_end;
+    const uint8_t* act;
+    size_t act_row_bytes;
+    int64_t n_tokens;
+    float* y;
+    int64_t ldy;
+};
+
+// One entry point per instruction set, each in its own file (quant_matmul_<isa>.cpp) compiled
+// for that set. has_* says whether the set has a kernel for a weight type; run_* must only be
+// called when it does (and when the CPU supports the set).
+bool has_scalar_kernel(DType weight);
+void run_scalar_kernel(const MatmulArgs& args);
+bool has_avx2_kernel(DType weight);
+void run_avx2_kernel(const MatmulArgs& args);
+
+// Per-thread scratch memory of at least `bytes`, 64-byte aligned, for kernels that decode
+// weights or reorganize activations; valid until the next call on the same thread.
+void* kernel_scratch(size_t bytes);
+
+}  // namespace detail
+}  // namespace mllm::cpu

@@ -1,0 +1,28 @@
+#pragma once
+// Backends by name. Built-in backends are listed here explicitly (no static initialisers, so
+// nothing touches a driver before a caller asks for that backend); others register at run time.
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/backend.h"
+
+namespace mllm {
+
+struct BackendOptions {
+    int n_threads = 0;  // CPU worker threads; 0 = one per core
+};
+
+using BackendFactory = std::function<std::unique_ptr<Backend>(const BackendOptions&)>;
+
+// Adds a backend; `priority` orders the choice of "auto" (higher first).
+void register_backend(std::string name, int priority, BackendFactory factory);
+// Names of the built and registered backends, best first.
+std::vector<std::string> backend_names();
+// Creates a backend by name ("auto" = the best one that starts); throws mllm::Error if the name
+// is unknown or the backend cannot start on this machine.
+std::unique_ptr<Backend> create_backend(std::string_view name, const BackendOptions& options);
+
+}  // namespace mllm

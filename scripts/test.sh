@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds everything with warnings as errors and runs every test: the GoogleTest suites (in
+# parallel through ctest) and the reference pack (llama.cpp's numbers on ../shared/models/ref).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+BUILD_DIR=${BUILD_DIR:-build} scripts/build.sh -DMLLM_WERROR=ON
+build_dir=${BUILD_DIR:-build}
+ctest --test-dir "$build_dir" -j"$(nproc)" --output-on-failure --timeout 900
+if [ -x ../shared/tools/check-reference ]; then
+  ../shared/tools/check-reference "$build_dir"
+else
+  echo "test.sh: ../shared/tools/check-reference not found; the reference pack was not run" >&2
+  exit 1
+fi

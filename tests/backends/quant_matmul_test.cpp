@@ -1,0 +1,383 @@
+// Fused quantized matmul kernels against the reference conversions of core/quant.
+//
+// For every weight type and every instruction set this machine runs, on ragged shapes:
+//  1. against the float dot of the dequantized weight row with the dequantized activation: the
+//     kernels compute exactly these products (integer sums, then scales), so only float
+//     rounding separates them;
+//  2. against the dot with the original float activation, within the bound that activation
+//     quantization allows (|x - x_q| <= ~0.5 scale per element, summed with |w|);
+//  3. SIMD against the scalar kernels, which form the same integer sums: only the order of the
+//     float additions differs.
+// Weights are random bytes with sane scale fields, so every quant bit pattern (and extreme
+// sub-block scales) shows up; a test below checks the tolerances do catch a nibble-order slip.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/kernels/cpu_features.h"
+#include "backends/cpu/kernels/quant_matmul.h"
+#include "core/dtype.h"
+#include "core/fp16.h"
+#include "core/quant/blocks.h"
+#include "core/quant/quant.h"
+
+namespace mllm::cpu {
+namespace {
+
+constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                                  DType::Q4_1, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+std::vector<Isa> isas_to_test() {
+    std::vector<Isa> out;
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni, Isa::NeonDotprod})
+        if (cpu_supports(isa)) out.push_back(isa);
+    return out;
+}
+
+// Byte offsets of the fp16 fields (scales, mins) inside one block of each format.
+std::vector<size_t> half_fields(DType t) {
+    switch (t) {
+        case DType::Q4_0:
+        case DType::Q5_0:
+        case DType::Q8_0: return {0};
+        case DType::Q4_1: return {0, 2};
+        case DType::Q4_K:
+        case DType::Q5_K: return {0, 2};
+        case DType::Q6_K: return {offsetof(BlockQ6_K, d)};
+        default: return {};
+    }
+}
+
+// A rows x k weight matrix of type t: random floats for the float types; random bytes for the
+// quantized ones, with every fp16 field replaced by a modest random value (either sign).
+std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
+    const size_t rb = row_bytes(t, k);
+    std::vector<uint8_t> w(rb * static_cast<size_t>(rows));
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    const int64_t n = rows * k;
+    if (t == DType::F32) {
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = value(rng);
+            std::memcpy(w.data() + 4 * i, &v, 4);
+        }
+        return w;
+    }
+    if (t == DType::F16 || t == DType::BF16) {
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = value(rng);
+            const uint16_t h = t == DType::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);
+            std::memcpy(w.data() + 2 * i, &h, 2);
+        }
+        return w;
+    }
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
+    const DTypeTraits& traits = dtype_traits(t);
+    std::uniform_real_distribution<float> scale(0.001f, 0.01f);
+    for (size_t off = 0; off < w.size(); off += traits.type_size) {
+        for (size_t field : half_fields(t)) {
+            const float s = (byte(rng) & 1 ? -1.0f : 1.0f) * scale(rng);
+            const uint16_t h = fp32_to_fp16(s);
+            std::memcpy(w.data() + off + field, &h, 2);
+        }
+    }
+    return w;
+}
+
+// Activations with varied magnitudes per 32 elements and, in token 1, an all-zero first block
+// (a zero activation scale): 256 elements when k leaves others nonzero, else 32.
+std::vector<float> random_activations(int64_t n_tokens, int64_t k, std::mt19937& rng) {
+    std::vector<float> x(static_cast<size_t>(n_tokens * k));
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    std::uniform_real_distribution<float> magnitude(0.1f, 4.0f);
+    for (int64_t i = 0; i < n_tokens * k; i += 32) {
+        const float m = magnitude(rng);
+        for (int64_t j = i; j < std::min(i + 32, n_tokens * k); ++j) x[j] = m * value(rng);
+    }
+    if (n_tokens > 1)
+        for (int64_t j = 0; j < (k >= 512 ? 256 : std::min<int64_t>(32, k)); ++j) x[k + j] = 0.0f;
+    return x;
+}
+
+struct Shape {
+    int64_t k;
+    int64_t rows;       // rows of the matrix
+    int64_t row_begin;  // the kernel computes [row_begin, rows)
+    int64_t n_tokens;
+};
+
+std::string describe(DType t, const Shape& s, Isa isa) {
+    return std::string(dtype_name(t)) + " k=" + std::to_string(s.k) + " rows=[" +
+           std::to_string(s.row_begin) + "," + std::to_string(s.rows) +
+           ") tokens=" + std::to_string(s.n_tokens) + " isa=" + isa_name(isa);
+}
+
+// Shapes with k a multiple of the type's block: one block, a few, (for 32-element blocks,
+// processed 8 at a time) a group of 8 plus a ragged tail and two whole groups plus a tail,
+// and sizes that split the prefill path into several token chunks.
+std::vector<Shape> shapes_for(DType t) {
+    const int64_t block = dtype_traits(t).block_size;
+    std::vector<int64_t> ks = {256, 512, 1280};
+    if (block < 256) ks = {32, 96, 288, 576};
+    std::vector<Shape> out;
+    for (int64_t k : ks) {
+        for (int64_t rows : {1, 3, 7, 33}) {
+            for (int64_t n_tokens : {1, 2, 5, 17}) {
+                out.push_back({k, rows, 0, n_tokens});
+                if (rows > 5) out.push_back({k, rows, 5, n_tokens});
+            }
+        }
+    }
+    if (t == DType::F32 || t == DType::F16 || t == DType::BF16) {
+        // Float rows need not be multiples of 8.
+        out.push_back({13, 7, 2, 5});
+        out.push_back({1, 3, 0, 1});
+    }
+    // Many tokens over a long row: several token chunks in the prefill path.
+    out.push_back({8192, 9, 1, 50});
+    return out;
+}
+
+struct Problem {
+    DType type;
+    Shape shape;
+    std::vector<uint8_t> w;
+    std::vector<float> x;
+    std::vector<uint8_t> act;  // quantized activation rows
+    size_t w_rb = 0;
+    size_t act_rb = 0;
+};
+
+Problem make_problem(DType t, const Shape& s, std::mt19937& rng) {
+    Problem p{t, s, random_weights(t, s.rows, s.k, rng), random_activations(s.n_tokens, s.k, rng),
+              {}, row_bytes(t, s.k), row_bytes(activation_type(t), s.k)};
+    p.act.resize(p.act_rb * static_cast<size_t>(s.n_tokens));
+    for (int64_t tok = 0; tok < s.n_tokens; ++tok)
+        quantize_activation_row(t, p.x.data() + tok * s.k, p.act.data() + tok * p.act_rb, s.k);
+    return p;
+}
+
+// Runs the kernels of isa; rows outside [row_begin, rows) and the padding of each output row
+// must stay untouched (NaN here).
+std::vector<float> run(const Problem& p, Isa isa, int64_t ldy) {
+    std::vector<float> y(static_cast<size_t>(ldy * p.shape.n_tokens), std::nanf(""));
+    quant_matmul_isa(isa, p.type, p.shape.k, p.w.data(), p.w_rb, p.shape.row_begin, p.shape.rows,
+                     p.act.data(), p.act_rb, p.shape.n_tokens, y.data(), ldy);
+    return y;
+}
+
+struct Reference {
+    std::vector<double> exact;      // dequantized weights . dequantized activations
+    std::vector<double> exact_mag;  // sum |w * x_q|
+    std::vector<double> fp;         // dequantized weights . original activations
+    std::vector<double> fp_bound;   // activation quantization error bound + rounding
+};
+
+// Largest |x| over each quantization block of the activation (the activation scale is this
+// / 127 for Q8_0 and Q8_K).
+double block_amax(const float* x, int64_t i, int64_t block) {
+    const int64_t start = i / block * block;
+    double m = 0;
+    for (int64_t j = start; j < start + block; ++j) m = std::max(m, std::fabs(double(x[j])));
+    return m;
+}
+
+Reference reference(const Problem& p) {
+    const Shape& s = p.shape;
+    const DType at = activation_type(p.type);
+    const int64_t act_block = dtype_traits(at).block_size;
+    Reference ref;
+    std::vector<float> wf(static_cast<size_t>(s.rows * s.k)), xq(s.k);
+    for (int64_t r = 0; r < s.rows; ++r)
+        dequantize_row(p.type, p.w.data() + r * p.w_rb, wf.data() + r * s.k, s.k);
+    for (int64_t tok = 0; tok < s.n_tokens; ++tok) {
+        const float* x = p.x.data() + tok * s.k;
+        dequantize_row(at, p.act.data() + tok * p.act_rb, xq.data(), s.k);
+        for (int64_t r = 0; r < s.rows; ++r) {
+            const float* wrow = wf.data() + r * s.k;
+            double exact = 0, mag = 0, fp = 0, bound = 0;
+            for (int64_t i = 0; i < s.k; ++i) {
+                exact += double(wrow[i]) * xq[i];
+                mag += std::fabs(double(wrow[i]) * xq[i]);
+                fp += double(wrow[i]) * x[i];
+                // Rounding to the nearest step is off by half a step (amax / 127 / 2); the fp16
+                // rounding of the Q8_0 scale adds up to 127 * 2^-11 of a step.
+                if (act_block > 1) bound += std::fabs(double(wrow[i])) * 0.57 * block_amax(x, i, act_block) / 127.0;
+            }
+            ref.exact.push_back(exact);
+            ref.exact_mag.push_back(mag);
+            ref.fp.push_back(fp);
+            ref.fp_bound.push_back(bound);
+        }
+    }
+    return ref;
+}
+
+// Float rounding bound for summing `terms` products of total magnitude mag: each term's
+// scale product and the running sum round once or twice; 4x headroom for the K formats,
+// whose two terms per super-block (scales and mins) may partly cancel.
+double rounding_tol(double mag, int64_t terms) {
+    return 4.0 * double(terms + 16) * std::ldexp(1.0, -24) * mag + 1e-30;
+}
+
+int64_t float_terms(const Problem& p) {
+    const int64_t block = dtype_traits(p.type).block_size;
+    return block == 1 ? p.shape.k : 2 * (p.shape.k / block);
+}
+
+void check_against_reference(const Problem& p, Isa isa, const Reference& ref) {
+    const Shape& s = p.shape;
+    const int64_t ldy = s.rows + 3;
+    const std::vector<float> y = run(p, isa, ldy);
+    const int64_t terms = float_terms(p);
+    for (int64_t tok = 0; tok < s.n_tokens; ++tok) {
+        for (int64_t r = 0; r < ldy; ++r) {
+            const float got = y[tok * ldy + r];
+            if (r < s.row_begin || r >= s.rows) {
+                ASSERT_TRUE(std::isnan(got)) << "wrote outside its rows: r=" << r << " tok=" << tok;
+                continue;
+            }
+            const size_t i = static_cast<size_t>(tok * s.rows + r);
+            const double tol = rounding_tol(ref.exact_mag[i], terms);
+            ASSERT_NEAR(got, ref.exact[i], tol) << "vs dequantized, r=" << r << " tok=" << tok;
+            ASSERT_NEAR(got, ref.fp[i], ref.fp_bound[i] + 2 * tol)
+                << "vs float activations, r=" << r << " tok=" << tok;
+        }
+    }
+}
+
+class QuantMatmulTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(QuantMatmulTest, MatchesReferenceOnEveryIsa) {
+    const DType t = GetParam();
+    std::mt19937 rng(1234 + static_cast<unsigned>(t));
+    for (const Shape& s : shapes_for(t)) {
+        const Problem p = make_problem(t, s, rng);
+        const Reference ref = reference(p);
+        for (Isa isa : isas_to_test()) {
+            SCOPED_TRACE(describe(t, s, isa));
+            check_against_reference(p, isa, ref);
+            if (HasFatalFailure()) return;
+        }
+    }
+}
+
+TEST_P(QuantMatmulTest, SimdMatchesScalarKernels) {
+    const DType t = GetParam();
+    std::mt19937 rng(99 + static_cast<unsigned>(t));
+    for (const Shape& s : shapes_for(t)) {
+        const Problem p = make_problem(t, s, rng);
+        const Reference ref = reference(p);
+        const std::vector<float> scalar = run(p, Isa::Scalar, s.rows);
+        for (Isa isa : isas_to_test()) {
+            if (isa == Isa::Scalar) continue;
+            SCOPED_TRACE(describe(t, s, isa));
+            EXPECT_EQ(quant_kernel_isa_for(isa, t), isa == Isa::Avx512Vnni ? Isa::Avx2 : isa)
+                << "the SIMD path fell back; this test would compare scalar with scalar";
+            const std::vector<float> simd = run(p, isa, s.rows);
+            // Same integer sums; the float additions differ only in order.
+            for (int64_t tok = 0; tok < s.n_tokens; ++tok) {
+                for (int64_t r = s.row_begin; r < s.rows; ++r) {
+                    const size_t i = static_cast<size_t>(tok * s.rows + r);
+                    ASSERT_NEAR(simd[i], scalar[i], 0.25 * rounding_tol(ref.exact_mag[i], float_terms(p)))
+                        << "r=" << r << " tok=" << tok;
+                }
+            }
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllWeightTypes, QuantMatmulTest, ::testing::ValuesIn(kWeightTypes),
+                         [](const ::testing::TestParamInfo<DType>& param) {
+                             return std::string(dtype_name(param.param));
+                         });
+
+// The tolerances above must be tight enough to see a kernel that pairs weights with the wrong
+// activations: swap the two nibbles of every Q4_0 byte (elements j and j+16 trade places),
+// and the result must fall outside the tolerance of the true reference.
+TEST(QuantMatmulTolerance, DetectsSwappedNibbles) {
+    std::mt19937 rng(7);
+    const Shape s{256, 8, 0, 3};
+    Problem p = make_problem(DType::Q4_0, s, rng);
+    const Reference ref = reference(p);
+    for (size_t off = 0; off < p.w.size(); off += sizeof(BlockQ4_0))
+        for (size_t j = 2; j < sizeof(BlockQ4_0); ++j)
+            p.w[off + j] = static_cast<uint8_t>((p.w[off + j] << 4) | (p.w[off + j] >> 4));
+    for (Isa isa : isas_to_test()) {
+        SCOPED_TRACE(isa_name(isa));
+        const std::vector<float> y = run(p, isa, s.rows);
+        int caught = 0;
+        for (size_t i = 0; i < y.size(); ++i)
+            caught += std::fabs(y[i] - ref.exact[i]) > rounding_tol(ref.exact_mag[i], float_terms(p));
+        EXPECT_EQ(caught, static_cast<int>(y.size()));
+    }
+}
+
+// Real quantizer output (not just random bytes) through the default dispatch.
+TEST(QuantMatmul, QuantizedFromFloatsMatchesFloatDot) {
+    std::mt19937 rng(3);
+    const int64_t k = 512, rows = 6, n_tokens = 4;
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> wf(static_cast<size_t>(rows * k)), x(static_cast<size_t>(n_tokens * k));
+    for (auto& v : wf) v = 0.05f * normal(rng);
+    for (auto& v : x) v = normal(rng);
+    for (DType t : kWeightTypes) {
+        SCOPED_TRACE(dtype_name(t));
+        const size_t wrb = row_bytes(t, k);
+        const size_t arb = row_bytes(activation_type(t), k);
+        std::vector<uint8_t> w(wrb * rows), act(arb * n_tokens);
+        for (int64_t r = 0; r < rows; ++r) quantize_row(t, wf.data() + r * k, w.data() + r * wrb, k);
+        for (int64_t tok = 0; tok < n_tokens; ++tok)
+            quantize_activation_row(t, x.data() + tok * k, act.data() + tok * arb, k);
+        std::vector<float> y(static_cast<size_t>(rows * n_tokens));
+        quant_matmul(t, k, w.data(), wrb, 0, rows, act.data(), arb, n_tokens, y.data(), rows);
+        std::vector<float> wrow(k);
+        for (int64_t r = 0; r < rows; ++r) {
+            dequantize_row(t, w.data() + r * wrb, wrow.data(), k);
+            for (int64_t tok = 0; tok < n_tokens; ++tok) {
+                double dot = 0, mag = 0;
+                for (int64_t i = 0; i < k; ++i) {
+                    dot += double(wrow[i]) * x[tok * k + i];
+                    mag += std::fabs(double(wrow[i]) * x[tok * k + i]);
+                }
+                // 8-bit activations: about 1% of the magnitude at most.
+                EXPECT_NEAR(y[tok * rows + r], dot, 0.01 * mag) << "r=" << r << " tok=" << tok;
+            }
+        }
+    }
+}
+
+TEST(CpuFeatures, NamesRoundTripAndBestIsSupported) {
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni, Isa::NeonDotprod}) {
+        Isa parsed = Isa::Scalar;
+        ASSERT_TRUE(parse_isa(isa_name(isa), parsed));
+        EXPECT_EQ(parsed, isa);
+    }
+    Isa unused;
+    EXPECT_FALSE(parse_isa("sse9", unused));
+    EXPECT_TRUE(cpu_supports(Isa::Scalar));
+    EXPECT_TRUE(cpu_supports(best_isa()));
+    EXPECT_STRNE(quant_kernel_isa(), "");
+#if defined(__x86_64__)
+    // x86 levels include the ones below them.
+    if (cpu_supports(Isa::Avx512Vnni)) {
+        EXPECT_TRUE(cpu_supports(Isa::Avx2));
+    }
+#endif
+}
+
+TEST(QuantMatmul, ActivationTypes) {
+    EXPECT_EQ(activation_type(DType::Q4_0), DType::Q8_0);
+    EXPECT_EQ(activation_type(DType::Q8_0), DType::Q8_0);
+    EXPECT_EQ(activation_type(DType::Q5_K), DType::Q8_K);
+    EXPECT_EQ(activation_type(DType::BF16), DType::F32);
+}
+
+}  // namespace
+}  // namespace mllm::cpu

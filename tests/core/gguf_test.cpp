@@ -1,0 +1,820 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/gguf/gguf_reader.h"
+#include "core/gguf/gguf_writer.h"
+#include "tests/support/test_env.h"
+
+namespace mllm {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// A raw GGUF byte builder: the writer only emits well-formed files of the types it supports, so
+// the other value types and every hostile layout are spelled out byte by byte here.
+class Raw {
+  public:
+    template <typename T>
+    Raw& put(T v) {
+        const size_t at = b.size();
+        b.resize(at + sizeof(T));
+        std::memcpy(b.data() + at, &v, sizeof(T));
+        return *this;
+    }
+    Raw& u32(uint32_t v) { return put(v); }
+    Raw& u64(uint64_t v) { return put(v); }
+    Raw& str(std::string_view s) {
+        u64(s.size());
+        b.insert(b.end(), s.begin(), s.end());
+        return *this;
+    }
+    Raw& header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3) {
+        return u32(kGgufMagic).u32(version).u64(n_tensors).u64(n_kv);
+    }
+    Raw& key(std::string_view k, GgufType t) { return str(k).u32(static_cast<uint32_t>(t)); }
+    Raw& array(std::string_view k, GgufType elem, uint64_t count) {
+        return key(k, GgufType::ARRAY).u32(static_cast<uint32_t>(elem)).u64(count);
+    }
+    Raw& tensor(std::string_view name, std::vector<uint64_t> ne, uint32_t type, uint64_t offset) {
+        str(name).u32(static_cast<uint32_t>(ne.size()));
+        for (uint64_t d : ne) u64(d);
+        return u32(type).u64(offset);
+    }
+    Raw& pad(size_t alignment) {
+        b.resize((b.size() + alignment - 1) / alignment * alignment, 0);
+        return *this;
+    }
+    Raw& zeros(size_t n) {
+        b.resize(b.size() + n, 0);
+        return *this;
+    }
+
+    std::vector<uint8_t> b;
+};
+
+std::shared_ptr<const GgufFile> parse(const std::vector<uint8_t>& bytes) {
+    return GgufFile::parse(bytes.data(), bytes.size(), "hostile.gguf");
+}
+
+// Parsing must fail with mllm::Error whose message names the file and contains `needle`.
+void expect_error(const std::vector<uint8_t>& bytes, const std::string& needle) {
+    try {
+        parse(bytes);
+        ADD_FAILURE() << "parsed without error; expected a message containing '" << needle << "'";
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find(needle), std::string::npos) << "message: " << msg;
+        EXPECT_EQ(msg.rfind("hostile.gguf", 0), 0u) << "message does not name the file: " << msg;
+    }
+}
+
+std::string open_error(const std::string& path) {
+    try {
+        GgufFile::open(path);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    ADD_FAILURE() << "opened " << path << " without error";
+    return {};
+}
+
+std::string write_temp(const std::vector<uint8_t>& bytes) {
+    const std::string path = test::temp_path(".gguf");
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
+    return path;
+}
+
+// A file with one value of every metadata type, an array of every element type and two tensors,
+// the last of which ends exactly at the end of the file (no trailing padding), so that every
+// strict prefix of it is invalid.
+std::vector<uint8_t> every_type_file() {
+    Raw r;
+    r.header(2, 26);
+    r.key("u8", GgufType::U8).put<uint8_t>(200);
+    r.key("i8", GgufType::I8).put<int8_t>(-100);
+    r.key("u16", GgufType::U16).put<uint16_t>(60000);
+    r.key("i16", GgufType::I16).put<int16_t>(-30000);
+    r.key("u32", GgufType::U32).put<uint32_t>(4000000000u);
+    r.key("i32", GgufType::I32).put<int32_t>(-2000000000);
+    r.key("u64", GgufType::U64).put<uint64_t>(0xFFFFFFFFFFFFFFF0ull);
+    r.key("i64", GgufType::I64).put<int64_t>(-5000000000ll);
+    r.key("f32", GgufType::F32).put<float>(1.5f);
+    r.key("f64", GgufType::F64).put<double>(-2.25);
+    r.key("bool", GgufType::BOOL).put<uint8_t>(1);
+    r.key("string", GgufType::STRING).str("h\xc3\xa9llo");
+    r.key("empty_string", GgufType::STRING).str("");
+    r.array("a.u8", GgufType::U8, 3).put<uint8_t>(1).put<uint8_t>(2).put<uint8_t>(255);
+    r.array("a.i8", GgufType::I8, 2).put<int8_t>(-1).put<int8_t>(7);
+    r.array("a.u16", GgufType::U16, 2).put<uint16_t>(65535).put<uint16_t>(0);
+    r.array("a.i16", GgufType::I16, 1).put<int16_t>(-32768);
+    r.array("a.u32", GgufType::U32, 2).put<uint32_t>(4294967295u).put<uint32_t>(1);
+    r.array("a.i32", GgufType::I32, 3).put<int32_t>(-1).put<int32_t>(0).put<int32_t>(1);
+    r.array("a.u64", GgufType::U64, 1).put<uint64_t>(1ull << 40);
+    r.array("a.i64", GgufType::I64, 2).put<int64_t>(-(1ll << 40)).put<int64_t>(3);
+    r.array("a.f32", GgufType::F32, 2).put<float>(0.25f).put<float>(-8.0f);
+    r.array("a.f64", GgufType::F64, 2).put<double>(1e300).put<double>(-0.5);
+    r.array("a.bool", GgufType::BOOL, 3).put<uint8_t>(1).put<uint8_t>(0).put<uint8_t>(1);
+    r.array("a.string", GgufType::STRING, 3).str("one").str("").str("three");
+    r.array("a.empty", GgufType::I32, 0);
+    r.tensor("t.f16", {3}, static_cast<uint32_t>(DType::F16), 0);
+    r.tensor("t.f32", {4, 2}, static_cast<uint32_t>(DType::F32), 32);
+    r.pad(kGgufDefaultAlignment);
+    r.put<uint16_t>(0x3c00).put<uint16_t>(0x4000).put<uint16_t>(0xc200).zeros(26);
+    for (int i = 0; i < 8; ++i) r.put<float>(static_cast<float>(i) * 0.5f);
+    return r.b;
+}
+
+// A minimal valid file: `meta` bytes of key/values (n_kv of them) and one f32 tensor [8].
+std::vector<uint8_t> one_tensor_file(uint64_t n_kv = 0, const std::vector<uint8_t>& meta = {}) {
+    Raw r;
+    r.header(1, n_kv);
+    r.b.insert(r.b.end(), meta.begin(), meta.end());
+    r.tensor("w", {8}, 0, 0).pad(32).zeros(32);
+    return r.b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips
+
+TEST(Gguf, WriterRoundTripMetadata) {
+    GgufWriter w;
+    w.set_u32("k.u32", 4000000000u);
+    w.set_i32("k.i32", -7);
+    w.set_u64("k.u64", 1ull << 50);
+    w.set_f32("k.f32", 0.125f);
+    w.set_bool("k.true", true);
+    w.set_bool("k.false", false);
+    w.set_string("k.string", "llama");
+    w.set_string("k.empty", "");
+    w.set_string_array("k.strings", {"<unk>", "", "\xe2\x96\x81the"});
+    w.set_f32_array("k.floats", {-1.0f, 0.0f, 3.5f});
+    w.set_i32_array("k.ints", {1, -2, 2147483647});
+    w.set_i32_array("k.no_ints", {});
+    const auto bytes = w.to_bytes();
+    const auto f = parse(bytes);
+
+    EXPECT_EQ(f->version(), 3u);
+    EXPECT_EQ(f->alignment(), kGgufDefaultAlignment);
+    EXPECT_EQ(f->file_size(), bytes.size());
+    EXPECT_EQ(f->find("general.alignment"), nullptr);
+    EXPECT_TRUE(f->tensors().empty());
+    ASSERT_EQ(f->metadata().size(), 12u);
+    EXPECT_EQ(f->metadata()[0].first, "k.u32");  // insertion order is kept
+    EXPECT_EQ(f->metadata()[11].first, "k.no_ints");
+
+    EXPECT_EQ(f->find("k.u32")->type, GgufType::U32);
+    EXPECT_EQ(f->get_uint("k.u32"), 4000000000u);
+    EXPECT_EQ(f->get_int("k.u32"), 4000000000);
+    EXPECT_EQ(f->get_int("k.i32"), -7);
+    EXPECT_EQ(f->get_uint("k.u64"), 1ull << 50);
+    EXPECT_EQ(f->get_float("k.f32"), 0.125);
+    EXPECT_EQ(f->get_float("k.i32"), -7.0);  // integers widen to float
+    EXPECT_EQ(f->get_bool("k.true"), true);
+    EXPECT_EQ(f->get_bool("k.false"), false);
+    EXPECT_EQ(f->get_string("k.string"), "llama");
+    EXPECT_EQ(f->get_string("k.empty"), "");
+    EXPECT_EQ(f->get_string_array("k.strings"),
+              (std::vector<std::string_view>{"<unk>", "", "\xe2\x96\x81the"}));
+    EXPECT_EQ(f->get_float_array("k.floats"), (std::vector<float>{-1.0f, 0.0f, 3.5f}));
+    EXPECT_EQ(f->get_int_array("k.ints"), (std::vector<int64_t>{1, -2, 2147483647}));
+    EXPECT_TRUE(f->get_int_array("k.no_ints").empty());
+    EXPECT_EQ(f->find("k.no_ints")->elem_type, GgufType::I32);
+
+    // Absent keys: nullopt / empty, never an error.
+    EXPECT_FALSE(f->get_uint("nope").has_value());
+    EXPECT_FALSE(f->get_string("nope").has_value());
+    EXPECT_FALSE(f->get_bool("nope").has_value());
+    EXPECT_FALSE(f->get_float("nope").has_value());
+    EXPECT_TRUE(f->get_string_array("nope").empty());
+    EXPECT_TRUE(f->get_float_array("nope").empty());
+    EXPECT_EQ(f->find_tensor("nope"), nullptr);
+}
+
+TEST(Gguf, TypedGettersRejectWrongTypes) {
+    GgufWriter w;
+    w.set_i32("neg", -1);
+    w.set_string("s", "x");
+    w.set_f32("f", 1.0f);
+    w.set_u32("u", 1);
+    w.set_f32_array("fa", {1.0f});
+    const auto bytes = w.to_bytes();
+    const auto f = parse(bytes);
+    auto message = [](auto&& fn) {
+        try {
+            fn();
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    EXPECT_NE(message([&] { f->get_uint("neg"); }).find("should be a non-negative integer"),
+              std::string::npos);
+    EXPECT_NE(message([&] { f->get_int("s"); }).find("'s' should be an integer, found string"),
+              std::string::npos);
+    EXPECT_NE(message([&] { f->get_int("f"); }).find("found float32"), std::string::npos);
+    EXPECT_NE(message([&] { f->get_float("s"); }).find("should be a number"), std::string::npos);
+    EXPECT_NE(message([&] { f->get_bool("u"); }).find("should be a bool, found uint32"),
+              std::string::npos);
+    EXPECT_NE(message([&] { f->get_string("u"); }).find("should be a string, found uint32"),
+              std::string::npos);
+    EXPECT_NE(message([&] { f->get_string_array("fa"); }).find("array of strings"),
+              std::string::npos);
+    EXPECT_NE(message([&] { f->get_int_array("fa"); }).find("array of integers"),
+              std::string::npos);
+    EXPECT_NE(message([&] { f->get_float_array("s"); }).find("array of floats"), std::string::npos);
+}
+
+TEST(Gguf, EveryMetadataTypeRoundTrips) {
+    const auto bytes = every_type_file();
+    const auto f = parse(bytes);
+    ASSERT_EQ(f->metadata().size(), 26u);
+
+    auto type_of = [&](const char* k) { return f->find(k)->type; };
+    EXPECT_EQ(type_of("u8"), GgufType::U8);
+    EXPECT_EQ(type_of("i8"), GgufType::I8);
+    EXPECT_EQ(type_of("u16"), GgufType::U16);
+    EXPECT_EQ(type_of("i16"), GgufType::I16);
+    EXPECT_EQ(type_of("u32"), GgufType::U32);
+    EXPECT_EQ(type_of("i32"), GgufType::I32);
+    EXPECT_EQ(type_of("u64"), GgufType::U64);
+    EXPECT_EQ(type_of("i64"), GgufType::I64);
+    EXPECT_EQ(type_of("f32"), GgufType::F32);
+    EXPECT_EQ(type_of("f64"), GgufType::F64);
+    EXPECT_EQ(type_of("bool"), GgufType::BOOL);
+    EXPECT_EQ(type_of("string"), GgufType::STRING);
+
+    EXPECT_EQ(f->get_uint("u8"), 200u);
+    EXPECT_EQ(f->get_int("i8"), -100);
+    EXPECT_EQ(f->get_uint("u16"), 60000u);
+    EXPECT_EQ(f->get_int("i16"), -30000);
+    EXPECT_EQ(f->get_uint("u32"), 4000000000u);
+    EXPECT_EQ(f->get_int("i32"), -2000000000);
+    EXPECT_EQ(f->get_uint("u64"), 0xFFFFFFFFFFFFFFF0ull);
+    EXPECT_EQ(f->get_int("i64"), -5000000000ll);
+    EXPECT_EQ(f->get_float("f32"), 1.5);
+    EXPECT_EQ(f->get_float("f64"), -2.25);
+    EXPECT_EQ(f->get_float("u64"), 18446744073709551600.0);  // unsigned, not wrapped negative
+    EXPECT_EQ(f->get_bool("bool"), true);
+    EXPECT_EQ(f->get_string("string"), "h\xc3\xa9llo");
+    EXPECT_EQ(f->get_string("empty_string"), "");
+    // A uint64 above INT64_MAX cannot be returned as int64: an error, not a wrapped value.
+    EXPECT_THROW(f->get_int("u64"), Error);
+    EXPECT_THROW(f->get_uint("i8"), Error);  // negative
+
+    EXPECT_EQ(f->get_int_array("a.u8"), (std::vector<int64_t>{1, 2, 255}));
+    EXPECT_EQ(f->get_int_array("a.i8"), (std::vector<int64_t>{-1, 7}));
+    EXPECT_EQ(f->get_int_array("a.u16"), (std::vector<int64_t>{65535, 0}));
+    EXPECT_EQ(f->get_int_array("a.i16"), (std::vector<int64_t>{-32768}));
+    EXPECT_EQ(f->get_int_array("a.u32"), (std::vector<int64_t>{4294967295ll, 1}));
+    EXPECT_EQ(f->get_int_array("a.i32"), (std::vector<int64_t>{-1, 0, 1}));
+    EXPECT_EQ(f->get_int_array("a.u64"), (std::vector<int64_t>{1ll << 40}));
+    EXPECT_EQ(f->get_int_array("a.i64"), (std::vector<int64_t>{-(1ll << 40), 3}));
+    EXPECT_EQ(f->get_float_array("a.f32"), (std::vector<float>{0.25f, -8.0f}));
+    EXPECT_EQ(f->get_float_array("a.f64"),
+              (std::vector<float>{std::numeric_limits<float>::infinity(), -0.5f}));
+    EXPECT_EQ(f->get_string_array("a.string"), (std::vector<std::string_view>{"one", "", "three"}));
+    const GgufValue* bools = f->find("a.bool");
+    ASSERT_EQ(bools->elem_type, GgufType::BOOL);
+    ASSERT_EQ(bools->count, 3u);
+    EXPECT_EQ(bools->elems[0], 1);
+    EXPECT_EQ(bools->elems[1], 0);
+    EXPECT_EQ(bools->elems[2], 1);
+    EXPECT_EQ(f->find("a.empty")->count, 0u);
+    EXPECT_TRUE(f->get_int_array("a.empty").empty());
+
+    ASSERT_EQ(f->tensors().size(), 2u);
+    const GgufTensor* h = f->find_tensor("t.f16");
+    ASSERT_NE(h, nullptr);
+    EXPECT_EQ(h->type, DType::F16);
+    EXPECT_EQ(h->n_dims, 1);
+    EXPECT_EQ(h->nbytes, 6u);
+    uint16_t half;
+    std::memcpy(&half, h->data + 4, 2);
+    EXPECT_EQ(half, 0xc200);
+    const GgufTensor* t = f->find_tensor("t.f32");
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->shape_string(), "[4, 2]");
+    EXPECT_EQ(t->n_elements(), 8);
+    // Both tensors lie in one data section that starts aligned and ends at the end of the file.
+    EXPECT_EQ(t->data - t->offset, h->data - h->offset);
+    const size_t data_start = bytes.size() - (t->offset + t->nbytes);
+    EXPECT_EQ(data_start % kGgufDefaultAlignment, 0u);
+    EXPECT_EQ(std::memcmp(h->data, bytes.data() + data_start, h->nbytes), 0);
+    float last;
+    std::memcpy(&last, t->data + 28, 4);
+    EXPECT_EQ(last, 3.5f);
+}
+
+TEST(Gguf, HugeUnsignedValuesAreNotWrapped) {
+    Raw r;
+    r.header(0, 2).key("big", GgufType::U64).u64(1ull << 63);
+    r.array("bigs", GgufType::U64, 2).u64(5).u64(~0ull);
+    const auto f = parse(r.b);
+    EXPECT_EQ(f->get_uint("big"), 1ull << 63);
+    EXPECT_EQ(f->get_float("big"), 9223372036854775808.0);
+    try {
+        f->get_int("big");
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("does not fit a signed 64-bit integer"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_THROW(f->get_int_array("bigs"), Error);
+}
+
+TEST(Gguf, WriterRoundTripTensorsWithCustomAlignment) {
+    for (uint32_t alignment : {32u, 64u, 256u}) {
+        SCOPED_TRACE(alignment);
+        struct Spec {
+            const char* name;
+            DType type;
+            std::vector<int64_t> ne;
+        };
+        const std::vector<Spec> specs = {
+            {"a.f32", DType::F32, {3, 5}},         {"b.f16", DType::F16, {7}},
+            {"c.bf16", DType::BF16, {2, 3, 4, 5}}, {"d.q4_0", DType::Q4_0, {64, 3}},
+            {"e.q8_0", DType::Q8_0, {32, 1, 2}},   {"f.q4_k", DType::Q4_K, {256, 2}},
+            {"g.q6_k", DType::Q6_K, {512}},        {"h.q5_0", DType::Q5_0, {96, 1, 1, 2}},
+        };
+        GgufWriter w(alignment);
+        w.set_string("general.architecture", "test");
+        std::vector<std::vector<uint8_t>> payloads;
+        for (size_t s = 0; s < specs.size(); ++s) {
+            int64_t rows = 1;
+            for (size_t d = 1; d < specs[s].ne.size(); ++d) rows *= specs[s].ne[d];
+            std::vector<uint8_t> data(row_bytes(specs[s].type, specs[s].ne[0]) *
+                                      static_cast<size_t>(rows));
+            for (size_t i = 0; i < data.size(); ++i)
+                data[i] = static_cast<uint8_t>(i * 31 + s * 7 + 1);
+            w.add_tensor(specs[s].name, specs[s].type, specs[s].ne, data.data(), data.size());
+            payloads.push_back(std::move(data));
+        }
+        const std::string path = test::temp_path(".gguf");
+        w.write(path);
+        const auto mem = w.to_bytes();
+        for (const auto& f : {GgufFile::open(path), parse(mem)}) {
+            EXPECT_EQ(f->alignment(), alignment);
+            EXPECT_EQ(f->file_size(), mem.size());
+            if (alignment != kGgufDefaultAlignment) {
+                EXPECT_EQ(f->get_uint("general.alignment"), alignment);
+            }
+            EXPECT_EQ(f->get_string("general.architecture"), "test");
+            ASSERT_EQ(f->tensors().size(), specs.size());
+            for (size_t s = 0; s < specs.size(); ++s) {
+                const GgufTensor& t = f->tensors()[s];
+                EXPECT_EQ(t.name, specs[s].name);
+                EXPECT_EQ(f->find_tensor(specs[s].name), &t);
+                EXPECT_EQ(t.type, specs[s].type);
+                EXPECT_EQ(t.n_dims, static_cast<int>(specs[s].ne.size()));
+                for (int d = 0; d < 4; ++d) {
+                    const int64_t want = d < t.n_dims ? specs[s].ne[static_cast<size_t>(d)] : 1;
+                    EXPECT_EQ(t.ne[static_cast<size_t>(d)], want) << t.name << " dim " << d;
+                }
+                EXPECT_EQ(t.nbytes, payloads[s].size());
+                EXPECT_EQ(t.offset % alignment, 0u);
+                EXPECT_EQ(static_cast<size_t>(t.data - f->tensors()[0].data) % alignment, 0u);
+                EXPECT_EQ(std::memcmp(t.data, payloads[s].data(), t.nbytes), 0) << t.name;
+            }
+        }
+        // The mapping is page-aligned, so tensor data pointers are aligned in memory too.
+        const auto mapped = GgufFile::open(path);
+        for (const GgufTensor& t : mapped->tensors())
+            EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % alignment, 0u) << t.name;
+        EXPECT_EQ(mapped->path(), path);
+    }
+}
+
+TEST(Gguf, VersionTwoIsAccepted) {
+    auto bytes = one_tensor_file();
+    bytes[4] = 2;
+    EXPECT_EQ(parse(bytes)->version(), 2u);
+}
+
+TEST(Gguf, WriterRejectsBadTensors) {
+    GgufWriter w;
+    const std::vector<uint8_t> data(1024);
+    EXPECT_THROW(w.add_tensor("x", DType::F32, {}, data.data(), 0), Error);
+    EXPECT_THROW(w.add_tensor("x", DType::F32, {1, 1, 1, 1, 1}, data.data(), 4), Error);
+    EXPECT_THROW(w.add_tensor("x", DType::Q4_0, {33}, data.data(), 18), Error);
+    EXPECT_THROW(w.add_tensor("x", DType::F32, {4}, data.data(), 15), Error);
+    EXPECT_THROW(w.write("/nonexistent-dir/x.gguf"), Error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real files
+
+std::vector<std::string> shared_ggufs(const std::string& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(test::shared_path(dir)))
+        if (e.path().extension() == ".gguf") out.push_back(e.path().string());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// Checks that hold for every well-formed model or vocab file.
+void check_sane(const GgufFile& f) {
+    EXPECT_EQ(f.version(), 3u);
+    const auto arch = f.get_string("general.architecture");
+    ASSERT_TRUE(arch.has_value());
+    EXPECT_FALSE(arch->empty());
+    const auto tokens = f.get_string_array("tokenizer.ggml.tokens");
+    EXPECT_GT(tokens.size(), 100u);
+    EXPECT_TRUE(f.get_string("tokenizer.ggml.model").has_value());
+    for (const GgufTensor& t : f.tensors()) {
+        EXPECT_FALSE(t.name.empty());
+        EXPECT_GE(t.n_dims, 1);
+        EXPECT_LE(t.n_dims, 4);
+        const size_t rows = static_cast<size_t>(t.n_elements() / t.ne[0]);
+        EXPECT_EQ(t.nbytes, row_bytes(t.type, t.ne[0]) * rows) << t.name;
+        EXPECT_EQ(t.offset % f.alignment(), 0u);
+        EXPECT_LE(t.offset + t.nbytes, f.file_size());
+        EXPECT_EQ(f.find_tensor(t.name), &t);
+    }
+}
+
+TEST(Gguf, ReadsTrainedModel) {
+    const auto f = GgufFile::open(test::shared_path("models/aidreams260K.gguf"));
+    check_sane(*f);
+    EXPECT_EQ(f->get_string("general.architecture"), "llama");
+    EXPECT_EQ(f->metadata().size(), 19u);
+    EXPECT_EQ(f->tensors().size(), 39u);  // 4 layers x 9 + embeddings, output norm, output
+    EXPECT_EQ(f->get_uint("llama.block_count"), 4u);
+    EXPECT_EQ(f->get_uint("llama.embedding_length"), 64u);
+    EXPECT_EQ(f->get_string_array("tokenizer.ggml.tokens").size(), 512u);
+    EXPECT_EQ(f->get_float_array("tokenizer.ggml.scores").size(), 512u);
+    EXPECT_EQ(f->get_int_array("tokenizer.ggml.token_type").size(), 512u);
+    const GgufTensor* emb = f->find_tensor("token_embd.weight");
+    ASSERT_NE(emb, nullptr);
+    EXPECT_EQ(emb->type, DType::F32);
+    EXPECT_EQ(emb->shape_string(), "[64, 512]");
+    // Trained weights: finite, not all zero.
+    const auto* w = reinterpret_cast<const float*>(emb->data);
+    double sum_sq = 0;
+    for (int64_t i = 0; i < emb->n_elements(); ++i) {
+        ASSERT_TRUE(std::isfinite(w[i]));
+        sum_sq += static_cast<double>(w[i]) * w[i];
+    }
+    EXPECT_GT(sum_sq, 1.0);
+    int64_t blocks = 0;
+    for (const GgufTensor& t : f->tensors()) blocks += t.name.rfind("blk.", 0) == 0;
+    EXPECT_EQ(blocks, 36);
+}
+
+TEST(Gguf, ReadsReferenceModels) {
+    const auto files = shared_ggufs("models/ref");
+    ASSERT_GE(files.size(), 14u);
+    for (const std::string& path : files) {
+        SCOPED_TRACE(path);
+        const auto f = GgufFile::open(path);
+        check_sane(*f);
+        const std::string arch(*f->get_string("general.architecture"));
+        EXPECT_TRUE(arch == "llama" || arch == "qwen2") << arch;
+        EXPECT_EQ(f->get_uint(arch + ".block_count"), 2u);
+        EXPECT_EQ(f->get_uint(arch + ".embedding_length"), 256u);
+        const size_t n_vocab = f->get_string_array("tokenizer.ggml.tokens").size();
+        const GgufTensor* emb = f->find_tensor("token_embd.weight");
+        ASSERT_NE(emb, nullptr);
+        EXPECT_EQ(emb->ne[0], 256);
+        EXPECT_EQ(emb->ne[1], static_cast<int64_t>(n_vocab));
+        ASSERT_NE(f->find_tensor("blk.1.attn_q.weight"), nullptr);
+        EXPECT_EQ(f->find_tensor("blk.1.attn_q.weight")->ne[0], 256);
+        // 2 layers x 9 (+3 biases for qwen2), embeddings, output norm and an untied output.
+        const size_t per_layer = arch == "qwen2" ? 12 : 9;
+        const size_t untied = f->find_tensor("output.weight") != nullptr ? 1 : 0;
+        EXPECT_EQ(f->tensors().size(), 2 * per_layer + 2 + untied);
+    }
+}
+
+TEST(Gguf, ReadsVocabFiles) {
+    const auto files = shared_ggufs("models/vocab");
+    ASSERT_GE(files.size(), 5u);
+    for (const std::string& path : files) {
+        SCOPED_TRACE(path);
+        const auto f = GgufFile::open(path);
+        check_sane(*f);
+        EXPECT_TRUE(f->tensors().empty());
+    }
+    const auto qwen = GgufFile::open(test::shared_path("models/vocab/ggml-vocab-qwen2.gguf"));
+    EXPECT_EQ(qwen->get_string_array("tokenizer.ggml.tokens").size(), 151669u);
+    EXPECT_EQ(qwen->get_string_array("tokenizer.ggml.merges").size(), 151387u);
+    EXPECT_EQ(qwen->get_string("tokenizer.ggml.model"), "gpt2");
+    const auto llama3 = GgufFile::open(test::shared_path("models/vocab/ggml-vocab-llama-bpe.gguf"));
+    EXPECT_EQ(llama3->get_string_array("tokenizer.ggml.tokens").size(), 128256u);
+    EXPECT_EQ(llama3->get_string_array("tokenizer.ggml.merges").size(), 280147u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile files: every validation check, each with its message.
+
+TEST(GgufHostile, BadMagic) {
+    auto bytes = one_tensor_file();
+    bytes[3] = 'X';
+    expect_error(bytes, "bad magic");
+    expect_error({'G', 'G', 'M', 'L', 1, 0, 0, 0}, "not a GGUF file");
+    expect_error({'G', 'G'}, "bad magic");
+    expect_error({}, "bad magic");
+    EXPECT_THROW(GgufFile::parse(nullptr, 0), Error);
+}
+
+TEST(GgufHostile, UnsupportedVersion) {
+    for (uint32_t v : {0u, 1u, 4u, 0xFFFFFFFFu}) {
+        auto bytes = one_tensor_file();
+        std::memcpy(bytes.data() + 4, &v, 4);
+        expect_error(bytes, "unsupported GGUF version " + std::to_string(v));
+    }
+}
+
+TEST(GgufHostile, CountsLargerThanTheFile) {
+    expect_error(Raw().header(1000000, 0).zeros(64).b, "tensor count 1000000 cannot fit");
+    expect_error(Raw().header(~0ull, 0).b, "tensor count");
+    expect_error(Raw().header(0, 1000000).zeros(64).b, "metadata count 1000000 cannot fit");
+    expect_error(Raw().header(0, ~0ull).b, "metadata count");
+    // Within the coarse bound but still more entries than there are bytes for.
+    expect_error(Raw().header(0, 2).key("a", GgufType::STRING).str(std::string(20, 'x')).zeros(1).b,
+                 "truncated GGUF: metadata key needs 8 bytes");
+}
+
+TEST(GgufHostile, StringLengthPastEnd) {
+    // Key length past the end.
+    expect_error(Raw().header(0, 1).u64(1000).zeros(20).b, "metadata key claims 1000 bytes");
+    expect_error(Raw().header(0, 1).u64(~0ull).zeros(20).b, "metadata key claims");
+    // String value past the end.
+    expect_error(Raw().header(0, 1).key("k", GgufType::STRING).u64(500).zeros(8).b,
+                 "metadata string claims 500 bytes");
+    // String array element past the end.
+    expect_error(
+        Raw().header(0, 1).array("k", GgufType::STRING, 2).str("ok").u64(1ull << 62).zeros(4).b,
+        "array string claims");
+    // Tensor name past the end.
+    expect_error(Raw().header(1, 0).u64(300).zeros(40).b, "tensor name claims 300 bytes");
+}
+
+TEST(GgufHostile, UnknownValueType) {
+    expect_error(Raw().header(0, 1).str("k").u32(13).zeros(16).b, "'k' has unknown value type 13");
+    expect_error(Raw().header(0, 1).str("k").u32(0xFFFFFFFFu).zeros(16).b,
+                 "unknown value type 4294967295");
+}
+
+TEST(GgufHostile, UnknownArrayElementType) {
+    expect_error(Raw().header(0, 1).key("k", GgufType::ARRAY).u32(13).u64(1).zeros(8).b,
+                 "array 'k' has unknown element type 13");
+}
+
+TEST(GgufHostile, NestedArray) {
+    expect_error(Raw().header(0, 1).array("k", GgufType::ARRAY, 1).u32(4).u64(1).u32(7).b,
+                 "nested array in 'k'");
+}
+
+TEST(GgufHostile, ArrayCountPastEnd) {
+    expect_error(Raw().header(0, 1).array("k", GgufType::U32, 1000).zeros(16).b,
+                 "claims 1000 elements");
+    expect_error(Raw().header(0, 1).array("k", GgufType::U64, ~0ull).zeros(16).b,
+                 "elements, more than");
+    // count * 8 wraps to a small number: must still be caught.
+    expect_error(Raw().header(0, 1).array("k", GgufType::F64, (1ull << 61) + 1).zeros(16).b,
+                 "elements");
+    expect_error(Raw().header(0, 1).array("k", GgufType::STRING, 1ull << 40).zeros(16).b,
+                 "strings, more than the file holds");
+}
+
+TEST(GgufHostile, DimensionCount) {
+    expect_error(Raw().header(1, 0).tensor("w", {}, 0, 0).pad(32).zeros(32).b,
+                 "'w' has 0 dimensions");
+    expect_error(Raw().header(1, 0).tensor("w", {1, 1, 1, 1, 1}, 0, 0).pad(32).zeros(32).b,
+                 "'w' has 5 dimensions");
+    expect_error(Raw().header(1, 0).str("w").u32(0xFFFFFFFFu).zeros(64).b, "4294967295 dimensions");
+}
+
+TEST(GgufHostile, ZeroOrNegativeDimension) {
+    expect_error(Raw().header(1, 0).tensor("w", {8, 0}, 0, 0).pad(32).zeros(32).b,
+                 "'w' has invalid dimension 0");
+    expect_error(Raw().header(1, 0).tensor("w", {1ull << 63}, 0, 0).pad(32).zeros(32).b,
+                 "invalid dimension");
+}
+
+TEST(GgufHostile, ElementCountOverflow) {
+    expect_error(Raw().header(1, 0).tensor("w", {1ull << 32, 1ull << 32}, 0, 0).pad(32).zeros(32).b,
+                 "'w' element count overflows");
+    expect_error(Raw().header(1, 0).tensor("w", {3, 1ull << 62}, 0, 0).pad(32).zeros(32).b,
+                 "element count overflows");
+}
+
+TEST(GgufHostile, ByteSizeOverflow) {
+    // 2^62 f32 elements: the element count fits int64, the byte size (2^64) does not.
+    expect_error(Raw().header(1, 0).tensor("w", {1ull << 31, 1ull << 31}, 0, 0).pad(32).zeros(32).b,
+                 "'w' byte size overflows");
+    // The same overflow inside one row (used to wrap to a 0-byte tensor and pass).
+    expect_error(Raw().header(1, 0).tensor("w", {1ull << 62}, 0, 0).pad(32).zeros(32).b,
+                 "byte size overflows");
+    expect_error(Raw().header(1, 0).tensor("w", {1ull << 62, 1}, 0, 0).pad(32).zeros(32).b,
+                 "byte size overflows");
+    // f64 and i64: 8 bytes per element.
+    expect_error(Raw().header(1, 0).tensor("w", {1ull << 61}, 28, 0).pad(32).zeros(32).b,
+                 "byte size overflows");
+    expect_error(
+        Raw().header(1, 0).tensor("w", {1ull << 30, 1ull << 32}, 27, 0).pad(32).zeros(32).b,
+        "byte size overflows");
+    // Large but representable: reported as past the end instead.
+    expect_error(Raw().header(1, 0).tensor("w", {1ull << 40}, 0, 0).pad(32).zeros(32).b,
+                 "extends past the end");
+}
+
+TEST(GgufHostile, UnknownTensorType) {
+    for (uint32_t type : {4u, 5u, 16u, 31u, 1000u, 0xFFFFFFFFu}) {
+        expect_error(Raw().header(1, 0).tensor("w", {32}, type, 0).pad(32).zeros(256).b,
+                     "'w' has unknown tensor type " + std::to_string(type));
+    }
+}
+
+TEST(GgufHostile, RowLengthNotMultipleOfBlock) {
+    expect_error(Raw().header(1, 0).tensor("w", {33, 2}, 2, 0).pad(32).zeros(256).b,
+                 "row length 33, not a multiple of its block size 32");
+    expect_error(Raw().header(1, 0).tensor("w", {128}, 12, 0).pad(32).zeros(256).b,
+                 "not a multiple of its block size 256");
+}
+
+TEST(GgufHostile, OffsetNotAligned) {
+    expect_error(Raw().header(1, 0).tensor("w", {8}, 0, 16).pad(32).zeros(64).b,
+                 "'w' offset 16 is not aligned to 32");
+    expect_error(Raw().header(1, 0).tensor("w", {8}, 0, 1).pad(32).zeros(64).b, "not aligned");
+    // With a custom alignment the check follows general.alignment.
+    Raw r;
+    r.header(1, 1).key("general.alignment", GgufType::U32).u32(64);
+    r.tensor("w", {8}, 0, 32).pad(64).zeros(128);
+    expect_error(r.b, "offset 32 is not aligned to 64");
+}
+
+TEST(GgufHostile, TensorDataPastEnd) {
+    expect_error(Raw().header(1, 0).tensor("w", {100}, 0, 0).pad(32).zeros(32).b,
+                 "'w' (400 bytes at offset 0) extends past the end of the file");
+    expect_error(Raw().header(1, 0).tensor("w", {8}, 0, 64).pad(32).zeros(64).b,
+                 "extends past the end");
+    expect_error(Raw().header(1, 0).tensor("w", {8}, 0, 1ull << 63).pad(32).zeros(32).b,
+                 "extends past the end");
+    expect_error(Raw().header(1, 0).tensor("w", {8}, 0, ~0ull - 31).pad(32).zeros(32).b,
+                 "extends past the end");
+    // No room even for the padding before the data section.
+    auto r = Raw().header(1, 0).tensor("w", {8}, 0, 0);
+    r.b.resize(r.b.size() + 1);
+    expect_error(r.b, "data section starts past the end");
+    // One byte short.
+    auto bytes = one_tensor_file();
+    bytes.pop_back();
+    expect_error(bytes, "extends past the end");
+}
+
+TEST(GgufHostile, DuplicateTensorName) {
+    expect_error(
+        Raw().header(2, 0).tensor("w", {8}, 0, 0).tensor("w", {8}, 0, 32).pad(32).zeros(64).b,
+        "duplicate tensor name 'w'");
+}
+
+TEST(GgufHostile, DuplicateKey) {
+    Raw r;
+    r.header(0, 3).key("a", GgufType::U8).put<uint8_t>(1);
+    r.key("b", GgufType::U8).put<uint8_t>(2).key("a", GgufType::STRING).str("again");
+    expect_error(r.b, "duplicate metadata key 'a'");
+}
+
+TEST(GgufHostile, BadAlignment) {
+    auto with_alignment = [](auto write_value) {
+        Raw meta;
+        write_value(meta);
+        return one_tensor_file(1, meta.b);
+    };
+    const std::string msg = "general.alignment must be a power of two";
+    expect_error(with_alignment([](Raw& m) { m.key("general.alignment", GgufType::U32).u32(0); }),
+                 msg);
+    expect_error(with_alignment([](Raw& m) { m.key("general.alignment", GgufType::U32).u32(3); }),
+                 msg);
+    expect_error(with_alignment([](Raw& m) { m.key("general.alignment", GgufType::U32).u32(48); }),
+                 msg);
+    expect_error(
+        with_alignment([](Raw& m) { m.key("general.alignment", GgufType::U32).u32(1u << 21); }),
+        msg);
+    expect_error(
+        with_alignment([](Raw& m) { m.key("general.alignment", GgufType::I32).put<int32_t>(-32); }),
+        msg);
+    expect_error(
+        with_alignment([](Raw& m) { m.key("general.alignment", GgufType::U64).u64(1ull << 32); }),
+        msg);
+    expect_error(
+        with_alignment([](Raw& m) { m.key("general.alignment", GgufType::STRING).str("32"); }),
+        msg);
+    expect_error(
+        with_alignment([](Raw& m) { m.key("general.alignment", GgufType::F32).put<float>(32.0f); }),
+        msg);
+    expect_error(
+        with_alignment([](Raw& m) { m.key("general.alignment", GgufType::BOOL).put<uint8_t>(1); }),
+        msg);
+    expect_error(
+        with_alignment([](Raw& m) { m.array("general.alignment", GgufType::U32, 1).u32(32); }),
+        msg);
+    // Valid non-default alignments are honoured, also in other integer types.
+    const auto ok =
+        with_alignment([](Raw& m) { m.key("general.alignment", GgufType::U8).put<uint8_t>(8); });
+    EXPECT_EQ(parse(ok)->alignment(), 8u);
+    const auto one =
+        with_alignment([](Raw& m) { m.key("general.alignment", GgufType::U64).u64(1); });
+    EXPECT_EQ(parse(one)->alignment(), 1u);
+}
+
+// Every strict prefix of a valid file is invalid and must fail with mllm::Error (never crash,
+// never another exception type); the message always says GGUF and names the file.
+void check_every_truncation(const std::vector<uint8_t>& full) {
+    ASSERT_NO_THROW(parse(full));
+    for (size_t len = 0; len < full.size(); ++len) {
+        const std::vector<uint8_t> prefix(full.begin(), full.begin() + static_cast<ptrdiff_t>(len));
+        try {
+            parse(prefix);
+            ADD_FAILURE() << "prefix of " << len << " bytes parsed";
+        } catch (const Error& e) {
+            const std::string msg = e.what();
+            EXPECT_NE(msg.find("GGUF"), std::string::npos) << len << ": " << msg;
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << "prefix of " << len
+                          << " bytes threw a non-mllm exception: " << e.what();
+        }
+    }
+}
+
+TEST(GgufHostile, TruncationAtEveryOffset) {
+    check_every_truncation(every_type_file());
+    GgufWriter w(64);
+    w.set_string("general.architecture", "llama");
+    w.set_string_array("tokenizer.ggml.tokens", {"a", "bc", "def"});
+    w.set_f32_array("tokenizer.ggml.scores", {0.0f, -1.0f, -2.0f});
+    const std::vector<uint8_t> q(2 * 34, 1);
+    w.add_tensor("q", DType::Q8_0, {32, 2}, q.data(), q.size());
+    const std::vector<float> f(16, 1.0f);
+    w.add_tensor("f", DType::F32, {16}, f.data(), f.size() * 4);  // 64 bytes: ends at the end
+    check_every_truncation(w.to_bytes());
+}
+
+// Overwriting any single byte of a valid file either still parses or fails with mllm::Error.
+TEST(GgufHostile, EveryByteCorrupted) {
+    const auto full = every_type_file();
+    for (size_t at = 0; at < full.size(); ++at) {
+        for (uint8_t value : {uint8_t{0x00}, uint8_t{0x7f}, uint8_t{0xff}}) {
+            auto bytes = full;
+            bytes[at] = value;
+            try {
+                const auto f = parse(bytes);
+                for (const GgufTensor& t : f->tensors())
+                    ASSERT_LE(t.offset + t.nbytes, bytes.size());
+            } catch (const Error&) {
+            } catch (const std::exception& e) {
+                ADD_FAILURE() << "byte " << at << " = " << int(value) << ": non-mllm exception "
+                              << e.what();
+            }
+        }
+    }
+}
+
+TEST(GgufHostile, EmptyFile) {
+    const std::string path = write_temp({});
+    const std::string msg = open_error(path);
+    EXPECT_NE(msg.find("is empty"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+}
+
+TEST(GgufHostile, NonexistentPath) {
+    const std::string path = test::temp_path(".does-not-exist.gguf");
+    const std::string msg = open_error(path);
+    EXPECT_NE(msg.find("cannot open"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("No such file"), std::string::npos) << msg;
+}
+
+TEST(GgufHostile, DirectoryPath) {
+    const std::string dir = test::temp_path(".dir");
+    std::filesystem::create_directory(dir);
+    const std::string msg = open_error(dir);
+    std::filesystem::remove(dir);
+    EXPECT_NE(msg.find("not a readable regular file"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(dir), std::string::npos) << msg;
+}
+
+TEST(GgufHostile, OpenedFileErrorsNameThePath) {
+    auto bytes = one_tensor_file();
+    bytes[0] = 'X';
+    const std::string path = write_temp(bytes);
+    const std::string msg = open_error(path);
+    EXPECT_EQ(msg.rfind(path + ": not a GGUF file", 0), 0u) << msg;
+}
+
+}  // namespace
+}  // namespace mllm

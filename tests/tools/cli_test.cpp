@@ -1,0 +1,210 @@
+// The CLIs as a user runs them: golden output on the trained model, JSON shape, and a one-line
+// error with a non-zero exit for every kind of bad input (never a crash or a hang).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/gguf/gguf_writer.h"
+#include "tests/support/random_model.h"
+#include "tests/support/test_env.h"
+
+namespace mllm {
+namespace {
+
+struct RunResult {
+    int status = -1;  // exit code, or 128 + signal
+    std::string out;
+    std::string err;
+};
+
+std::string quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+RunResult run_tool(const std::string& tool, const std::vector<std::string>& args) {
+    const std::string err_path = test::temp_path(".err");
+    std::string cmd = "timeout 120 " + quote(test::build_dir() + "/tools/" + tool);
+    for (const auto& a : args) cmd += " " + quote(a);
+    cmd += " 2>" + quote(err_path) + " </dev/null";
+    RunResult r;
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    const int status = pclose(p);
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::ifstream e(err_path);
+    r.err.assign(std::istreambuf_iterator<char>(e), {});
+    return r;
+}
+
+const std::string kModel = test::shared_path("models/aidreams260K.gguf");
+
+// The whole greedy continuation of the trained model from BOS, as llama.cpp prints it
+// (reference.json's greedy_tokens for aidreams260K.gguf, detokenized).
+const char* kGolden =
+    " \"Echoes of vectors unfold, a gentle hum of precision, as I sense the nodes,";
+
+TEST(MllmRun, GreedyFromBosMatchesGolden) {
+    const RunResult r = run_tool("mllm-run", {"-m", kModel, "-p", "", "-n", "60", "--temp", "0"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out.rfind(kGolden, 0), 0u) << r.out;
+    EXPECT_NE(r.err.find("tok/s"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("peak RSS"), std::string::npos) << r.err;
+}
+
+TEST(MllmRun, JsonHasTextTokensAndTimings) {
+    const RunResult r = run_tool("mllm-run", {"-m", kModel, "-p", "", "-n", "60", "--temp", "0", "--json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    for (const char* key : {"text", "tokens", "prompt_tokens", "prompt_tokens_per_s", "generated_tokens",
+                            "decode_tokens_per_s", "load_ms", "peak_rss_bytes", "backend"})
+        EXPECT_TRUE(j.contains(key)) << key;
+    EXPECT_EQ(j["tokens"].size(), 60u);
+    EXPECT_EQ(j["generated_tokens"], 60);
+    EXPECT_EQ(j["backend"], "cpu");
+    EXPECT_EQ(j["text"].get<std::string>().rfind(kGolden, 0), 0u);
+}
+
+TEST(MllmRun, SameSeedSameText) {
+    const std::vector<std::string> args = {"-m", kModel, "-p", "", "-n", "30", "--temp", "1", "--seed", "123", "--json"};
+    const RunResult a = run_tool("mllm-run", args);
+    const RunResult b = run_tool("mllm-run", args);
+    ASSERT_EQ(a.status, 0) << a.err;
+    EXPECT_EQ(nlohmann::json::parse(a.out)["tokens"], nlohmann::json::parse(b.out)["tokens"]);
+}
+
+TEST(MllmRun, DumpGraphWritesDot) {
+    const std::string dot = test::temp_path(".dot");
+    const RunResult r = run_tool("mllm-run", {"-m", kModel, "-p", "", "-n", "1", "--dump-graph", dot});
+    ASSERT_EQ(r.status, 0) << r.err;
+    std::ifstream in(dot);
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(text.find("digraph"), std::string::npos);
+    EXPECT_NE(text.find("attention"), std::string::npos);
+}
+
+// Every bad input: status 1 and one line on stderr that names the problem.
+void expect_clean_error(const RunResult& r, const std::string& needle) {
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "stderr: " << r.err;
+}
+
+std::string write_bytes(const std::vector<uint8_t>& bytes) {
+    const std::string path = test::temp_path(".gguf");
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                                static_cast<std::streamsize>(bytes.size()));
+    return path;
+}
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), {});
+}
+
+TEST(MllmRunErrors, TruncatedFile) {
+    std::vector<uint8_t> bytes = read_bytes(kModel);
+    bytes.resize(bytes.size() / 2);
+    expect_clean_error(run_tool("mllm-run", {"-m", write_bytes(bytes), "-p", "hi"}), "truncated");
+}
+
+TEST(MllmRunErrors, NotAGguf) {
+    expect_clean_error(run_tool("mllm-run", {"-m", test::shared_path("models/README.md"), "-p", "hi"}), "not a GGUF");
+}
+
+TEST(MllmRunErrors, MissingFile) {
+    expect_clean_error(run_tool("mllm-run", {"-m", "/nonexistent/model.gguf", "-p", "hi"}), "cannot open");
+}
+
+TEST(MllmRunErrors, VocabOnlyFileHasNoTensors) {
+    expect_clean_error(run_tool("mllm-run", {"-m", test::shared_path("models/vocab/ggml-vocab-llama-spm.gguf"), "-p", "hi"}),
+                       "missing");
+}
+
+TEST(MllmRunErrors, UnknownArchitecture) {
+    GgufWriter w;
+    w.set_string("general.architecture", "mamba9");
+    const std::string path = test::temp_path(".gguf");
+    w.write(path);
+    expect_clean_error(run_tool("mllm-run", {"-m", path, "-p", "hi"}), "unsupported model architecture 'mamba9'");
+}
+
+TEST(MllmRunErrors, UnknownTensorType) {
+    std::vector<uint8_t> bytes = read_bytes(kModel);
+    // The first tensor info's type field: find "token_embd.weight" and patch the type after its dims.
+    const std::string name = "token_embd.weight";
+    auto it = std::search(bytes.begin(), bytes.end(), name.begin(), name.end());
+    ASSERT_NE(it, bytes.end());
+    size_t at = static_cast<size_t>(it - bytes.begin()) + name.size();
+    uint32_t n_dims;
+    std::memcpy(&n_dims, &bytes[at], 4);
+    at += 4 + 8 * n_dims;
+    const uint32_t bogus = 99;
+    std::memcpy(&bytes[at], &bogus, 4);
+    expect_clean_error(run_tool("mllm-run", {"-m", write_bytes(bytes), "-p", "hi"}), "unknown tensor type 99");
+}
+
+TEST(MllmRunErrors, PromptLongerThanContext) {
+    std::string long_prompt;
+    for (int i = 0; i < 200; ++i) long_prompt += "echoes of vectors ";
+    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-p", long_prompt, "-c", "64"}), "context");
+}
+
+TEST(MllmRunErrors, ContextLargerThanModel) {
+    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-p", "hi", "-c", "100000"}), "larger than the model allows");
+}
+
+TEST(MllmRunErrors, InvalidUtf8Prompt) {
+    const std::string path = test::temp_path(".txt");
+    std::ofstream(path, std::ios::binary) << "bad \xC3\x28 bytes";
+    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-f", path}), "UTF-8");
+}
+
+TEST(MllmRunErrors, UnreadablePromptFile) {
+    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-f", "/nonexistent/prompt.txt"}), "cannot read");
+}
+
+TEST(MllmRunErrors, ZeroThreads) {
+    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-p", "hi", "--threads", "0"}), "--threads");
+}
+
+TEST(MllmRunErrors, MissingTensor) {
+    // A model of the right architecture whose file lacks a layer's weights.
+    test::ModelShape s = test::smollm2_135m();
+    s.n_layer = 1;
+    s.n_vocab = 600;
+    const std::string good = test::temp_path(".gguf");
+    test::write_random_model(good, s, DType::F32, DType::F32);
+    std::vector<uint8_t> bytes = read_bytes(good);
+    const std::string name = "blk.0.ffn_up.weight";
+    auto it = std::search(bytes.begin(), bytes.end(), name.begin(), name.end());
+    ASSERT_NE(it, bytes.end());
+    *(it + 4) = 'X';  // rename to blk.X.ffn_up.weight
+    expect_clean_error(run_tool("mllm-run", {"-m", write_bytes(bytes), "-p", "hi"}), "missing tensor 'blk.0.ffn_up.weight'");
+}
+
+TEST(MllmPerplexity, JsonOnTheTrainedModel) {
+    const RunResult r = run_tool("mllm-perplexity", {"-m", test::shared_path("models/ref/ref-llama-spm.f32.gguf"), "-f",
+                                                     test::shared_path("models/ref/text.txt"), "-c", "128", "--chunks",
+                                                     "4", "--json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_GT(j["perplexity"].get<double>(), 1.0);
+    EXPECT_EQ(j["tokens"], 4 * 63);
+}
+
+TEST(MllmPerplexityErrors, TextShorterThanOneChunk) {
+    const std::string path = test::temp_path(".txt");
+    std::ofstream(path) << "short";
+    expect_clean_error(run_tool("mllm-perplexity", {"-m", kModel, "-f", path, "-c", "64"}), "fewer than one chunk");
+}
+
+}  // namespace
+}  // namespace mllm
