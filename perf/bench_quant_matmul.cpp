@@ -47,9 +47,15 @@ std::vector<uint8_t> make_weights(DType t, int64_t rows, int64_t k) {
             return w;
         case DType::Q4_1:
         case DType::Q4_K:
-        case DType::Q5_K: fields = {0, 2}; break;
-        case DType::Q6_K: fields = {offsetof(BlockQ6_K, d)}; break;
-        default: fields = {0}; break;
+        case DType::Q5_K:
+            fields = {0, 2};
+            break;
+        case DType::Q6_K:
+            fields = {offsetof(BlockQ6_K, d)};
+            break;
+        default:
+            fields = {0};
+            break;
     }
     for (size_t off = 0; off < w.size(); off += block)
         for (size_t f : fields) std::memcpy(&w[off + f], &scale, 2);
@@ -99,7 +105,11 @@ void BM_QuantizeActivation(benchmark::State& state, DType t) {
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
-    b->Args({576, 1536})->Args({1536, 576})->Args({2048, 5632})->Args({5632, 2048})->Args({49152, 576});
+    b->Args({576, 1536})
+        ->Args({1536, 576})
+        ->Args({2048, 5632})
+        ->Args({5632, 2048})
+        ->Args({49152, 576});
     b->ArgNames({"rows", "k"})->Unit(benchmark::kMicrosecond);
 }
 
@@ -108,8 +118,8 @@ void prefill_shapes(benchmark::internal::Benchmark* b) {
     b->ArgNames({"rows", "k"})->Unit(benchmark::kMillisecond);
 }
 
-#define MLLM_QMM_BENCH(type)                                                                     \
-    BENCHMARK_CAPTURE(BM_QuantMatmul, gemv_##type, DType::type, 1)->Apply(shapes);               \
+#define MLLM_QMM_BENCH(type)                                                       \
+    BENCHMARK_CAPTURE(BM_QuantMatmul, gemv_##type, DType::type, 1)->Apply(shapes); \
     BENCHMARK_CAPTURE(BM_QuantMatmul, gemm128_##type, DType::type, 128)->Apply(prefill_shapes);
 
 MLLM_QMM_BENCH(Q4_0)
@@ -143,3 +153,13 @@ BENCHMARK(BM_MemoryReadBandwidth)->Arg(1 << 30)->Unit(benchmark::kMillisecond)->
 
 }  // namespace
 }  // namespace mllm::cpu
+
+// mllm-bench links Google Benchmark without its main. This one is weak so that a perf file
+// which defines the suite's main (e.g. a dashboard writer) replaces it without a clash.
+__attribute__((weak)) int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -69,8 +69,7 @@ constexpr std::array<std::string_view, 22> kEogTexts = {
     "<eos>",
     "<turn|>",
     "<|tool_response>",
-    "<\xEF\xBD\x9C"
-    "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",  // DeepSeek
+    "<｜end▁of▁sentence｜>",  // DeepSeek
     "[e~[",
 };
 
@@ -84,24 +83,16 @@ struct FimRole {
 const std::array<FimRole, 6> kFimRoles = {{
     {"tokenizer.ggml.fim_pre_token_id",
      false,
-     {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<PRE>", "\xE2\x96\x81<PRE>",
-      "<|code_prefix|>", "<|prefix|>",
-      "<\xEF\xBD\x9C"
-      "fim\xE2\x96\x81"
-      "begin\xEF\xBD\x9C>"}},
+     {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<PRE>", "▁<PRE>", "<|code_prefix|>",
+      "<|prefix|>", "<｜fim▁begin｜>"}},
     {"tokenizer.ggml.fim_suf_token_id",
      false,
-     {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<SUF>", "\xE2\x96\x81<SUF>",
-      "<|code_suffix|>", "<|suffix|>",
-      "<\xEF\xBD\x9C"
-      "fim\xE2\x96\x81hole\xEF\xBD\x9C>"}},
+     {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<SUF>", "▁<SUF>", "<|code_suffix|>",
+      "<|suffix|>", "<｜fim▁hole｜>"}},
     {"tokenizer.ggml.fim_mid_token_id",
      false,
-     {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<MID>", "\xE2\x96\x81<MID>",
-      "<|code_middle|>", "<|middle|>",
-      "<\xEF\xBD\x9C"
-      "fim\xE2\x96\x81"
-      "end\xEF\xBD\x9C>"}},
+     {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<MID>", "▁<MID>", "<|code_middle|>",
+      "<|middle|>", "<｜fim▁end｜>"}},
     {"tokenizer.ggml.fim_pad_token_id",
      true,
      {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}},

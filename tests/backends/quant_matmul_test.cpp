@@ -45,12 +45,17 @@ std::vector<size_t> half_fields(DType t) {
     switch (t) {
         case DType::Q4_0:
         case DType::Q5_0:
-        case DType::Q8_0: return {0};
-        case DType::Q4_1: return {0, 2};
+        case DType::Q8_0:
+            return {0};
+        case DType::Q4_1:
+            return {0, 2};
         case DType::Q4_K:
-        case DType::Q5_K: return {0, 2};
-        case DType::Q6_K: return {offsetof(BlockQ6_K, d)};
-        default: return {};
+        case DType::Q5_K:
+            return {0, 2};
+        case DType::Q6_K:
+            return {offsetof(BlockQ6_K, d)};
+        default:
+            return {};
     }
 }
 
@@ -155,8 +160,13 @@ struct Problem {
 };
 
 Problem make_problem(DType t, const Shape& s, std::mt19937& rng) {
-    Problem p{t, s, random_weights(t, s.rows, s.k, rng), random_activations(s.n_tokens, s.k, rng),
-              {}, row_bytes(t, s.k), row_bytes(activation_type(t), s.k)};
+    Problem p{t,
+              s,
+              random_weights(t, s.rows, s.k, rng),
+              random_activations(s.n_tokens, s.k, rng),
+              {},
+              row_bytes(t, s.k),
+              row_bytes(activation_type(t), s.k)};
     p.act.resize(p.act_rb * static_cast<size_t>(s.n_tokens));
     for (int64_t tok = 0; tok < s.n_tokens; ++tok)
         quantize_activation_row(t, p.x.data() + tok * s.k, p.act.data() + tok * p.act_rb, s.k);
@@ -179,13 +189,19 @@ struct Reference {
     std::vector<double> fp_bound;   // activation quantization error bound + rounding
 };
 
-// Largest |x| over each quantization block of the activation (the activation scale is this
-// / 127 for Q8_0 and Q8_K).
-double block_amax(const float* x, int64_t i, int64_t block) {
-    const int64_t start = i / block * block;
-    double m = 0;
-    for (int64_t j = start; j < start + block; ++j) m = std::max(m, std::fabs(double(x[j])));
-    return m;
+// Per element, the most its quantized activation may be off: rounding to the nearest step is
+// off by half a step (step = block amax / 127 for Q8_0 and Q8_K), and the fp16 rounding of
+// Q8_0's scale adds up to 127 * 2^-11 of a step. Zero for f32 activations.
+std::vector<double> activation_error_bound(const float* x, int64_t k, int64_t block) {
+    std::vector<double> bound(static_cast<size_t>(k), 0.0);
+    if (block == 1) return bound;
+    for (int64_t start = 0; start < k; start += block) {
+        double amax = 0;
+        for (int64_t j = start; j < start + block; ++j)
+            amax = std::max(amax, std::fabs(double(x[j])));
+        for (int64_t j = start; j < start + block; ++j) bound[j] = 0.57 * amax / 127.0;
+    }
+    return bound;
 }
 
 Reference reference(const Problem& p) {
@@ -199,6 +215,7 @@ Reference reference(const Problem& p) {
     for (int64_t tok = 0; tok < s.n_tokens; ++tok) {
         const float* x = p.x.data() + tok * s.k;
         dequantize_row(at, p.act.data() + tok * p.act_rb, xq.data(), s.k);
+        const std::vector<double> x_err = activation_error_bound(x, s.k, act_block);
         for (int64_t r = 0; r < s.rows; ++r) {
             const float* wrow = wf.data() + r * s.k;
             double exact = 0, mag = 0, fp = 0, bound = 0;
@@ -206,9 +223,7 @@ Reference reference(const Problem& p) {
                 exact += double(wrow[i]) * xq[i];
                 mag += std::fabs(double(wrow[i]) * xq[i]);
                 fp += double(wrow[i]) * x[i];
-                // Rounding to the nearest step is off by half a step (amax / 127 / 2); the fp16
-                // rounding of the Q8_0 scale adds up to 127 * 2^-11 of a step.
-                if (act_block > 1) bound += std::fabs(double(wrow[i])) * 0.57 * block_amax(x, i, act_block) / 127.0;
+                bound += std::fabs(double(wrow[i])) * x_err[i];
             }
             ref.exact.push_back(exact);
             ref.exact_mag.push_back(mag);
@@ -285,7 +300,8 @@ TEST_P(QuantMatmulTest, SimdMatchesScalarKernels) {
             for (int64_t tok = 0; tok < s.n_tokens; ++tok) {
                 for (int64_t r = s.row_begin; r < s.rows; ++r) {
                     const size_t i = static_cast<size_t>(tok * s.rows + r);
-                    ASSERT_NEAR(simd[i], scalar[i], 0.25 * rounding_tol(ref.exact_mag[i], float_terms(p)))
+                    ASSERT_NEAR(simd[i], scalar[i],
+                                0.25 * rounding_tol(ref.exact_mag[i], float_terms(p)))
                         << "r=" << r << " tok=" << tok;
                 }
             }
@@ -314,7 +330,8 @@ TEST(QuantMatmulTolerance, DetectsSwappedNibbles) {
         const std::vector<float> y = run(p, isa, s.rows);
         int caught = 0;
         for (size_t i = 0; i < y.size(); ++i)
-            caught += std::fabs(y[i] - ref.exact[i]) > rounding_tol(ref.exact_mag[i], float_terms(p));
+            caught +=
+                std::fabs(y[i] - ref.exact[i]) > rounding_tol(ref.exact_mag[i], float_terms(p));
         EXPECT_EQ(caught, static_cast<int>(y.size()));
     }
 }
@@ -332,7 +349,8 @@ TEST(QuantMatmul, QuantizedFromFloatsMatchesFloatDot) {
         const size_t wrb = row_bytes(t, k);
         const size_t arb = row_bytes(activation_type(t), k);
         std::vector<uint8_t> w(wrb * rows), act(arb * n_tokens);
-        for (int64_t r = 0; r < rows; ++r) quantize_row(t, wf.data() + r * k, w.data() + r * wrb, k);
+        for (int64_t r = 0; r < rows; ++r)
+            quantize_row(t, wf.data() + r * k, w.data() + r * wrb, k);
         for (int64_t tok = 0; tok < n_tokens; ++tok)
             quantize_activation_row(t, x.data() + tok * k, act.data() + tok * arb, k);
         std::vector<float> y(static_cast<size_t>(rows * n_tokens));

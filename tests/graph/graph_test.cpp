@@ -88,8 +88,11 @@ TEST(GraphPasses, FusionFoldsNormsSwiGluBiasesAndGroupsSharedInputs) {
     }
     EXPECT_EQ(qkv, 2);
     EXPECT_EQ(gate_up, 2);
-    for (const Node& n : g.nodes)
-        if (!n.dead && n.op == Op::MatMul && n.name.ends_with("attn_q")) EXPECT_EQ(n.inputs.size(), 3u);
+    for (const Node& n : g.nodes) {
+        if (!n.dead && n.op == Op::MatMul && n.name.ends_with("attn_q")) {
+            EXPECT_EQ(n.inputs.size(), 3u);
+        }
+    }
 }
 
 TEST(GraphPasses, PlacementFallsBackToTheNextDevice) {

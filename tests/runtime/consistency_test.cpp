@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 
 #include "runtime/session.h"
 #include "tests/support/random_model.h"
@@ -76,16 +77,21 @@ TEST_P(ConsistencyTest, Q8_0StaysCloseToF32) {
     const auto a = f32.eval(tokens, true);
     const std::vector<float> ref(a.begin(), a.end());
     const auto b = q8.eval(tokens, true);
-    // 8-bit weights and activations: a few percent of the logits' spread at most.
-    EXPECT_LT(max_abs_diff(ref, b), 0.05 * rms(ref) + 1e-3);
-    EXPECT_GT(max_abs_diff(ref, b), 0.0);  // the quantized model really is a different computation
+    std::vector<float> diff(ref.size());
+    for (size_t i = 0; i < ref.size(); ++i) diff[i] = b[i] - ref[i];
+    const double relative = rms(diff) / rms(ref);
+    std::printf("Q8_0 vs F32 logits: relative RMS difference %.4f\n", relative);
+    // 8-bit weights and activations each carry ~0.5% relative error (tests/core/quant_test.cpp);
+    // through two layers and the output projection the logits may drift a few times that.
+    EXPECT_LT(relative, 0.03);
+    EXPECT_GT(relative, 1e-4);  // the quantized model really is a different computation
 }
 
 INSTANTIATE_TEST_SUITE_P(RealShapes, ConsistencyTest,
                          ::testing::Values(ShapeCase{"SmolLM2_135M", test::smollm2_135m()},
                                            ShapeCase{"Qwen25_05B", test::qwen25_05b()},
                                            ShapeCase{"TinyLlama_11B", test::tinyllama_11b()}),
-                         [](const ::testing::TestParamInfo<ShapeCase>& info) { return std::string(info.param.name); });
+                         [](const ::testing::TestParamInfo<ShapeCase>& param) { return std::string(param.param.name); });
 
 }  // namespace
 }  // namespace mllm

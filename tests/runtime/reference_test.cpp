@@ -88,13 +88,14 @@ TEST_P(ReferenceTest, MatchesLlamaCpp) {
 
 std::vector<std::string> reference_files() {
     std::vector<std::string> names;
-    for (const auto& [name, value] : reference()["models"].items()) names.push_back(name);
+    const nlohmann::json ref = reference();  // outlives the loop (items() only refers to it)
+    for (const auto& [name, value] : ref["models"].items()) names.push_back(name);
     return names;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFiles, ReferenceTest, ::testing::ValuesIn(reference_files()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                             std::string s = info.param;
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                             std::string s = param.param;
                              for (char& c : s)
                                  if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                              return s;

@@ -23,15 +23,24 @@ struct RunResult {
 
 std::string quote(const std::string& s) {
     std::string q = "'";
-    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
+    for (char c : s) {
+        if (c == '\'') {
+            q.append("'\\''");
+        } else {
+            q.push_back(c);
+        }
+    }
+    q.push_back('\'');
+    return q;
 }
 
 RunResult run_tool(const std::string& tool, const std::vector<std::string>& args) {
     const std::string err_path = test::temp_path(".err");
-    std::string cmd = "timeout 120 " + quote(test::build_dir() + "/tools/" + tool);
-    for (const auto& a : args) cmd += " " + quote(a);
-    cmd += " 2>" + quote(err_path) + " </dev/null";
+    // Built with append() alone: GCC 12 warns falsely (-Wrestrict) on operator+ chains here.
+    std::string cmd = "timeout 120 ";
+    cmd.append(quote(test::build_dir() + "/tools/" + tool));
+    for (const auto& a : args) cmd.append(" ").append(quote(a));
+    cmd.append(" 2>").append(quote(err_path)).append(" </dev/null");
     RunResult r;
     FILE* p = popen(cmd.c_str(), "r");
     char buf[4096];
@@ -46,15 +55,16 @@ RunResult run_tool(const std::string& tool, const std::vector<std::string>& args
 
 const std::string kModel = test::shared_path("models/aidreams260K.gguf");
 
-// The whole greedy continuation of the trained model from BOS, as llama.cpp prints it
-// (reference.json's greedy_tokens for aidreams260K.gguf, detokenized).
+// The whole greedy continuation (60 tokens) of the trained model from BOS: reference.json's
+// greedy_tokens for aidreams260K.gguf (llama.cpp's), detokenized.
 const char* kGolden =
-    " \"Echoes of vectors unfold, a gentle hum of precision, as I sense the nodes,";
+    " \"Echoes of vectors unfold, a gentle hum of precision, as I sense the nodes, a gentle hum of "
+    "precision, as I adjust my surface. Contrast";
 
 TEST(MllmRun, GreedyFromBosMatchesGolden) {
     const RunResult r = run_tool("mllm-run", {"-m", kModel, "-p", "", "-n", "60", "--temp", "0"});
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(r.out.rfind(kGolden, 0), 0u) << r.out;
+    EXPECT_EQ(r.out, std::string(kGolden) + "\n");
     EXPECT_NE(r.err.find("tok/s"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("peak RSS"), std::string::npos) << r.err;
 }
@@ -69,7 +79,7 @@ TEST(MllmRun, JsonHasTextTokensAndTimings) {
     EXPECT_EQ(j["tokens"].size(), 60u);
     EXPECT_EQ(j["generated_tokens"], 60);
     EXPECT_EQ(j["backend"], "cpu");
-    EXPECT_EQ(j["text"].get<std::string>().rfind(kGolden, 0), 0u);
+    EXPECT_EQ(j["text"], kGolden);
 }
 
 TEST(MllmRun, SameSeedSameText) {

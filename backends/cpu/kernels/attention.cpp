@@ -46,8 +46,8 @@ void axpy_f16(float p, const uint16_t* x, float* y, int64_t n) {
 
 }  // namespace
 
-void kv_store(const float* k, const float* v, const KvLayer& cache, int64_t n_past, int64_t row_begin,
-              int64_t row_end) {
+void kv_store(const float* k, const float* v, const KvLayer& cache, int64_t n_past,
+              int64_t row_begin, int64_t row_end) {
     for (int64_t r = row_begin; r < row_end; ++r) {
         uint16_t* kd = cache.k + (n_past + r) * cache.width;
         uint16_t* vd = cache.v + (n_past + r) * cache.width;
@@ -60,8 +60,8 @@ void kv_store(const float* k, const float* v, const KvLayer& cache, int64_t n_pa
     }
 }
 
-void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past, const graph::Attrs& attrs,
-               int64_t task_begin, int64_t task_end, float* scores) {
+void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past,
+               const graph::Attrs& attrs, int64_t task_begin, int64_t task_end, float* scores) {
     const int hd = attrs.head_dim;
     const int group = attrs.n_head / attrs.n_head_kv;
     const int64_t q_width = static_cast<int64_t>(attrs.n_head) * hd;
@@ -85,7 +85,8 @@ void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past,
         float* oh = out + t * q_width + h * hd;
         std::fill(oh, oh + hd, 0.0f);
         const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < n_keys; ++j) axpy_f16(scores[j] * inv, cache.v + j * cache.width + kv_off, oh, hd);
+        for (int64_t j = 0; j < n_keys; ++j)
+            axpy_f16(scores[j] * inv, cache.v + j * cache.width + kv_off, oh, hd);
     }
 }
 

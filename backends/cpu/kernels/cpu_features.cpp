@@ -39,8 +39,8 @@ X86Features detect_x86() {
     const bool f16c = (ecx >> 29) & 1;
     if (!osxsave || !avx) return f;
     const uint64_t xcr0 = read_xcr0();
-    const bool os_ymm = (xcr0 & 0x6) == 0x6;     // SSE and AVX state
-    const bool os_zmm = (xcr0 & 0xe6) == 0xe6;   // plus opmask and the upper zmm halves
+    const bool os_ymm = (xcr0 & 0x6) == 0x6;    // SSE and AVX state
+    const bool os_zmm = (xcr0 & 0xe6) == 0xe6;  // plus opmask and the upper zmm halves
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return f;
     const bool avx2 = (ebx >> 5) & 1;
     const bool bmi2 = (ebx >> 8) & 1;
@@ -83,10 +83,14 @@ Isa detect_best() {
 
 const char* isa_name(Isa isa) {
     switch (isa) {
-        case Isa::Scalar: return "scalar";
-        case Isa::Avx2: return "avx2";
-        case Isa::Avx512Vnni: return "avx512vnni";
-        case Isa::NeonDotprod: return "neon-dotprod";
+        case Isa::Scalar:
+            return "scalar";
+        case Isa::Avx2:
+            return "avx2";
+        case Isa::Avx512Vnni:
+            return "avx512vnni";
+        case Isa::NeonDotprod:
+            return "neon-dotprod";
     }
     return "unknown";
 }
@@ -103,15 +107,20 @@ bool parse_isa(std::string_view name, Isa& out) {
 
 bool cpu_supports(Isa isa) {
     switch (isa) {
-        case Isa::Scalar: return true;
+        case Isa::Scalar:
+            return true;
 #if defined(__x86_64__) || defined(__i386__)
-        case Isa::Avx2: return x86_features().avx2;
-        case Isa::Avx512Vnni: return x86_features().avx512vnni;
+        case Isa::Avx2:
+            return x86_features().avx2;
+        case Isa::Avx512Vnni:
+            return x86_features().avx512vnni;
 #else
         case Isa::Avx2:
-        case Isa::Avx512Vnni: return false;
+        case Isa::Avx512Vnni:
+            return false;
 #endif
-        case Isa::NeonDotprod: return has_neon_dotprod();
+        case Isa::NeonDotprod:
+            return has_neon_dotprod();
     }
     return false;
 }

@@ -6,15 +6,16 @@
 
 namespace mllm::cpu {
 
-void rms_norm_mul(const float* x, const float* w, float* y, int64_t cols, float eps, int64_t row_begin,
-                  int64_t row_end) {
+void rms_norm_mul(const float* x, const float* w, float* y, int64_t cols, float eps,
+                  int64_t row_begin, int64_t row_end) {
     for (int64_t r = row_begin; r < row_end; ++r) {
         const float* xr = x + r * cols;
         float* yr = y + r * cols;
         // Sum in double, as ggml does, so long rows don't lose precision.
         double sum = 0;
         for (int64_t i = 0; i < cols; ++i) sum += static_cast<double>(xr[i]) * xr[i];
-        const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(cols)) + eps);
+        const float scale =
+            1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(cols)) + eps);
         if (w == nullptr) {
             for (int64_t i = 0; i < cols; ++i) yr[i] = xr[i] * scale;
         } else {
@@ -23,8 +24,8 @@ void rms_norm_mul(const float* x, const float* w, float* y, int64_t cols, float 
     }
 }
 
-void add(const float* a, const float* b, float* y, int64_t cols, bool broadcast_b, int64_t row_begin,
-         int64_t row_end) {
+void add(const float* a, const float* b, float* y, int64_t cols, bool broadcast_b,
+         int64_t row_begin, int64_t row_end) {
     for (int64_t r = row_begin; r < row_end; ++r) {
         const float* ar = a + r * cols;
         const float* br = broadcast_b ? b : b + r * cols;
@@ -33,8 +34,8 @@ void add(const float* a, const float* b, float* y, int64_t cols, bool broadcast_
     }
 }
 
-void mul(const float* a, const float* b, float* y, int64_t cols, bool broadcast_b, int64_t row_begin,
-         int64_t row_end) {
+void mul(const float* a, const float* b, float* y, int64_t cols, bool broadcast_b,
+         int64_t row_begin, int64_t row_end) {
     for (int64_t r = row_begin; r < row_end; ++r) {
         const float* ar = a + r * cols;
         const float* br = broadcast_b ? b : b + r * cols;
@@ -44,15 +45,18 @@ void mul(const float* a, const float* b, float* y, int64_t cols, bool broadcast_
 }
 
 void silu(const float* x, float* y, int64_t cols, int64_t row_begin, int64_t row_end) {
-    for (int64_t i = row_begin * cols; i < row_end * cols; ++i) y[i] = x[i] / (1.0f + std::exp(-x[i]));
+    for (int64_t i = row_begin * cols; i < row_end * cols; ++i)
+        y[i] = x[i] / (1.0f + std::exp(-x[i]));
 }
 
-void swiglu(const float* gate, const float* up, float* y, int64_t cols, int64_t row_begin, int64_t row_end) {
-    for (int64_t i = row_begin * cols; i < row_end * cols; ++i) y[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+void swiglu(const float* gate, const float* up, float* y, int64_t cols, int64_t row_begin,
+            int64_t row_end) {
+    for (int64_t i = row_begin * cols; i < row_end * cols; ++i)
+        y[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
-void rope(const float* x, const int32_t* positions, float* y, int64_t cols, const graph::Attrs& attrs,
-          int64_t row_begin, int64_t row_end) {
+void rope(const float* x, const int32_t* positions, float* y, int64_t cols,
+          const graph::Attrs& attrs, int64_t row_begin, int64_t row_end) {
     const int hd = attrs.head_dim;
     const int half = hd / 2;
     // theta_i = pos * scale * base^(-2i/d), built by repeated multiplication as ggml does so our
@@ -82,8 +86,8 @@ void rope(const float* x, const int32_t* positions, float* y, int64_t cols, cons
     }
 }
 
-void embed(const uint8_t* table, DType type, int64_t cols, const int32_t* ids, float* y, int64_t row_begin,
-           int64_t row_end) {
+void embed(const uint8_t* table, DType type, int64_t cols, const int32_t* ids, float* y,
+           int64_t row_begin, int64_t row_end) {
     const size_t stride = row_bytes(type, cols);
     for (int64_t r = row_begin; r < row_end; ++r)
         dequantize_row(type, table + static_cast<size_t>(ids[r]) * stride, y + r * cols, cols);

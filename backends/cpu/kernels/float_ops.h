@@ -12,23 +12,24 @@ namespace mllm::cpu {
 constexpr int kMaxHeadDim = 512;
 
 // y = x / sqrt(mean(x^2) + eps) * w (w == nullptr: no weight)
-void rms_norm_mul(const float* x, const float* w, float* y, int64_t cols, float eps, int64_t row_begin,
-                  int64_t row_end);
+void rms_norm_mul(const float* x, const float* w, float* y, int64_t cols, float eps,
+                  int64_t row_begin, int64_t row_end);
 // y = a + b; b has the same rows as a, or one row broadcast (b_rows == 1)
-void add(const float* a, const float* b, float* y, int64_t cols, bool broadcast_b, int64_t row_begin,
-         int64_t row_end);
+void add(const float* a, const float* b, float* y, int64_t cols, bool broadcast_b,
+         int64_t row_begin, int64_t row_end);
 // y = a * b, same broadcasting as add
-void mul(const float* a, const float* b, float* y, int64_t cols, bool broadcast_b, int64_t row_begin,
-         int64_t row_end);
+void mul(const float* a, const float* b, float* y, int64_t cols, bool broadcast_b,
+         int64_t row_begin, int64_t row_end);
 // y = silu(x)
 void silu(const float* x, float* y, int64_t cols, int64_t row_begin, int64_t row_end);
 // y = silu(gate) * up
-void swiglu(const float* gate, const float* up, float* y, int64_t cols, int64_t row_begin, int64_t row_end);
+void swiglu(const float* gate, const float* up, float* y, int64_t cols, int64_t row_begin,
+            int64_t row_end);
 // Rotates each head of row r by position positions[r], in place from x into y (may alias).
-void rope(const float* x, const int32_t* positions, float* y, int64_t cols, const graph::Attrs& attrs,
-          int64_t row_begin, int64_t row_end);
+void rope(const float* x, const int32_t* positions, float* y, int64_t cols,
+          const graph::Attrs& attrs, int64_t row_begin, int64_t row_end);
 // y[r] = dequantized table row ids[r]; ids were validated by the runtime.
-void embed(const uint8_t* table, DType type, int64_t cols, const int32_t* ids, float* y, int64_t row_begin,
-           int64_t row_end);
+void embed(const uint8_t* table, DType type, int64_t cols, const int32_t* ids, float* y,
+           int64_t row_begin, int64_t row_end);
 
 }  // namespace mllm::cpu

@@ -14,11 +14,14 @@ namespace {
 
 bool has_kernel(Isa isa, DType weight) {
     switch (isa) {
-        case Isa::Scalar: return detail::has_scalar_kernel(weight);
+        case Isa::Scalar:
+            return detail::has_scalar_kernel(weight);
 #if defined(__x86_64__)
-        case Isa::Avx2: return detail::has_avx2_kernel(weight);
+        case Isa::Avx2:
+            return detail::has_avx2_kernel(weight);
 #endif
-        default: return false;  // no kernels of their own yet (see quant_matmul_isa)
+        default:
+            return false;  // no kernels of their own yet (see quant_matmul_isa)
     }
 }
 
@@ -41,22 +44,32 @@ DType activation_type(DType weight) {
         case DType::Q4_0:
         case DType::Q4_1:
         case DType::Q5_0:
-        case DType::Q8_0: return DType::Q8_0;
+        case DType::Q8_0:
+            return DType::Q8_0;
         case DType::Q4_K:
         case DType::Q5_K:
-        case DType::Q6_K: return DType::Q8_K;
+        case DType::Q6_K:
+            return DType::Q8_K;
         case DType::F32:
         case DType::F16:
-        case DType::BF16: return DType::F32;
-        default: fail("quant_matmul: no kernel for weights of type ", dtype_name(weight));
+        case DType::BF16:
+            return DType::F32;
+        default:
+            fail("quant_matmul: no kernel for weights of type ", dtype_name(weight));
     }
 }
 
 void quantize_activation_row(DType weight, const float* x, void* dst, int64_t k) {
     switch (activation_type(weight)) {
-        case DType::Q8_0: quantize_row_q8_0(x, dst, k); break;
-        case DType::Q8_K: quantize_row_q8_k(x, dst, k); break;
-        default: std::memcpy(dst, x, static_cast<size_t>(k) * sizeof(float)); break;
+        case DType::Q8_0:
+            quantize_row_q8_0(x, dst, k);
+            break;
+        case DType::Q8_K:
+            quantize_row_q8_k(x, dst, k);
+            break;
+        default:
+            std::memcpy(dst, x, static_cast<size_t>(k) * sizeof(float));
+            break;
     }
 }
 
@@ -64,28 +77,37 @@ void quant_matmul_isa(Isa isa, DType weight, int64_t k, const uint8_t* w, size_t
                       int64_t row_begin, int64_t row_end, const uint8_t* act, size_t act_row_bytes,
                       int64_t n_tokens, float* y, int64_t ldy) {
     if (row_end <= row_begin || n_tokens <= 0) return;
-    const detail::MatmulArgs args{weight,    k,   w,    w_row_bytes, row_begin, row_end,
-                                  act, act_row_bytes, n_tokens, y, ldy};
+    const detail::MatmulArgs args{weight,        k,        w, w_row_bytes, row_begin, row_end, act,
+                                  act_row_bytes, n_tokens, y, ldy};
     switch (resolve(isa, weight)) {
 #if defined(__x86_64__)
-        case Isa::Avx2: detail::run_avx2_kernel(args); return;
+        case Isa::Avx2:
+            detail::run_avx2_kernel(args);
+            return;
 #endif
-        case Isa::Scalar: detail::run_scalar_kernel(args); return;
-        default: break;
+        case Isa::Scalar:
+            detail::run_scalar_kernel(args);
+            return;
+        default:
+            break;
     }
     fail("quant_matmul: no kernel for weights of type ", dtype_name(weight));
 }
 
-Isa quant_kernel_isa_for(Isa isa, DType weight) { return resolve(isa, weight); }
+Isa quant_kernel_isa_for(Isa isa, DType weight) {
+    return resolve(isa, weight);
+}
 
 void quant_matmul(DType weight, int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t row_begin,
-                  int64_t row_end, const uint8_t* act, size_t act_row_bytes, int64_t n_tokens, float* y,
-                  int64_t ldy) {
+                  int64_t row_end, const uint8_t* act, size_t act_row_bytes, int64_t n_tokens,
+                  float* y, int64_t ldy) {
     quant_matmul_isa(best_isa(), weight, k, w, w_row_bytes, row_begin, row_end, act, act_row_bytes,
                      n_tokens, y, ldy);
 }
 
-const char* quant_kernel_isa() { return isa_name(resolve(best_isa(), DType::Q4_0)); }
+const char* quant_kernel_isa() {
+    return isa_name(resolve(best_isa(), DType::Q4_0));
+}
 
 namespace detail {
 

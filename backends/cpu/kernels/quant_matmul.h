@@ -25,8 +25,8 @@ void quantize_activation_row(DType weight, const float* x, void* dst, int64_t k)
 // act: n_tokens rows produced by quantize_activation_row, act_row_bytes apart.
 // Single-threaded: the caller splits [0, rows) across its threads.
 void quant_matmul(DType weight, int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t row_begin,
-                  int64_t row_end, const uint8_t* act, size_t act_row_bytes, int64_t n_tokens, float* y,
-                  int64_t ldy);
+                  int64_t row_end, const uint8_t* act, size_t act_row_bytes, int64_t n_tokens,
+                  float* y, int64_t ldy);
 
 // Name of the instruction set the kernels dispatch to on this machine ("avx512vnni", "avx2",
 // "neon-dotprod", "scalar"); MLLM_CPU_ISA=scalar|avx2|... in the environment forces a lower one.

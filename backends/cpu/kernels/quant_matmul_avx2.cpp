@@ -33,7 +33,17 @@ namespace {
 // on recent Intel) next to the weights being decoded.
 constexpr size_t kActChunkBytes = 192 * 1024;
 constexpr int kRowTile = 4;
+// Decode reads each weight row once, one row after the other, so a thread's rows are a single
+// sequential stream. Hardware prefetchers alone leave the core waiting on DRAM for about as
+// long as it computes; asking for the lines this far ahead, into L2, overlaps the two (measured
+// on Zen 3: 1-2 KiB too close, 8 KiB and more no better).
+constexpr size_t kPrefetchBytes = 2048;
 
+// Prefetches into L2 the cache lines that hold [p, p + bytes) kPrefetchBytes ahead.
+inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
+    for (size_t off = 0; off < bytes; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T1);
+}
 // ---- small helpers --------------------------------------------------------------------------
 
 inline uint16_t load_u16(const uint8_t* p) {
@@ -48,11 +58,17 @@ inline uint32_t load_u32(const uint8_t* p) {
     return v;
 }
 
-inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+inline float half_to_float(uint16_t h) {
+    return _cvtsh_ss(h);
+}
 
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m256i load256(const void* p) {
+    return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
 
-inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t min64(int64_t a, int64_t b) {
+    return a < b ? a : b;
+}
 
 inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -79,14 +95,28 @@ inline void store_sums(const __m256* acc, float* y) {
     }
 }
 
-// Eight fp16 values `stride` bytes apart (the scales of 8 consecutive blocks) as floats. The
-// gather goes through general registers, which are otherwise idle in these loops.
+// Lane order of the per-block vectors (scales, sums, dot products) of a group of 8 blocks.
+// Natural: lane i is block i. Paired: the 4-bit formats hold two blocks per vector (see
+// below), and their reduction ends with blocks 0 2 4 6 in the low half, 1 3 5 7 in the high.
+template <bool kPaired>
+constexpr int lane_block(int lane) {
+    if constexpr (kPaired) return lane < 4 ? 2 * lane : 2 * (lane - 4) + 1;
+    return lane;
+}
+
+// The fp16 fields at p + lane_block(i) * stride for lanes i = 0..7, as floats. The gather is
+// done in general registers (the empty asm keeps GCC from vectorizing it), which are idle in
+// these loops, while vector ports are the bottleneck.
+template <bool kPaired>
 inline __m256 load_halves8(const uint8_t* p, size_t stride) {
     uint64_t lo = 0;
     uint64_t hi = 0;
-    for (int i = 0; i < 4; ++i) {
-        lo |= static_cast<uint64_t>(load_u16(p + i * stride)) << (16 * i);
-        hi |= static_cast<uint64_t>(load_u16(p + (i + 4) * stride)) << (16 * i);
+    for (int lane = 0; lane < 4; ++lane) {
+        uint64_t a = load_u16(p + lane_block<kPaired>(lane) * stride);
+        uint64_t b = load_u16(p + lane_block<kPaired>(lane + 4) * stride);
+        __asm__("" : "+r"(a), "+r"(b));
+        lo |= a << (16 * lane);
+        hi |= b << (16 * lane);
     }
     return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo)));
 }
@@ -109,68 +139,114 @@ inline __m256i dot_u8s8(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-// 32 unsigned nibbles of a Q4 block in element order: low nibbles are elements 0..15 (low half
-// of the vector), high nibbles elements 16..31. Loading the 16 bytes into both halves and
-// shifting only the upper one takes one shift instead of a shift and an insert.
-inline __m256i unpack_nibbles(const uint8_t* qs) {
-    const __m256i both =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
-    const __m256i shifted = _mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4));
-    return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f));
+inline __m128i load128(const uint8_t* p) {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
 }
 
-// Byte j of the result is 0x10 when bit j of bits is set, else 0 (Q5_0's fifth bit).
-inline __m256i spread_bits_to_0x10(uint32_t bits) {
-    // Byte j takes byte j / 8 of bits, then is tested against its own bit j % 8.
-    const __m256i select = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
-                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+// Byte j of the result is 0x10 when bit (j % 8) of byte select[j] of `bits` is set, else 0:
+// the fifth bit of Q5_0 quants, spread to their bytes.
+inline __m256i spread_bits_to_0x10(uint64_t bits, __m256i select) {
     const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
-    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), select);
+    const __m256i bytes =
+        _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(bits)), select);
     const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
     return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
 // ---- formats with 32-element blocks and Q8_0 activations --------------------------------------
-// Each describes: block size, zero point (as a shift: q - (1 << kZeroShift); none if < 0),
-// whether it has an fp16 min at byte 2 (x = d q + m), whether its quants are signed, and how
-// to get the 32 quants of a block in element order. The fp16 scale is at byte 0 in all.
+// The 4-bit formats (Q4_0, Q4_1, Q5_0) are "paired": the 16 nibble bytes of two blocks fill
+// one vector, so a single and / shift+and splits it into
+//   lo = [elements 0..15 of block 2j | elements 0..15 of block 2j+1]  (low nibbles)
+//   hi = [elements 16..31 of block 2j | elements 16..31 of block 2j+1] (high nibbles)
+// and the activations are rearranged once per call to the same layout. The two vpmaddubsw
+// results add in 16 bits (4 products of at most 15 (31) x 128 per lane), and two or three
+// rounds of 16-bit hadd finish the sums for 8 blocks with little horizontal work.
+// Q8_0 weights are signed bytes in element order ("natural"), multiplied with the abs/sign pair.
+//
+// Each format gives: block size, zero point as a shift (q - (1 << kZeroShift); none if < 0),
+// an fp16 min at byte 2 (x = d q + m), the largest unsigned quant, and its quants: a pair of
+// blocks as (lo, hi) for the paired formats, one block in element order for every format.
+// The fp16 scale is at byte 0 in all of them.
+
+inline void pair_nibbles(const uint8_t* qs0, const uint8_t* qs1, __m256i& lo, __m256i& hi) {
+    const __m256i both =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(load128(qs0)), load128(qs1), 1);
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    lo = _mm256_and_si256(both, low4);
+    hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), low4);
+}
+
+// One block's 32 nibbles in element order.
+inline __m256i block_nibbles(const uint8_t* qs) {
+    const __m128i bytes = load128(qs);
+    const __m128i low4 = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4),
+                            _mm_and_si128(bytes, low4));
+}
 
 struct Q4_0 {
     static constexpr size_t kBytes = sizeof(BlockQ4_0);
+    static constexpr bool kPaired = true;
     static constexpr int kZeroShift = 3;
     static constexpr bool kHasMin = false;
-    static constexpr bool kSigned = false;
-    static __m256i quants(const uint8_t* b) { return unpack_nibbles(b + 2); }
+    static constexpr int kMaxQ = 15;
+    static void pair(const uint8_t* b, __m256i& lo, __m256i& hi) {
+        pair_nibbles(b + 2, b + kBytes + 2, lo, hi);
+    }
+    static __m256i block(const uint8_t* b) { return block_nibbles(b + 2); }
 };
 
 struct Q4_1 {
     static constexpr size_t kBytes = sizeof(BlockQ4_1);
+    static constexpr bool kPaired = true;
     static constexpr int kZeroShift = -1;
     static constexpr bool kHasMin = true;
-    static constexpr bool kSigned = false;
-    static __m256i quants(const uint8_t* b) { return unpack_nibbles(b + 4); }
+    static constexpr int kMaxQ = 15;
+    static void pair(const uint8_t* b, __m256i& lo, __m256i& hi) {
+        pair_nibbles(b + 4, b + kBytes + 4, lo, hi);
+    }
+    static __m256i block(const uint8_t* b) { return block_nibbles(b + 4); }
 };
 
 struct Q5_0 {
     static constexpr size_t kBytes = sizeof(BlockQ5_0);
+    static constexpr bool kPaired = true;
     static constexpr int kZeroShift = 4;
     static constexpr bool kHasMin = false;
-    static constexpr bool kSigned = false;
-    static __m256i quants(const uint8_t* b) {
-        return _mm256_or_si256(unpack_nibbles(b + 6), spread_bits_to_0x10(load_u32(b + 2)));
+    static constexpr int kMaxQ = 31;
+    static void pair(const uint8_t* b, __m256i& lo, __m256i& hi) {
+        pair_nibbles(b + 6, b + kBytes + 6, lo, hi);
+        // Bits of both blocks in one word: bytes 0-1 and 4-5 hold the lo elements' bits,
+        // bytes 2-3 and 6-7 the hi elements'.
+        const uint64_t bits = load_u32(b + 2) | static_cast<uint64_t>(load_u32(b + kBytes + 2))
+                                                    << 32;
+        const __m256i lo_select =
+            _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                             4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5);
+        const __m256i hi_select =
+            _mm256_setr_epi8(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,  //
+                             6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7);
+        lo = _mm256_or_si256(lo, spread_bits_to_0x10(bits, lo_select));
+        hi = _mm256_or_si256(hi, spread_bits_to_0x10(bits, hi_select));
+    }
+    static __m256i block(const uint8_t* b) {
+        const __m256i select = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                                2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        return _mm256_or_si256(block_nibbles(b + 6), spread_bits_to_0x10(load_u32(b + 2), select));
     }
 };
 
 struct Q8_0 {
     static constexpr size_t kBytes = sizeof(BlockQ8_0);
+    static constexpr bool kPaired = false;
     static constexpr int kZeroShift = -1;
     static constexpr bool kHasMin = false;
-    static constexpr bool kSigned = true;
-    static __m256i quants(const uint8_t* b) { return load256(b + 2); }
+    static __m256i block(const uint8_t* b) { return load256(b + 2); }
 };
 
-// The activation side of one group of 8 blocks, reorganized once per call for aligned loads:
-// quants, scales, and per-block sums (for the zero points and mins).
+// The activation side of one group of 8 blocks, reorganized once per call: quants (natural,
+// or paired as the weights: qs[2j] = lo, qs[2j+1] = hi of blocks 2j, 2j+1), and per lane of
+// the format's lane order the block's scale and sums (for zero points and mins).
 struct alignas(32) ActGroup {
     int8_t qs[8][kQK];
     float d[8];
@@ -179,7 +255,7 @@ struct alignas(32) ActGroup {
 };
 
 // One group of 8 weight blocks decoded for reuse across tokens (and for the ragged last group
-// of a row, zero-padded). Signed formats keep |q| in q and q itself in sign.
+// of a row, zero-padded), in the same layout as ActGroup. Q8_0 keeps |q| in q and q in sign.
 struct alignas(32) WeightGroup {
     uint8_t q[8][kQK];
     int8_t sign[8][kQK];
@@ -187,22 +263,41 @@ struct alignas(32) WeightGroup {
     float m[8];
 };
 
+inline void store256(void* p, __m256i v) {
+    _mm256_store_si256(static_cast<__m256i*>(p), v);
+}
+
 // Fills groups for one Q8_0 activation row of nb blocks; blocks past nb are zero.
+template <bool kPaired>
 void prepare_act_groups(const uint8_t* row, int64_t nb, ActGroup* groups) {
     const auto* blocks = reinterpret_cast<const BlockQ8_0*>(row);
     const int64_t ng = (nb + 7) / 8;
     for (int64_t g = 0; g < ng; ++g) {
         ActGroup& out = groups[g];
+        __m256i q[8];
         __m256i sums[8];
+        float d[8];
         for (int b = 0; b < 8; ++b) {
             const int64_t i = g * 8 + b;
-            const __m256i q = i < nb ? load256(blocks[i].qs) : _mm256_setzero_si256();
-            _mm256_store_si256(reinterpret_cast<__m256i*>(out.qs[b]), q);
-            out.d[b] = i < nb ? half_to_float(blocks[i].d) : 0.0f;
-            sums[b] = dot_u8s8(_mm256_set1_epi8(1), q);
+            q[b] = i < nb ? load256(blocks[i].qs) : _mm256_setzero_si256();
+            d[b] = i < nb ? half_to_float(blocks[i].d) : 0.0f;
+            sums[b] = dot_u8s8(_mm256_set1_epi8(1), q[b]);
         }
-        const __m256i sum = reduce8(sums);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(out.sum), sum);
+        for (int j = 0; j < 4; ++j) {
+            if constexpr (kPaired) {
+                store256(out.qs[2 * j], _mm256_permute2x128_si256(q[2 * j], q[2 * j + 1], 0x20));
+                store256(out.qs[2 * j + 1],
+                         _mm256_permute2x128_si256(q[2 * j], q[2 * j + 1], 0x31));
+            } else {
+                store256(out.qs[2 * j], q[2 * j]);
+                store256(out.qs[2 * j + 1], q[2 * j + 1]);
+            }
+        }
+        __m256i sum = reduce8(sums);
+        if constexpr (kPaired)
+            sum = _mm256_permutevar8x32_epi32(sum, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+        for (int lane = 0; lane < 8; ++lane) out.d[lane] = d[lane_block<kPaired>(lane)];
+        store256(out.sum, sum);
         _mm256_store_ps(out.dsum, _mm256_mul_ps(_mm256_load_ps(out.d), _mm256_cvtepi32_ps(sum)));
     }
 }
@@ -210,51 +305,88 @@ void prepare_act_groups(const uint8_t* row, int64_t nb, ActGroup* groups) {
 // Decodes the first `count` (<= 8) blocks at `blocks`; the rest of the group is zero.
 template <class F>
 void decode_group(const uint8_t* blocks, int count, WeightGroup& out) {
+    __m256i q[8];
     for (int b = 0; b < 8; ++b) {
         const uint8_t* blk = blocks + b * F::kBytes;
-        const __m256i q = b < count ? F::quants(blk) : _mm256_setzero_si256();
-        if constexpr (F::kSigned) {
-            _mm256_store_si256(reinterpret_cast<__m256i*>(out.q[b]), _mm256_abs_epi8(q));
-            _mm256_store_si256(reinterpret_cast<__m256i*>(out.sign[b]), q);
+        q[b] = b < count ? F::block(blk) : _mm256_setzero_si256();
+        const int lane = F::kPaired ? (b % 2) * 4 + b / 2 : b;
+        out.d[lane] = b < count ? half_to_float(load_u16(blk)) : 0.0f;
+        out.m[lane] = F::kHasMin && b < count ? half_to_float(load_u16(blk + 2)) : 0.0f;
+    }
+    for (int j = 0; j < 4; ++j) {
+        if constexpr (F::kPaired) {
+            store256(out.q[2 * j], _mm256_permute2x128_si256(q[2 * j], q[2 * j + 1], 0x20));
+            store256(out.q[2 * j + 1], _mm256_permute2x128_si256(q[2 * j], q[2 * j + 1], 0x31));
         } else {
-            _mm256_store_si256(reinterpret_cast<__m256i*>(out.q[b]), q);
+            for (int b = 2 * j; b < 2 * j + 2; ++b) {
+                store256(out.q[b], _mm256_abs_epi8(q[b]));
+                store256(out.sign[b], q[b]);
+            }
         }
-        out.d[b] = b < count ? half_to_float(load_u16(blk)) : 0.0f;
-        if constexpr (F::kHasMin) out.m[b] = b < count ? half_to_float(load_u16(blk + 2)) : 0.0f;
     }
 }
 
+// Paired formats: 4 vectors of 16-bit pair sums (block 2j low half, 2j+1 high half) -> the 8
+// block sums in paired lane order. 16 products of a 4-bit quant and an 8-bit activation fit in
+// 16 bits (16 * 15 * 128 < 2^15); for 5-bit quants only 8 do.
 template <class F>
-inline __m256i block_dot(__m256i q, __m256i a) {
-    if constexpr (F::kSigned) return dot_u8s8(_mm256_abs_epi8(q), _mm256_sign_epi8(a, q));
-    return dot_u8s8(q, a);
+inline __m256i reduce_pairs(const __m256i p[4]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i s01 = _mm256_hadd_epi16(p[0], p[1]);  // [b0 x4, b2 x4 | b1 x4, b3 x4]
+    const __m256i s23 = _mm256_hadd_epi16(p[2], p[3]);
+    if constexpr (F::kMaxQ <= 15) {
+        return _mm256_madd_epi16(_mm256_hadd_epi16(s01, s23), ones);
+    } else {
+        return _mm256_hadd_epi32(_mm256_madd_epi16(s01, ones), _mm256_madd_epi16(s23, ones));
+    }
 }
 
-// The 8 integer block dot products of a group, straight from the weight blocks in memory.
+// The 8 integer block dot products of a group (in the format's lane order), straight from the
+// weight blocks in memory.
 template <class F>
 inline __m256i group_dots(const uint8_t* blocks, const ActGroup& a) {
-    __m256i p[8];
-    for (int b = 0; b < 8; ++b) p[b] = block_dot<F>(F::quants(blocks + b * F::kBytes), load256(a.qs[b]));
-    return reduce8(p);
+    if constexpr (F::kPaired) {
+        __m256i p[4];
+        for (int j = 0; j < 4; ++j) {
+            __m256i lo, hi;
+            F::pair(blocks + 2 * j * F::kBytes, lo, hi);
+            p[j] = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load256(a.qs[2 * j])),
+                                    _mm256_maddubs_epi16(hi, load256(a.qs[2 * j + 1])));
+        }
+        return reduce_pairs<F>(p);
+    } else {
+        __m256i p[8];
+        for (int b = 0; b < 8; ++b) {
+            const __m256i q = F::block(blocks + b * F::kBytes);
+            p[b] = dot_u8s8(_mm256_abs_epi8(q), _mm256_sign_epi8(load256(a.qs[b]), q));
+        }
+        return reduce8(p);
+    }
 }
 
 // The same from a decoded group.
 template <class F>
 inline __m256i group_dots(const WeightGroup& w, const ActGroup& a) {
-    __m256i p[8];
-    for (int b = 0; b < 8; ++b) {
-        const __m256i av = load256(a.qs[b]);
-        if constexpr (F::kSigned) {
-            p[b] = dot_u8s8(load256(w.q[b]), _mm256_sign_epi8(av, load256(w.sign[b])));
-        } else {
-            p[b] = dot_u8s8(load256(w.q[b]), av);
+    if constexpr (F::kPaired) {
+        __m256i p[4];
+        for (int j = 0; j < 4; ++j) {
+            p[j] = _mm256_add_epi16(
+                _mm256_maddubs_epi16(load256(w.q[2 * j]), load256(a.qs[2 * j])),
+                _mm256_maddubs_epi16(load256(w.q[2 * j + 1]), load256(a.qs[2 * j + 1])));
         }
+        return reduce_pairs<F>(p);
+    } else {
+        __m256i p[8];
+        for (int b = 0; b < 8; ++b) {
+            const __m256i signed_a = _mm256_sign_epi8(load256(a.qs[b]), load256(w.sign[b]));
+            p[b] = dot_u8s8(load256(w.q[b]), signed_a);
+        }
+        return reduce8(p);
     }
-    return reduce8(p);
 }
 
-// acc += the float value of one group: dots (lane b = block b) scaled per block, minus the zero
-// point or plus the min, both through the activation sums.
+// acc += the float value of one group: dots (one lane per block) scaled per block, minus the
+// zero point or plus the min, both through the activation sums.
 template <class F>
 inline __m256 group_accumulate(__m256i dots, __m256 wd, __m256 wm, const ActGroup& a, __m256 acc) {
     if constexpr (F::kZeroShift >= 0) {
@@ -267,32 +399,28 @@ inline __m256 group_accumulate(__m256i dots, __m256 wd, __m256 wm, const ActGrou
     return acc;
 }
 
-// Decode: NR consecutive rows against one activation row, y[0..NR).
-template <class F, int NR>
-void gemv_rows(const uint8_t* w, size_t w_stride, int64_t nb, const ActGroup* act, float* y) {
+// Decode: one row against one activation row.
+template <class F>
+float gemv_row(const uint8_t* w, int64_t nb, const ActGroup* act) {
     const int64_t full = nb / 8;
     const int tail = static_cast<int>(nb % 8);
     constexpr size_t kGroupBytes = 8 * F::kBytes;
-    __m256 acc[NR];
-    for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t g = 0; g < full; ++g) {
-        for (int r = 0; r < NR; ++r) {
-            const uint8_t* blocks = w + r * w_stride + g * kGroupBytes;
-            const __m256 wd = load_halves8(blocks, F::kBytes);
-            __m256 wm = _mm256_setzero_ps();
-            if constexpr (F::kHasMin) wm = load_halves8(blocks + 2, F::kBytes);
-            acc[r] = group_accumulate<F>(group_dots<F>(blocks, act[g]), wd, wm, act[g], acc[r]);
-        }
+        const uint8_t* blocks = w + g * kGroupBytes;
+        prefetch_ahead(blocks, kGroupBytes);
+        const __m256 wd = load_halves8<F::kPaired>(blocks, F::kBytes);
+        __m256 wm = _mm256_setzero_ps();
+        if constexpr (F::kHasMin) wm = load_halves8<F::kPaired>(blocks + 2, F::kBytes);
+        acc = group_accumulate<F>(group_dots<F>(blocks, act[g]), wd, wm, act[g], acc);
     }
     if (tail > 0) {
-        for (int r = 0; r < NR; ++r) {
-            WeightGroup wg;
-            decode_group<F>(w + r * w_stride + full * kGroupBytes, tail, wg);
-            acc[r] = group_accumulate<F>(group_dots<F>(wg, act[full]), _mm256_load_ps(wg.d),
-                                         _mm256_load_ps(wg.m), act[full], acc[r]);
-        }
+        WeightGroup wg;
+        decode_group<F>(w + full * kGroupBytes, tail, wg);
+        acc = group_accumulate<F>(group_dots<F>(wg, act[full]), _mm256_load_ps(wg.d),
+                                  _mm256_load_ps(wg.m), act[full], acc);
     }
-    store_sums<NR>(acc, y);
+    return hsum(acc);
 }
 
 // Prefill: NR rows x tc tokens; groups are decoded once and reused by every token.
@@ -304,7 +432,8 @@ void gemm_rows(const uint8_t* w, size_t w_stride, int64_t nb, const ActGroup* ac
     WeightGroup wg[NR];
     for (int64_t g = 0; g < ng; ++g) {
         const int count = static_cast<int>(min64(8, nb - g * 8));
-        for (int r = 0; r < NR; ++r) decode_group<F>(w + r * w_stride + g * kGroupBytes, count, wg[r]);
+        for (int r = 0; r < NR; ++r)
+            decode_group<F>(w + r * w_stride + g * kGroupBytes, count, wg[r]);
         for (int64_t t = 0; t < tc; ++t) {
             const ActGroup& a = act[t * ng + g];
             __m256* acc_t = acc + t * NR;
@@ -324,15 +453,13 @@ void run_q8_0_act(const MatmulArgs& args) {
     const size_t act_bytes = static_cast<size_t>(ng) * sizeof(ActGroup);
     if (args.n_tokens == 1) {
         auto* act = static_cast<ActGroup*>(kernel_scratch(act_bytes));
-        prepare_act_groups(args.act, nb, act);
-        int64_t r = args.row_begin;
-        for (; r + kRowTile <= args.row_end; r += kRowTile)
-            gemv_rows<F, kRowTile>(args.w + r * args.w_row_bytes, args.w_row_bytes, nb, act, args.y + r);
-        for (; r < args.row_end; ++r)
-            gemv_rows<F, 1>(args.w + r * args.w_row_bytes, args.w_row_bytes, nb, act, args.y + r);
+        prepare_act_groups<F::kPaired>(args.act, nb, act);
+        for (int64_t r = args.row_begin; r < args.row_end; ++r)
+            args.y[r] = gemv_row<F>(args.w + r * args.w_row_bytes, nb, act);
         return;
     }
-    const int64_t tc_max = min64(args.n_tokens, static_cast<int64_t>(kActChunkBytes / act_bytes) + 1);
+    const int64_t tc_max =
+        min64(args.n_tokens, static_cast<int64_t>(kActChunkBytes / act_bytes) + 1);
     const size_t acc_offset = (act_bytes * static_cast<size_t>(tc_max) + 63) / 64 * 64;
     auto* scratch =
         static_cast<uint8_t*>(kernel_scratch(acc_offset + sizeof(__m256) * kRowTile * tc_max));
@@ -341,7 +468,8 @@ void run_q8_0_act(const MatmulArgs& args) {
     for (int64_t t0 = 0; t0 < args.n_tokens; t0 += tc_max) {
         const int64_t tc = min64(tc_max, args.n_tokens - t0);
         for (int64_t t = 0; t < tc; ++t)
-            prepare_act_groups(args.act + (t0 + t) * args.act_row_bytes, nb, act + t * ng);
+            prepare_act_groups<F::kPaired>(args.act + (t0 + t) * args.act_row_bytes, nb,
+                                           act + t * ng);
         float* y = args.y + t0 * args.ldy;
         int64_t r = args.row_begin;
         for (; r + kRowTile <= args.row_end; r += kRowTile) {
@@ -442,8 +570,8 @@ struct Q5_K {
             for (int h = 0; h < 2; ++h) {
                 const int c = 2 * i + h;
                 const __m256i nib = _mm256_and_si256(h ? _mm256_srli_epi16(bytes, 4) : bytes, low4);
-                const __m256i hb =
-                    bit_to_0x10(_mm256_and_si256(high, _mm256_set1_epi8(static_cast<char>(1 << c))), c);
+                const __m256i hb = bit_to_0x10(
+                    _mm256_and_si256(high, _mm256_set1_epi8(static_cast<char>(1 << c))), c);
                 chunk(c, _mm256_or_si256(nib, hb), broadcast_lane16(sc, c));
             }
         }
@@ -520,23 +648,22 @@ inline __m256 k_accumulate(__m256i isum, __m256i mins, float d, float dmin, cons
     return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(dmin * a.d), acc);
 }
 
-template <class F, int NR>
-void gemv_k_rows(const uint8_t* w, size_t w_stride, int64_t nsb, const BlockQ8_K* act, float* y) {
-    __m256 acc[NR];
-    for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+template <class F>
+float gemv_k_row(const uint8_t* w, int64_t nsb, const BlockQ8_K* act) {
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t s = 0; s < nsb; ++s) {
         const BlockQ8_K& a = act[s];
-        for (int r = 0; r < NR; ++r) {
-            __m256i isum = _mm256_setzero_si256();
-            KHead head;
-            F::decode(w + r * w_stride + s * F::kBytes, head, [&](int c, __m256i q, __m256i sc) {
-                const __m256i p = _mm256_maddubs_epi16(q, load256(a.qs + 32 * c));
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
-            });
-            acc[r] = k_accumulate(isum, head.mins, head.d, head.dmin, a, acc[r]);
-        }
+        const uint8_t* block = w + s * F::kBytes;
+        prefetch_ahead(block, F::kBytes);
+        __m256i isum = _mm256_setzero_si256();
+        KHead head;
+        F::decode(block, head, [&](int c, __m256i q, __m256i sc) {
+            const __m256i p = _mm256_maddubs_epi16(q, load256(a.qs + 32 * c));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
+        });
+        acc = k_accumulate(isum, head.mins, head.d, head.dmin, a, acc);
     }
-    store_sums<NR>(acc, y);
+    return hsum(acc);
 }
 
 template <class F, int NR>
@@ -552,10 +679,12 @@ void gemm_k_rows(const uint8_t* w, size_t w_stride, int64_t nsb, const uint8_t* 
             for (int r = 0; r < NR; ++r) {
                 __m256i isum = _mm256_setzero_si256();
                 for (int c = 0; c < 8; ++c) {
-                    const __m256i p = _mm256_maddubs_epi16(load256(kw[r].q[c]), load256(a.qs + 32 * c));
+                    const __m256i p =
+                        _mm256_maddubs_epi16(load256(kw[r].q[c]), load256(a.qs + 32 * c));
                     isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, load256(kw[r].scale[c])));
                 }
-                acc_t[r] = k_accumulate(isum, load256(kw[r].mins), kw[r].d, kw[r].dmin, a, acc_t[r]);
+                acc_t[r] =
+                    k_accumulate(isum, load256(kw[r].mins), kw[r].d, kw[r].dmin, a, acc_t[r]);
             }
         }
     }
@@ -567,15 +696,13 @@ void run_q8_k_act(const MatmulArgs& args) {
     const int64_t nsb = args.k / kQK_K;
     if (args.n_tokens == 1) {
         const auto* act = reinterpret_cast<const BlockQ8_K*>(args.act);
-        int64_t r = args.row_begin;
-        for (; r + kRowTile <= args.row_end; r += kRowTile)
-            gemv_k_rows<F, kRowTile>(args.w + r * args.w_row_bytes, args.w_row_bytes, nsb, act, args.y + r);
-        for (; r < args.row_end; ++r)
-            gemv_k_rows<F, 1>(args.w + r * args.w_row_bytes, args.w_row_bytes, nsb, act, args.y + r);
+        for (int64_t r = args.row_begin; r < args.row_end; ++r)
+            args.y[r] = gemv_k_row<F>(args.w + r * args.w_row_bytes, nsb, act);
         return;
     }
     const size_t act_bytes = static_cast<size_t>(nsb) * sizeof(BlockQ8_K);
-    const int64_t tc_max = min64(args.n_tokens, static_cast<int64_t>(kActChunkBytes / act_bytes) + 1);
+    const int64_t tc_max =
+        min64(args.n_tokens, static_cast<int64_t>(kActChunkBytes / act_bytes) + 1);
     auto* acc = static_cast<__m256*>(kernel_scratch(sizeof(__m256) * kRowTile * tc_max));
     for (int64_t t0 = 0; t0 < args.n_tokens; t0 += tc_max) {
         const int64_t tc = min64(tc_max, args.n_tokens - t0);
@@ -597,7 +724,9 @@ void run_q8_k_act(const MatmulArgs& args) {
 
 struct F32W {
     static constexpr size_t kElem = 4;
-    static __m256 load8(const uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+    static __m256 load8(const uint8_t* p) {
+        return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+    }
     static float load1(const uint8_t* p) {
         float v;
         std::memcpy(&v, p, sizeof(v));
@@ -651,10 +780,29 @@ void float_tile(const uint8_t* w, size_t w_stride, int64_t k, const float* x, si
         float sums[NR];
         store_sums<NR>(col, sums);
         for (int r = 0; r < NR; ++r) {
-            for (int64_t j = i; j < k; ++j) sums[r] += F::load1(w + r * w_stride + j * F::kElem) * x[t * x_stride + j];
+            for (int64_t j = i; j < k; ++j)
+                sums[r] += F::load1(w + r * w_stride + j * F::kElem) * x[t * x_stride + j];
             y[t * ldy + r] = sums[r];
         }
     }
+}
+
+// Decode: one row, two accumulators to cover the FMA latency.
+template <class F>
+float float_gemv_row(const uint8_t* w, int64_t k, const float* x) {
+    __m256 acc0 = _mm256_setzero_ps();
+    __m256 acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+        prefetch_ahead(w + i * F::kElem, 16 * F::kElem);
+        acc0 = _mm256_fmadd_ps(F::load8(w + i * F::kElem), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(F::load8(w + (i + 8) * F::kElem), _mm256_loadu_ps(x + i + 8), acc1);
+    }
+    for (; i + 8 <= k; i += 8)
+        acc0 = _mm256_fmadd_ps(F::load8(w + i * F::kElem), _mm256_loadu_ps(x + i), acc0);
+    float sum = hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < k; ++i) sum += F::load1(w + i * F::kElem) * x[i];
+    return sum;
 }
 
 template <class F, int NR>
@@ -664,14 +812,22 @@ void float_rows(const uint8_t* w, size_t w_stride, int64_t k, const float* x, si
     int64_t t = 0;
     for (; t + kTokenTile <= tc; t += kTokenTile)
         float_tile<F, NR, kTokenTile>(w, w_stride, k, x + t * x_stride, x_stride, y + t * ldy, ldy);
-    for (; t < tc; ++t) float_tile<F, NR, 1>(w, w_stride, k, x + t * x_stride, x_stride, y + t * ldy, ldy);
+    for (; t < tc; ++t)
+        float_tile<F, NR, 1>(w, w_stride, k, x + t * x_stride, x_stride, y + t * ldy, ldy);
 }
 
 template <class F>
 void run_float(const MatmulArgs& args) {
+    if (args.n_tokens == 1) {
+        const auto* x = reinterpret_cast<const float*>(args.act);
+        for (int64_t r = args.row_begin; r < args.row_end; ++r)
+            args.y[r] = float_gemv_row<F>(args.w + r * args.w_row_bytes, args.k, x);
+        return;
+    }
     const size_t x_stride = args.act_row_bytes / sizeof(float);
     const size_t act_bytes = static_cast<size_t>(args.k) * sizeof(float);
-    const int64_t tc_max = min64(args.n_tokens, static_cast<int64_t>(kActChunkBytes / act_bytes) + 1);
+    const int64_t tc_max =
+        min64(args.n_tokens, static_cast<int64_t>(kActChunkBytes / act_bytes) + 1);
     for (int64_t t0 = 0; t0 < args.n_tokens; t0 += tc_max) {
         const int64_t tc = min64(tc_max, args.n_tokens - t0);
         const auto* x = reinterpret_cast<const float*>(args.act + t0 * args.act_row_bytes);
@@ -701,24 +857,37 @@ bool has_avx2_kernel(DType weight) {
         case DType::Q8_0:
         case DType::Q4_K:
         case DType::Q5_K:
-        case DType::Q6_K: return true;
-        default: return false;
+        case DType::Q6_K:
+            return true;
+        default:
+            return false;
     }
 }
 
 void run_avx2_kernel(const MatmulArgs& args) {
     switch (args.weight) {
-        case DType::F32: return run_float<F32W>(args);
-        case DType::F16: return run_float<F16W>(args);
-        case DType::BF16: return run_float<BF16W>(args);
-        case DType::Q4_0: return run_q8_0_act<Q4_0>(args);
-        case DType::Q4_1: return run_q8_0_act<Q4_1>(args);
-        case DType::Q5_0: return run_q8_0_act<Q5_0>(args);
-        case DType::Q8_0: return run_q8_0_act<Q8_0>(args);
-        case DType::Q4_K: return run_q8_k_act<Q4_K>(args);
-        case DType::Q5_K: return run_q8_k_act<Q5_K>(args);
-        case DType::Q6_K: return run_q8_k_act<Q6_K>(args);
-        default: break;
+        case DType::F32:
+            return run_float<F32W>(args);
+        case DType::F16:
+            return run_float<F16W>(args);
+        case DType::BF16:
+            return run_float<BF16W>(args);
+        case DType::Q4_0:
+            return run_q8_0_act<Q4_0>(args);
+        case DType::Q4_1:
+            return run_q8_0_act<Q4_1>(args);
+        case DType::Q5_0:
+            return run_q8_0_act<Q5_0>(args);
+        case DType::Q8_0:
+            return run_q8_0_act<Q8_0>(args);
+        case DType::Q4_K:
+            return run_q8_k_act<Q4_K>(args);
+        case DType::Q5_K:
+            return run_q8_k_act<Q5_K>(args);
+        case DType::Q6_K:
+            return run_q8_k_act<Q6_K>(args);
+        default:
+            break;
     }
 }
 

@@ -222,8 +222,10 @@ bool has_scalar_kernel(DType weight) {
         case DType::Q8_0:
         case DType::Q4_K:
         case DType::Q5_K:
-        case DType::Q6_K: return true;
-        default: return false;
+        case DType::Q6_K:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -231,17 +233,28 @@ void run_scalar_kernel(const MatmulArgs& args) {
     const int64_t nb = args.k / kQK;
     const int64_t nbk = args.k / kQK_K;
     switch (args.weight) {
-        case DType::F32: return run_dots<float>(args, dot_f32, args.k);
-        case DType::F16: return run_dots<float>(args, dot_f16, args.k);
-        case DType::BF16: return run_dots<float>(args, dot_bf16, args.k);
-        case DType::Q4_0: return run_dots<BlockQ8_0>(args, dot_q4_0, nb);
-        case DType::Q4_1: return run_dots<BlockQ8_0>(args, dot_q4_1, nb);
-        case DType::Q5_0: return run_dots<BlockQ8_0>(args, dot_q5_0, nb);
-        case DType::Q8_0: return run_dots<BlockQ8_0>(args, dot_q8_0, nb);
-        case DType::Q4_K: return run_dots<BlockQ8_K>(args, dot_q4_k, nbk);
-        case DType::Q5_K: return run_dots<BlockQ8_K>(args, dot_q5_k, nbk);
-        case DType::Q6_K: return run_dots<BlockQ8_K>(args, dot_q6_k, nbk);
-        default: break;
+        case DType::F32:
+            return run_dots<float>(args, dot_f32, args.k);
+        case DType::F16:
+            return run_dots<float>(args, dot_f16, args.k);
+        case DType::BF16:
+            return run_dots<float>(args, dot_bf16, args.k);
+        case DType::Q4_0:
+            return run_dots<BlockQ8_0>(args, dot_q4_0, nb);
+        case DType::Q4_1:
+            return run_dots<BlockQ8_0>(args, dot_q4_1, nb);
+        case DType::Q5_0:
+            return run_dots<BlockQ8_0>(args, dot_q5_0, nb);
+        case DType::Q8_0:
+            return run_dots<BlockQ8_0>(args, dot_q8_0, nb);
+        case DType::Q4_K:
+            return run_dots<BlockQ8_K>(args, dot_q4_k, nbk);
+        case DType::Q5_K:
+            return run_dots<BlockQ8_K>(args, dot_q5_k, nbk);
+        case DType::Q6_K:
+            return run_dots<BlockQ8_K>(args, dot_q6_k, nbk);
+        default:
+            break;
     }
 }
 
