@@ -15,6 +15,7 @@
 #include "core/dtype.h"
 #include "core/fp16.h"
 #include "core/quant/blocks.h"
+#include "perf/bandwidth.h"
 
 namespace mllm::cpu {
 namespace {
@@ -104,62 +105,52 @@ void BM_QuantizeActivation(benchmark::State& state, DType t) {
     state.SetItemsProcessed(state.iterations() * k);
 }
 
-void shapes(benchmark::internal::Benchmark* b) {
-    b->Args({576, 1536})
-        ->Args({1536, 576})
-        ->Args({2048, 5632})
-        ->Args({5632, 2048})
-        ->Args({49152, 576});
+void gemv_shapes(benchmark::internal::Benchmark* b) {
+    b->Args({576, 1536})->Args({1536, 576})->Args({2048, 5632})->Args({5632, 2048});
+    b->Args({49152, 576})->ArgNames({"rows", "k"})->Unit(benchmark::kMicrosecond);
+}
+
+void gemv_shapes_k(benchmark::internal::Benchmark* b) {
+    b->Args({576, 1536})->Args({2048, 5632})->Args({5632, 2048})->Args({49152, 2048});
     b->ArgNames({"rows", "k"})->Unit(benchmark::kMicrosecond);
 }
 
-void prefill_shapes(benchmark::internal::Benchmark* b) {
+void gemm_shapes(benchmark::internal::Benchmark* b) {
     b->Args({576, 1536})->Args({1536, 576})->Args({2048, 5632});
     b->ArgNames({"rows", "k"})->Unit(benchmark::kMillisecond);
 }
 
-#define MLLM_QMM_BENCH(type)                                                       \
-    BENCHMARK_CAPTURE(BM_QuantMatmul, gemv_##type, DType::type, 1)->Apply(shapes); \
-    BENCHMARK_CAPTURE(BM_QuantMatmul, gemm128_##type, DType::type, 128)->Apply(prefill_shapes);
+void gemm_shapes_k(benchmark::internal::Benchmark* b) {
+    b->Args({576, 1536})->Args({2048, 5632});
+    b->ArgNames({"rows", "k"})->Unit(benchmark::kMillisecond);
+}
 
-MLLM_QMM_BENCH(Q4_0)
-MLLM_QMM_BENCH(Q8_0)
-MLLM_QMM_BENCH(Q4_1)
-MLLM_QMM_BENCH(Q5_0)
-MLLM_QMM_BENCH(Q4_K)
-MLLM_QMM_BENCH(Q5_K)
-MLLM_QMM_BENCH(Q6_K)
-MLLM_QMM_BENCH(F16)
-MLLM_QMM_BENCH(BF16)
-MLLM_QMM_BENCH(F32)
+#define MLLM_QMM_BENCH(type, gemv, gemm)                                         \
+    BENCHMARK_CAPTURE(BM_QuantMatmul, gemv_##type, DType::type, 1)->Apply(gemv); \
+    BENCHMARK_CAPTURE(BM_QuantMatmul, gemm128_##type, DType::type, 128)->Apply(gemm);
+
+MLLM_QMM_BENCH(Q4_0, gemv_shapes, gemm_shapes)
+MLLM_QMM_BENCH(Q8_0, gemv_shapes, gemm_shapes)
+MLLM_QMM_BENCH(Q4_1, gemv_shapes, gemm_shapes)
+MLLM_QMM_BENCH(Q5_0, gemv_shapes, gemm_shapes)
+MLLM_QMM_BENCH(Q4_K, gemv_shapes_k, gemm_shapes_k)
+MLLM_QMM_BENCH(Q5_K, gemv_shapes_k, gemm_shapes_k)
+MLLM_QMM_BENCH(Q6_K, gemv_shapes_k, gemm_shapes_k)
+MLLM_QMM_BENCH(F16, gemv_shapes, gemm_shapes)
+MLLM_QMM_BENCH(BF16, gemv_shapes, gemm_shapes)
+MLLM_QMM_BENCH(F32, gemv_shapes, gemm_shapes)
 
 BENCHMARK_CAPTURE(BM_QuantizeActivation, q8_0, DType::Q4_0)->Arg(2048)->Arg(5632);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, q8_k, DType::Q4_K)->Arg(2048)->Arg(5632);
 
-// What decode's GEMV is up against: one thread summing a buffer far larger than the caches.
-void BM_MemoryReadBandwidth(benchmark::State& state) {
-    const size_t n = static_cast<size_t>(state.range(0)) / sizeof(float);
-    std::vector<float> buf(n, 1.0f);
+// What single-threaded GEMV is up against: one thread streaming a 1 GiB buffer.
+void BM_MemoryReadBandwidth1Thread(benchmark::State& state) {
     for (auto _ : state) {
-        // 32 independent partial sums (four vectors) so the adds keep up with the loads.
-        float s[32] = {};
-        for (size_t i = 0; i + 32 <= n; i += 32)
-            for (int j = 0; j < 32; ++j) s[j] += buf[i + j];
-        benchmark::DoNotOptimize(s);
+        state.counters["bandwidth_GBps"] =
+            perf::measure_read_bandwidth(size_t{1} << 30, /*threads=*/1, /*passes=*/3) / 1e9;
     }
-    state.SetBytesProcessed(state.iterations() * state.range(0));
 }
-BENCHMARK(BM_MemoryReadBandwidth)->Arg(1 << 30)->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_MemoryReadBandwidth1Thread)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace mllm::cpu
-
-// mllm-bench links Google Benchmark without its main. This one is weak so that a perf file
-// which defines the suite's main (e.g. a dashboard writer) replaces it without a clash.
-__attribute__((weak)) int main(int argc, char** argv) {
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-}

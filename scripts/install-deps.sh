@@ -8,6 +8,7 @@ packages=(
   libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
   # The Vulkan backend's build and its CI device (Mesa's lavapipe runs shaders on the CPU).
   glslang-tools libvulkan-dev mesa-vulkan-drivers vulkan-tools
+  chromium  # headless browser for the dashboard page test (tests/dashboard)
 )
 
 missing=()

@@ -51,19 +51,21 @@ CpuProgram::CpuProgram(const graph::Graph& g, int device, ThreadPool& pool, cons
         steps_.push_back(s);
     }
     act_scratch_ = aligned_buffer(scratch);
-    // Point each member at its converted input inside the scratch; members with the same
-    // activation type share one conversion.
+    // Point each member at its converted input inside the scratch; members whose weights take
+    // the same activation format share one conversion.
     for (MatMulGroup& group : groups_) {
-        std::map<DType, const uint8_t*> by_type;
+        std::map<DType, const uint8_t*> by_format;
         size_t at = 0;
         for (MatMulMember& m : group.members) {
-            const DType act = activation_type(m.type);
-            if (act == DType::F32) {
-                // Float weights read the f32 input rows as they are.
+            if (m.type == DType::F32) {
+                // F32 weights read the input rows as they are.
                 m.act = reinterpret_cast<const uint8_t*>(group.x);
                 continue;
             }
-            auto [it, added] = by_type.emplace(act, act_scratch_.get() + at);
+            // F16 and BF16 both take f32 rows but rounded differently: key them by weight type.
+            const DType act = activation_type(m.type);
+            const DType format = act == DType::F32 ? m.type : act;
+            auto [it, added] = by_format.emplace(format, act_scratch_.get() + at);
             if (added) at += (m.act_row_bytes * static_cast<size_t>(group.n) + kAlign - 1) / kAlign * kAlign;
             m.act = it->second;
         }

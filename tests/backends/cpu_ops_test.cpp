@@ -728,7 +728,7 @@ void check_parallel_for(ThreadPool& pool, int64_t n, int64_t align) {
         }
         for (int64_t i = b; i < e; ++i)
             if (i >= 0 && i < n)
-                hits[static_cast<size_t>(i)].fetch_add(1, std::memory_order_relaxed);
+                hits[static_cast<size_t>(busy_work(i))].fetch_add(1, std::memory_order_relaxed);
         {
             std::lock_guard<std::mutex> lock(mu);
             ranges.push_back({b, e, thread});

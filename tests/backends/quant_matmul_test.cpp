@@ -129,7 +129,7 @@ std::string describe(DType t, const Shape& s, Isa isa) {
 std::vector<Shape> shapes_for(DType t) {
     const int64_t block = dtype_traits(t).block_size;
     std::vector<int64_t> ks = {256, 512, 1280};
-    if (block < 256) ks = {32, 96, 288, 576};
+    if (block < 256) ks = {32, 96, 224, 288, 416, 576};  // tails of 1, 3, 7, 1, 5, 2 blocks
     std::vector<Shape> out;
     for (int64_t k : ks) {
         for (int64_t rows : {1, 3, 7, 33}) {
@@ -370,6 +370,27 @@ TEST(QuantMatmul, QuantizedFromFloatsMatchesFloatDot) {
         }
     }
 }
+
+#if defined(__x86_64__)
+// The AVX2 activation quantizer must reproduce the reference bit for bit, including the
+// round-half-away-from-zero ties, all-zero blocks and blocks whose largest value is negative.
+TEST(QuantMatmul, Avx2ActivationQuantizerIsBitExact) {
+    if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "no AVX2";
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> value(-3.0f, 3.0f);
+    const int64_t k = 32 * 64;
+    std::vector<float> x(k);
+    for (auto& v : x) v = value(rng);
+    for (int j = 0; j < 32; ++j) x[j] = 0.0f;                        // zero block
+    for (int j = 32; j < 64; ++j) x[j] = 0.5f * (j - 48);            // mixed magnitudes
+    for (int j = 64; j < 96; ++j) x[j] = -127.0f + 2.5f * (j - 64);  // d = 1: exact .5 ties
+    x[100] = -50.0f;                                                 // negative extreme
+    std::vector<uint8_t> ref(row_bytes(DType::Q8_0, k)), simd(ref.size());
+    quantize_row_q8_0(x.data(), ref.data(), k);
+    detail::quantize_row_q8_0_avx2(x.data(), simd.data(), k);
+    for (size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(ref[i], simd[i]) << "byte " << i;
+}
+#endif
 
 TEST(CpuFeatures, NamesRoundTripAndBestIsSupported) {
     for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni, Isa::NeonDotprod}) {

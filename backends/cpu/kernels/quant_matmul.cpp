@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "core/quant/quant.h"
 
 namespace mllm::cpu {
@@ -62,14 +63,31 @@ DType activation_type(DType weight) {
 void quantize_activation_row(DType weight, const float* x, void* dst, int64_t k) {
     switch (activation_type(weight)) {
         case DType::Q8_0:
+#if defined(__x86_64__)
+            if (best_isa() != Isa::Scalar) {
+                detail::quantize_row_q8_0_avx2(x, dst, k);
+                break;
+            }
+#endif
             quantize_row_q8_0(x, dst, k);
             break;
         case DType::Q8_K:
             quantize_row_q8_k(x, dst, k);
             break;
-        default:
-            std::memcpy(dst, x, static_cast<size_t>(k) * sizeof(float));
+        default: {
+            // Half-precision weights multiply activations rounded to the weights' precision, as
+            // ggml does (its vec_dot_type for F16/BF16 is the weight type): products and sums stay
+            // f32, so results match llama.cpp's to float rounding.
+            auto* out = static_cast<float*>(dst);
+            if (weight == DType::F16) {
+                for (int64_t i = 0; i < k; ++i) out[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+            } else if (weight == DType::BF16) {
+                for (int64_t i = 0; i < k; ++i) out[i] = bf16_to_fp32(fp32_to_bf16(x[i]));
+            } else {
+                std::memcpy(dst, x, static_cast<size_t>(k) * sizeof(float));
+            }
             break;
+        }
     }
 }
 

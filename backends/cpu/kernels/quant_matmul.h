@@ -1,8 +1,9 @@
 #pragma once
 // Fused quantized matrix multiply for the CPU backend: weights stay in their GGUF block format
 // and are decoded in registers; activations are first quantized to 8-bit blocks so the inner
-// loop is an integer dot product (AVX-512 VNNI / AVX2 / NEON dot product / scalar, picked at run
-// time). Float weights (F16, BF16) are converted in registers against f32 activations.
+// loop is an integer dot product. Float weights (F16, BF16, F32) are converted in registers
+// against f32 activations. Kernels are picked at run time (cpu_features.h): AVX2 and portable
+// scalar ones exist today; AVX-512 machines run the AVX2 kernels, Arm the scalar ones.
 #include <cstddef>
 #include <cstdint>
 
@@ -15,7 +16,8 @@ namespace mllm::cpu {
 // Q8_0 for Q4_0/Q4_1/Q5_0/Q8_0, Q8_K for the K formats, F32 for F16/BF16/F32.
 DType activation_type(DType weight);
 
-// Converts one activation row of k floats into activation_type(weight) (a plain copy for F32).
+// Converts one activation row of k floats into activation_type(weight): 8-bit blocks for the
+// quantized formats; for F16/BF16 weights f32 values rounded to that precision; a copy for F32.
 // dst must hold row_bytes(activation_type(weight), k) bytes.
 void quantize_activation_row(DType weight, const float* x, void* dst, int64_t k);
 
@@ -66,6 +68,10 @@ bool has_scalar_kernel(DType weight);
 void run_scalar_kernel(const MatmulArgs& args);
 bool has_avx2_kernel(DType weight);
 void run_avx2_kernel(const MatmulArgs& args);
+
+// quantize_row_q8_0 (core/quant) with AVX2, bit-exact with it; decode pays for one activation
+// quantization per matmul input, which the scalar reference makes a noticeable share.
+void quantize_row_q8_0_avx2(const float* x, void* dst, int64_t k);
 
 // Per-thread scratch memory of at least `bytes`, 64-byte aligned, for kernels that decode
 // weights or reorganize activations; valid until the next call on the same thread.

@@ -9,14 +9,15 @@
 //
 // Formats with 32-element blocks (Q4_0, Q4_1, Q5_0, Q8_0) carry one fp16 scale per block, so the
 // float work per block (convert, scale, accumulate) would dominate a naive loop. They work on
-// groups of 8 blocks: the 8 per-block integer dot products are reduced into the 8 lanes of one
-// vector, which is then scaled by the 8 weight scales x 8 activation scales in one multiply.
-// The K formats apply their small integer sub-block scales inside the integer dot product and
-// need float work once per 256 elements.
+// groups of 8 blocks whose 8 integer dot products end up in the 8 lanes of one vector, scaled
+// by 8 weight scales x 8 activation scales at once (see Layout below). The K formats apply
+// their small integer sub-block scales inside the integer dot product and need float work
+// once per 256 elements.
 //
-// Decode (one token) streams each weight row once, 4 rows at a time so the activation stays in
-// registers and L1. Prefill tiles rows x tokens: a group of weight blocks is decoded once into
-// an L1 scratch and reused by every token of a chunk sized to keep its activations in L2.
+// Decode (one token, memory-bound) streams a thread's rows one after the other as a single
+// sequential stream, with software prefetch into L2. Prefill (compute-bound) tiles rows x
+// tokens: weights are decoded once per group (or super-block) of 4 rows into an L1 scratch and
+// reused by every token of a chunk sized to keep its activations in L2.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -32,11 +33,12 @@ namespace {
 // Activations of a chunk of tokens are sized to stay in L2 (512 KiB per core on Zen 3, 1-2 MiB
 // on recent Intel) next to the weights being decoded.
 constexpr size_t kActChunkBytes = 192 * 1024;
+// Prefill decodes this many rows together; their 4 sums per token are stored as one vector.
 constexpr int kRowTile = 4;
-// Decode reads each weight row once, one row after the other, so a thread's rows are a single
-// sequential stream. Hardware prefetchers alone leave the core waiting on DRAM for about as
-// long as it computes; asking for the lines this far ahead, into L2, overlaps the two (measured
-// on Zen 3: 1-2 KiB too close, 8 KiB and more no better).
+// Decode reads each weight row once. With hardware prefetch alone, the core waited on DRAM
+// about as long as it computed (Q4_0 at ~55% of a plain read's bandwidth); asking for lines
+// this far ahead, into L2, overlaps the two (~90%). Measured on Zen 3 between 1 and 16 KiB;
+// interleaving 4 rows (4 streams) instead of one did worse in every variant.
 constexpr size_t kPrefetchBytes = 2048;
 
 // Prefetches into L2 the cache lines that hold [p, p + bytes) kPrefetchBytes ahead.
@@ -44,6 +46,7 @@ inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
     for (size_t off = 0; off < bytes; off += 64)
         _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T1);
 }
+
 // ---- small helpers --------------------------------------------------------------------------
 
 inline uint16_t load_u16(const uint8_t* p) {
@@ -95,25 +98,44 @@ inline void store_sums(const __m256* acc, float* y) {
     }
 }
 
-// Lane order of the per-block vectors (scales, sums, dot products) of a group of 8 blocks.
-// Natural: lane i is block i. Paired: the 4-bit formats hold two blocks per vector (see
-// below), and their reduction ends with blocks 0 2 4 6 in the low half, 1 3 5 7 in the high.
-template <bool kPaired>
+// ---- formats with 32-element blocks and Q8_0 activations --------------------------------------
+// Work goes by groups of 8 blocks. Each block's dot product is 32 products, formed 2 at a time
+// by vpmaddubsw (u8 x s8 -> s16 pairs) and then summed; the layouts below decide how much
+// horizontal work that sum takes, because horizontal adds are slow (vphaddw/vphaddd issue
+// once per 2 cycles on Zen 3):
+//   Natural      block b in vector b, element order (Q8_0 in decode). A transpose-add folds
+//                the 8 vectors of 8 partial sums into one vector, lane b = block b.
+//   Paired       the 4-bit formats in decode: one 16-byte load holds the nibbles of two blocks,
+//                so vector 2j holds the low nibbles (elements 0..15) of blocks 2j | 2j+1 and
+//                vector 2j+1 their high nibbles (elements 16..31). The two products of a pair
+//                add in 16 bits; a transpose-add of 4 vectors leaves lanes in block order
+//                0 2 4 6 | 1 3 5 7.
+//   Interleaved  prefill: the 8 blocks transposed in 32-bit units, so vector v holds elements
+//                4v..4v+3 of every block, block b in lane b. Sums then stay in their lanes:
+//                no horizontal work at all. Transposing costs 3 shuffles per block, paid once
+//                per group of a row (weights) or of a token (activations) and reused across
+//                the whole tile.
+// Activations are rearranged once per call into the layout the weights use. They come from
+// quantize_activation_row, so |a| <= 127, which the 16-bit sums below rely on.
+enum class Layout { kNatural, kPaired, kInterleaved };
+
+// Block whose value lane `lane` of a per-block vector (scales, sums, dots) holds.
+template <Layout L>
 constexpr int lane_block(int lane) {
-    if constexpr (kPaired) return lane < 4 ? 2 * lane : 2 * (lane - 4) + 1;
+    if constexpr (L == Layout::kPaired) return lane < 4 ? 2 * lane : 2 * (lane - 4) + 1;
     return lane;
 }
 
 // The fp16 fields at p + lane_block(i) * stride for lanes i = 0..7, as floats. The gather is
-// done in general registers (the empty asm keeps GCC from vectorizing it), which are idle in
+// done in general registers (the empty asm keeps GCC from vectorizing it): they are idle in
 // these loops, while vector ports are the bottleneck.
-template <bool kPaired>
+template <Layout L>
 inline __m256 load_halves8(const uint8_t* p, size_t stride) {
     uint64_t lo = 0;
     uint64_t hi = 0;
     for (int lane = 0; lane < 4; ++lane) {
-        uint64_t a = load_u16(p + lane_block<kPaired>(lane) * stride);
-        uint64_t b = load_u16(p + lane_block<kPaired>(lane + 4) * stride);
+        uint64_t a = load_u16(p + lane_block<L>(lane) * stride);
+        uint64_t b = load_u16(p + lane_block<L>(lane + 4) * stride);
         __asm__("" : "+r"(a), "+r"(b));
         lo |= a << (16 * lane);
         hi |= b << (16 * lane);
@@ -121,17 +143,57 @@ inline __m256 load_halves8(const uint8_t* p, size_t stride) {
     return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo)));
 }
 
+// Four vectors of int32 lanes -> lane i of half h (= 4 * h + i) is the sum of the 4 lanes of
+// half h of m[i]. Unpacks and adds, no hadd.
+inline __m256i transpose_add4(__m256i m0, __m256i m1, __m256i m2, __m256i m3) {
+    const __m256i s01 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(m0, m1), _mm256_unpackhi_epi32(m0, m1));
+    const __m256i s23 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(m2, m3), _mm256_unpackhi_epi32(m2, m3));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
+}
+
 // Eight vectors of 8 int32 lanes -> one vector whose lane b is the sum of the lanes of p[b].
-// hadd works within 128-bit halves, so two rounds leave each sum split between the halves.
 inline __m256i reduce8(const __m256i p[8]) {
-    const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]);
-    const __m256i h23 = _mm256_hadd_epi32(p[2], p[3]);
-    const __m256i h45 = _mm256_hadd_epi32(p[4], p[5]);
-    const __m256i h67 = _mm256_hadd_epi32(p[6], p[7]);
-    const __m256i lo = _mm256_hadd_epi32(h01, h23);  // [b0 b1 b2 b3 | b0 b1 b2 b3] halves
-    const __m256i hi = _mm256_hadd_epi32(h45, h67);  // [b4 b5 b6 b7 | b4 b5 b6 b7] halves
+    const __m256i lo = transpose_add4(p[0], p[1], p[2], p[3]);  // blocks 0..3, per half
+    const __m256i hi = transpose_add4(p[4], p[5], p[6], p[7]);  // blocks 4..7, per half
     return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
                             _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+// In place: dword i of v[j] becomes dword j of v[i] (an 8 x 8 transpose of 32-bit lanes).
+inline void transpose8x8_epi32(__m256i v[8]) {
+    __m256i t[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+    }
+    __m256i u[8];
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int i = 0; i < 4; ++i) {
+        v[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
+        v[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+    }
+}
+
+// 8 blocks' quants in element order -> layout L.
+template <Layout L>
+inline void arrange(__m256i q[8]) {
+    if constexpr (L == Layout::kPaired) {
+        for (int j = 0; j < 4; ++j) {
+            const __m256i lo = _mm256_permute2x128_si256(q[2 * j], q[2 * j + 1], 0x20);
+            const __m256i hi = _mm256_permute2x128_si256(q[2 * j], q[2 * j + 1], 0x31);
+            q[2 * j] = lo;
+            q[2 * j + 1] = hi;
+        }
+    } else if constexpr (L == Layout::kInterleaved) {
+        transpose8x8_epi32(q);
+    }
 }
 
 // sum over pairs of u8 x s8 products, widened to 8 int32 lanes of 4 products each.
@@ -141,6 +203,10 @@ inline __m256i dot_u8s8(__m256i u, __m256i s) {
 
 inline __m128i load128(const uint8_t* p) {
     return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+
+inline void store256(void* p, __m256i v) {
+    _mm256_store_si256(static_cast<__m256i*>(p), v);
 }
 
 // Byte j of the result is 0x10 when bit (j % 8) of byte select[j] of `bits` is set, else 0:
@@ -153,24 +219,16 @@ inline __m256i spread_bits_to_0x10(uint64_t bits, __m256i select) {
     return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
-// ---- formats with 32-element blocks and Q8_0 activations --------------------------------------
-// The 4-bit formats (Q4_0, Q4_1, Q5_0) are "paired": the 16 nibble bytes of two blocks fill
-// one vector, so a single and / shift+and splits it into
-//   lo = [elements 0..15 of block 2j | elements 0..15 of block 2j+1]  (low nibbles)
-//   hi = [elements 16..31 of block 2j | elements 16..31 of block 2j+1] (high nibbles)
-// and the activations are rearranged once per call to the same layout. The two vpmaddubsw
-// results add in 16 bits (4 products of at most 15 (31) x 128 per lane), and two or three
-// rounds of 16-bit hadd finish the sums for 8 blocks with little horizontal work.
-// Q8_0 weights are signed bytes in element order ("natural"), multiplied with the abs/sign pair.
-//
-// Each format gives: block size, zero point as a shift (q - (1 << kZeroShift); none if < 0),
-// an fp16 min at byte 2 (x = d q + m), the largest unsigned quant, and its quants: a pair of
-// blocks as (lo, hi) for the paired formats, one block in element order for every format.
-// The fp16 scale is at byte 0 in all of them.
+// The formats. Each gives: block size; its decode layout; zero point as a shift (q - (1 <<
+// kZeroShift); none if < 0); an fp16 min at byte 2 (x = d q + m); whether quants are signed;
+// the largest unsigned quant; its quants as one block in element order and, for the paired
+// ones, as a pair of blocks (lo, hi). The fp16 scale is at byte 0 in all of them.
 
+// The nibbles of blocks at qs0 and qs1 (kTwo), or of qs0 alone with zeros for the second.
+template <bool kTwo>
 inline void pair_nibbles(const uint8_t* qs0, const uint8_t* qs1, __m256i& lo, __m256i& hi) {
-    const __m256i both =
-        _mm256_inserti128_si256(_mm256_castsi128_si256(load128(qs0)), load128(qs1), 1);
+    __m256i both = _mm256_zextsi128_si256(load128(qs0));
+    if constexpr (kTwo) both = _mm256_inserti128_si256(both, load128(qs1), 1);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     lo = _mm256_and_si256(both, low4);
     hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), low4);
@@ -186,40 +244,46 @@ inline __m256i block_nibbles(const uint8_t* qs) {
 
 struct Q4_0 {
     static constexpr size_t kBytes = sizeof(BlockQ4_0);
-    static constexpr bool kPaired = true;
+    static constexpr Layout kDecodeLayout = Layout::kPaired;
     static constexpr int kZeroShift = 3;
     static constexpr bool kHasMin = false;
+    static constexpr bool kSigned = false;
     static constexpr int kMaxQ = 15;
+    template <bool kTwo = true>
     static void pair(const uint8_t* b, __m256i& lo, __m256i& hi) {
-        pair_nibbles(b + 2, b + kBytes + 2, lo, hi);
+        pair_nibbles<kTwo>(b + 2, b + kBytes + 2, lo, hi);
     }
     static __m256i block(const uint8_t* b) { return block_nibbles(b + 2); }
 };
 
 struct Q4_1 {
     static constexpr size_t kBytes = sizeof(BlockQ4_1);
-    static constexpr bool kPaired = true;
+    static constexpr Layout kDecodeLayout = Layout::kPaired;
     static constexpr int kZeroShift = -1;
     static constexpr bool kHasMin = true;
+    static constexpr bool kSigned = false;
     static constexpr int kMaxQ = 15;
+    template <bool kTwo = true>
     static void pair(const uint8_t* b, __m256i& lo, __m256i& hi) {
-        pair_nibbles(b + 4, b + kBytes + 4, lo, hi);
+        pair_nibbles<kTwo>(b + 4, b + kBytes + 4, lo, hi);
     }
     static __m256i block(const uint8_t* b) { return block_nibbles(b + 4); }
 };
 
 struct Q5_0 {
     static constexpr size_t kBytes = sizeof(BlockQ5_0);
-    static constexpr bool kPaired = true;
+    static constexpr Layout kDecodeLayout = Layout::kPaired;
     static constexpr int kZeroShift = 4;
     static constexpr bool kHasMin = false;
+    static constexpr bool kSigned = false;
     static constexpr int kMaxQ = 31;
+    template <bool kTwo = true>
     static void pair(const uint8_t* b, __m256i& lo, __m256i& hi) {
-        pair_nibbles(b + 6, b + kBytes + 6, lo, hi);
+        pair_nibbles<kTwo>(b + 6, b + kBytes + 6, lo, hi);
         // Bits of both blocks in one word: bytes 0-1 and 4-5 hold the lo elements' bits,
         // bytes 2-3 and 6-7 the hi elements'.
-        const uint64_t bits = load_u32(b + 2) | static_cast<uint64_t>(load_u32(b + kBytes + 2))
-                                                    << 32;
+        uint64_t bits = load_u32(b + 2);
+        if constexpr (kTwo) bits |= static_cast<uint64_t>(load_u32(b + kBytes + 2)) << 32;
         const __m256i lo_select =
             _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
                              4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5);
@@ -238,24 +302,25 @@ struct Q5_0 {
 
 struct Q8_0 {
     static constexpr size_t kBytes = sizeof(BlockQ8_0);
-    static constexpr bool kPaired = false;
+    static constexpr Layout kDecodeLayout = Layout::kNatural;
     static constexpr int kZeroShift = -1;
     static constexpr bool kHasMin = false;
+    static constexpr bool kSigned = true;
+    static constexpr int kMaxQ = 128;
     static __m256i block(const uint8_t* b) { return load256(b + 2); }
 };
 
-// The activation side of one group of 8 blocks, reorganized once per call: quants (natural,
-// or paired as the weights: qs[2j] = lo, qs[2j+1] = hi of blocks 2j, 2j+1), and per lane of
-// the format's lane order the block's scale and sums (for zero points and mins).
+// The activation side of one group of 8 blocks, rearranged once per call: quants in the
+// weights' layout, and per lane (in the layout's lane order) the block's scale and sums.
 struct alignas(32) ActGroup {
     int8_t qs[8][kQK];
     float d[8];
-    int32_t sum[8];
-    float dsum[8];  // d * sum
+    int32_t zsum[8];  // sum of quants << the weight format's zero shift (0 without one)
+    float dsum[8];    // d * sum of quants (for mins)
 };
 
 // One group of 8 weight blocks decoded for reuse across tokens (and for the ragged last group
-// of a row, zero-padded), in the same layout as ActGroup. Q8_0 keeps |q| in q and q in sign.
+// of a row, zero-padded), in a layout as ActGroup. Signed formats keep |q| in q and q in sign.
 struct alignas(32) WeightGroup {
     uint8_t q[8][kQK];
     int8_t sign[8][kQK];
@@ -263,12 +328,9 @@ struct alignas(32) WeightGroup {
     float m[8];
 };
 
-inline void store256(void* p, __m256i v) {
-    _mm256_store_si256(static_cast<__m256i*>(p), v);
-}
-
-// Fills groups for one Q8_0 activation row of nb blocks; blocks past nb are zero.
-template <bool kPaired>
+// Fills groups for one Q8_0 activation row of nb blocks for weights of format F in layout L;
+// blocks past nb are zero.
+template <class F, Layout L>
 void prepare_act_groups(const uint8_t* row, int64_t nb, ActGroup* groups) {
     const auto* blocks = reinterpret_cast<const BlockQ8_0*>(row);
     const int64_t ng = (nb + 7) / 8;
@@ -283,69 +345,85 @@ void prepare_act_groups(const uint8_t* row, int64_t nb, ActGroup* groups) {
             d[b] = i < nb ? half_to_float(blocks[i].d) : 0.0f;
             sums[b] = dot_u8s8(_mm256_set1_epi8(1), q[b]);
         }
-        for (int j = 0; j < 4; ++j) {
-            if constexpr (kPaired) {
-                store256(out.qs[2 * j], _mm256_permute2x128_si256(q[2 * j], q[2 * j + 1], 0x20));
-                store256(out.qs[2 * j + 1],
-                         _mm256_permute2x128_si256(q[2 * j], q[2 * j + 1], 0x31));
-            } else {
-                store256(out.qs[2 * j], q[2 * j]);
-                store256(out.qs[2 * j + 1], q[2 * j + 1]);
-            }
-        }
         __m256i sum = reduce8(sums);
-        if constexpr (kPaired)
+        arrange<L>(q);
+        for (int b = 0; b < 8; ++b) store256(out.qs[b], q[b]);
+        if constexpr (L == Layout::kPaired)
             sum = _mm256_permutevar8x32_epi32(sum, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
-        for (int lane = 0; lane < 8; ++lane) out.d[lane] = d[lane_block<kPaired>(lane)];
-        store256(out.sum, sum);
+        for (int lane = 0; lane < 8; ++lane) out.d[lane] = d[lane_block<L>(lane)];
+        store256(out.zsum, F::kZeroShift >= 0 ? _mm256_slli_epi32(sum, F::kZeroShift)
+                                              : _mm256_setzero_si256());
         _mm256_store_ps(out.dsum, _mm256_mul_ps(_mm256_load_ps(out.d), _mm256_cvtepi32_ps(sum)));
     }
 }
 
-// Decodes the first `count` (<= 8) blocks at `blocks`; the rest of the group is zero.
+// Decodes the first `count` (<= 8) blocks at `blocks` for prefill (interleaved); the rest of
+// the group is zero.
 template <class F>
 void decode_group(const uint8_t* blocks, int count, WeightGroup& out) {
+    constexpr Layout L = Layout::kInterleaved;
     __m256i q[8];
     for (int b = 0; b < 8; ++b) {
         const uint8_t* blk = blocks + b * F::kBytes;
         q[b] = b < count ? F::block(blk) : _mm256_setzero_si256();
-        const int lane = F::kPaired ? (b % 2) * 4 + b / 2 : b;
+    }
+    for (int lane = 0; lane < 8; ++lane) {
+        const int b = lane_block<L>(lane);
+        const uint8_t* blk = blocks + b * F::kBytes;
         out.d[lane] = b < count ? half_to_float(load_u16(blk)) : 0.0f;
         out.m[lane] = F::kHasMin && b < count ? half_to_float(load_u16(blk + 2)) : 0.0f;
     }
-    for (int j = 0; j < 4; ++j) {
-        if constexpr (F::kPaired) {
-            store256(out.q[2 * j], _mm256_permute2x128_si256(q[2 * j], q[2 * j + 1], 0x20));
-            store256(out.q[2 * j + 1], _mm256_permute2x128_si256(q[2 * j], q[2 * j + 1], 0x31));
-        } else {
-            for (int b = 2 * j; b < 2 * j + 2; ++b) {
-                store256(out.q[b], _mm256_abs_epi8(q[b]));
-                store256(out.sign[b], q[b]);
-            }
+    if constexpr (F::kSigned) {
+        __m256i a[8];
+        for (int b = 0; b < 8; ++b) a[b] = _mm256_abs_epi8(q[b]);
+        arrange<L>(a);
+        arrange<L>(q);
+        for (int b = 0; b < 8; ++b) {
+            store256(out.q[b], a[b]);
+            store256(out.sign[b], q[b]);
         }
-    }
-}
-
-// Paired formats: 4 vectors of 16-bit pair sums (block 2j low half, 2j+1 high half) -> the 8
-// block sums in paired lane order. 16 products of a 4-bit quant and an 8-bit activation fit in
-// 16 bits (16 * 15 * 128 < 2^15); for 5-bit quants only 8 do.
-template <class F>
-inline __m256i reduce_pairs(const __m256i p[4]) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i s01 = _mm256_hadd_epi16(p[0], p[1]);  // [b0 x4, b2 x4 | b1 x4, b3 x4]
-    const __m256i s23 = _mm256_hadd_epi16(p[2], p[3]);
-    if constexpr (F::kMaxQ <= 15) {
-        return _mm256_madd_epi16(_mm256_hadd_epi16(s01, s23), ones);
     } else {
-        return _mm256_hadd_epi32(_mm256_madd_epi16(s01, ones), _mm256_madd_epi16(s23, ones));
+        arrange<L>(q);
+        for (int b = 0; b < 8; ++b) store256(out.q[b], q[b]);
     }
 }
 
-// The 8 integer block dot products of a group (in the format's lane order), straight from the
-// weight blocks in memory.
+// The 8 integer block dot products of a group, lane order of L, from vpmaddubsw results:
+// p[v] for v < 8 (natural, interleaved) or 4 vectors of 16-bit pair sums (paired).
+template <class F, Layout L>
+inline __m256i reduce_products(const __m256i* p) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    if constexpr (L == Layout::kPaired) {
+        return transpose_add4(_mm256_madd_epi16(p[0], ones), _mm256_madd_epi16(p[1], ones),
+                              _mm256_madd_epi16(p[2], ones), _mm256_madd_epi16(p[3], ones));
+    } else if constexpr (L == Layout::kNatural) {
+        __m256i m[8];
+        for (int b = 0; b < 8; ++b) m[b] = _mm256_madd_epi16(p[b], ones);
+        return reduce8(m);
+    } else if constexpr (F::kMaxQ <= 15) {
+        // 16 products of a 4-bit quant and an 8-bit activation fit in 16 bits
+        // (16 * 15 * 128 < 2^15): add all 8 vectors before widening.
+        __m256i s = p[0];
+        for (int v = 1; v < 8; ++v) s = _mm256_add_epi16(s, p[v]);
+        return _mm256_madd_epi16(s, ones);
+    } else if constexpr (F::kMaxQ <= 31) {
+        // 8 products of a 5-bit quant do: widen two halves.
+        __m256i s0 = _mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3]));
+        __m256i s1 = _mm256_add_epi16(_mm256_add_epi16(p[4], p[5]), _mm256_add_epi16(p[6], p[7]));
+        return _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones));
+    } else {
+        // Pairs of 8-bit x 8-bit products fill 16 bits already.
+        __m256i s = _mm256_madd_epi16(p[0], ones);
+        for (int v = 1; v < 8; ++v) s = _mm256_add_epi32(s, _mm256_madd_epi16(p[v], ones));
+        return s;
+    }
+}
+
+// The dots straight from the weight blocks in memory (decode).
 template <class F>
 inline __m256i group_dots(const uint8_t* blocks, const ActGroup& a) {
-    if constexpr (F::kPaired) {
+    constexpr Layout L = F::kDecodeLayout;
+    if constexpr (L == Layout::kPaired) {
         __m256i p[4];
         for (int j = 0; j < 4; ++j) {
             __m256i lo, hi;
@@ -353,45 +431,75 @@ inline __m256i group_dots(const uint8_t* blocks, const ActGroup& a) {
             p[j] = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load256(a.qs[2 * j])),
                                     _mm256_maddubs_epi16(hi, load256(a.qs[2 * j + 1])));
         }
-        return reduce_pairs<F>(p);
+        return reduce_products<F, L>(p);
     } else {
         __m256i p[8];
         for (int b = 0; b < 8; ++b) {
             const __m256i q = F::block(blocks + b * F::kBytes);
-            p[b] = dot_u8s8(_mm256_abs_epi8(q), _mm256_sign_epi8(load256(a.qs[b]), q));
+            p[b] = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(load256(a.qs[b]), q));
         }
-        return reduce8(p);
+        return reduce_products<F, L>(p);
     }
 }
 
-// The same from a decoded group.
+// The same from a group decoded for prefill (interleaved).
 template <class F>
 inline __m256i group_dots(const WeightGroup& w, const ActGroup& a) {
-    if constexpr (F::kPaired) {
+    __m256i p[8];
+    for (int v = 0; v < 8; ++v) {
+        __m256i av = load256(a.qs[v]);
+        if constexpr (F::kSigned) av = _mm256_sign_epi8(av, load256(w.sign[v]));
+        p[v] = _mm256_maddubs_epi16(load256(w.q[v]), av);
+    }
+    return reduce_products<F, Layout::kInterleaved>(p);
+}
+
+// Decode's last, ragged group of a row: `count` (1..7) blocks at `blocks`, the rest of the
+// group zero (its activations are zero-padded too).
+template <class F>
+inline __m256 partial_group_accumulate(const uint8_t* blocks, int count, const ActGroup& a,
+                                       __m256 acc) {
+    constexpr Layout L = F::kDecodeLayout;
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i dots;
+    if constexpr (L == Layout::kPaired) {
         __m256i p[4];
         for (int j = 0; j < 4; ++j) {
-            p[j] = _mm256_add_epi16(
-                _mm256_maddubs_epi16(load256(w.q[2 * j]), load256(a.qs[2 * j])),
-                _mm256_maddubs_epi16(load256(w.q[2 * j + 1]), load256(a.qs[2 * j + 1])));
+            __m256i lo = zero, hi = zero;
+            if (2 * j + 1 < count) {
+                F::template pair<true>(blocks + 2 * j * F::kBytes, lo, hi);
+            } else if (2 * j < count) {
+                F::template pair<false>(blocks + 2 * j * F::kBytes, lo, hi);
+            }
+            p[j] = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load256(a.qs[2 * j])),
+                                    _mm256_maddubs_epi16(hi, load256(a.qs[2 * j + 1])));
         }
-        return reduce_pairs<F>(p);
+        dots = reduce_products<F, L>(p);
     } else {
         __m256i p[8];
         for (int b = 0; b < 8; ++b) {
-            const __m256i signed_a = _mm256_sign_epi8(load256(a.qs[b]), load256(w.sign[b]));
-            p[b] = dot_u8s8(load256(w.q[b]), signed_a);
+            const __m256i q = b < count ? F::block(blocks + b * F::kBytes) : zero;
+            p[b] = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(load256(a.qs[b]), q));
         }
-        return reduce8(p);
+        dots = reduce_products<F, L>(p);
     }
+    alignas(32) float d[8];
+    alignas(32) float m[8];
+    for (int lane = 0; lane < 8; ++lane) {
+        const int b = lane_block<L>(lane);
+        d[lane] = b < count ? half_to_float(load_u16(blocks + b * F::kBytes)) : 0.0f;
+        m[lane] =
+            F::kHasMin && b < count ? half_to_float(load_u16(blocks + b * F::kBytes + 2)) : 0.0f;
+    }
+    return group_accumulate<F>(dots, _mm256_load_ps(d), _mm256_load_ps(m), a, acc);
 }
 
-// acc += the float value of one group: dots (one lane per block) scaled per block, minus the
-// zero point or plus the min, both through the activation sums.
+// acc += the float value of one group: dots (one lane per block) minus the zero point, scaled
+// per block, plus the min term; zero points and mins go through the activation sums.
 template <class F>
 inline __m256 group_accumulate(__m256i dots, __m256 wd, __m256 wm, const ActGroup& a, __m256 acc) {
     if constexpr (F::kZeroShift >= 0) {
-        const __m256i sum = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.sum));
-        dots = _mm256_sub_epi32(dots, _mm256_slli_epi32(sum, F::kZeroShift));
+        dots = _mm256_sub_epi32(dots, _mm256_load_si256(reinterpret_cast<const __m256i*>(a.zsum)));
     }
     const __m256 scale = _mm256_mul_ps(wd, _mm256_load_ps(a.d));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), scale, acc);
@@ -402,6 +510,7 @@ inline __m256 group_accumulate(__m256i dots, __m256 wd, __m256 wm, const ActGrou
 // Decode: one row against one activation row.
 template <class F>
 float gemv_row(const uint8_t* w, int64_t nb, const ActGroup* act) {
+    constexpr Layout L = F::kDecodeLayout;
     const int64_t full = nb / 8;
     const int tail = static_cast<int>(nb % 8);
     constexpr size_t kGroupBytes = 8 * F::kBytes;
@@ -409,21 +518,17 @@ float gemv_row(const uint8_t* w, int64_t nb, const ActGroup* act) {
     for (int64_t g = 0; g < full; ++g) {
         const uint8_t* blocks = w + g * kGroupBytes;
         prefetch_ahead(blocks, kGroupBytes);
-        const __m256 wd = load_halves8<F::kPaired>(blocks, F::kBytes);
+        const __m256 wd = load_halves8<L>(blocks, F::kBytes);
         __m256 wm = _mm256_setzero_ps();
-        if constexpr (F::kHasMin) wm = load_halves8<F::kPaired>(blocks + 2, F::kBytes);
+        if constexpr (F::kHasMin) wm = load_halves8<L>(blocks + 2, F::kBytes);
         acc = group_accumulate<F>(group_dots<F>(blocks, act[g]), wd, wm, act[g], acc);
     }
-    if (tail > 0) {
-        WeightGroup wg;
-        decode_group<F>(w + full * kGroupBytes, tail, wg);
-        acc = group_accumulate<F>(group_dots<F>(wg, act[full]), _mm256_load_ps(wg.d),
-                                  _mm256_load_ps(wg.m), act[full], acc);
-    }
+    if (tail > 0) acc = partial_group_accumulate<F>(w + full * kGroupBytes, tail, act[full], acc);
     return hsum(acc);
 }
 
-// Prefill: NR rows x tc tokens; groups are decoded once and reused by every token.
+// Prefill: NR rows x tc tokens; each group of a row is decoded once (interleaved) and reused
+// by every token. acc holds NR * tc accumulators.
 template <class F, int NR>
 void gemm_rows(const uint8_t* w, size_t w_stride, int64_t nb, const ActGroup* act, int64_t ng,
                int64_t tc, __m256* acc, float* y, int64_t ldy) {
@@ -453,7 +558,7 @@ void run_q8_0_act(const MatmulArgs& args) {
     const size_t act_bytes = static_cast<size_t>(ng) * sizeof(ActGroup);
     if (args.n_tokens == 1) {
         auto* act = static_cast<ActGroup*>(kernel_scratch(act_bytes));
-        prepare_act_groups<F::kPaired>(args.act, nb, act);
+        prepare_act_groups<F, F::kDecodeLayout>(args.act, nb, act);
         for (int64_t r = args.row_begin; r < args.row_end; ++r)
             args.y[r] = gemv_row<F>(args.w + r * args.w_row_bytes, nb, act);
         return;
@@ -467,9 +572,10 @@ void run_q8_0_act(const MatmulArgs& args) {
     auto* acc = reinterpret_cast<__m256*>(scratch + acc_offset);
     for (int64_t t0 = 0; t0 < args.n_tokens; t0 += tc_max) {
         const int64_t tc = min64(tc_max, args.n_tokens - t0);
-        for (int64_t t = 0; t < tc; ++t)
-            prepare_act_groups<F::kPaired>(args.act + (t0 + t) * args.act_row_bytes, nb,
-                                           act + t * ng);
+        for (int64_t t = 0; t < tc; ++t) {
+            prepare_act_groups<F, Layout::kInterleaved>(args.act + (t0 + t) * args.act_row_bytes,
+                                                        nb, act + t * ng);
+        }
         float* y = args.y + t0 * args.ldy;
         int64_t r = args.row_begin;
         for (; r + kRowTile <= args.row_end; r += kRowTile) {
@@ -666,27 +772,64 @@ float gemv_k_row(const uint8_t* w, int64_t nsb, const BlockQ8_K* act) {
     return hsum(acc);
 }
 
+// Prefill tokens per K-format tile: 8 int32 sums + quants + multipliers + temporaries fill the
+// 16 vector registers.
+constexpr int kKTokenTile = 8;
+
+// One Q8_K activation block copied to 32-byte alignment (the blocks themselves are 292 bytes
+// apart, so half of their vector loads would straddle cache lines).
+struct alignas(32) KAct {
+    int8_t qs[kQK_K];
+    int16_t bsums[16];
+    float d;
+};
+
+// Prefill tile: one decoded super-block of one row against NT tokens. The row's quants and
+// multipliers of a chunk stay in registers while the tokens' activations stream past, so the
+// inner loop loads one vector per 32 multiply-adds.
+template <int NT>
+inline void k_tile(const KWeights& kw, const KAct* a, __m256* acc) {
+    __m256i isum[NT];
+    for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) {
+        const __m256i q = load256(kw.q[c]);
+        const __m256i sc = load256(kw.scale[c]);
+        for (int t = 0; t < NT; ++t) {
+            const __m256i p = _mm256_maddubs_epi16(q, load256(a[t].qs + 32 * c));
+            isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, sc));
+        }
+    }
+    const __m256i mins = load256(kw.mins);
+    for (int t = 0; t < NT; ++t) {
+        const __m256i msum = _mm256_madd_epi16(mins, load256(a[t].bsums));
+        __m256 v =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(kw.d * a[t].d), acc[t]);
+        acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(kw.dmin * a[t].d), v);
+    }
+}
+
+// Prefill: NR rows x tc tokens. Each super-block of a row is decoded once into an L1 scratch
+// and reused by every token; acc holds NR * tc accumulators (row-major by token).
 template <class F, int NR>
-void gemm_k_rows(const uint8_t* w, size_t w_stride, int64_t nsb, const uint8_t* act,
-                 size_t act_stride, int64_t tc, __m256* acc, float* y, int64_t ldy) {
+void gemm_k_rows(const uint8_t* w, size_t w_stride, int64_t nsb, const KAct* act, int64_t tc,
+                 __m256* acc, float* y, int64_t ldy) {
     for (int64_t i = 0; i < NR * tc; ++i) acc[i] = _mm256_setzero_ps();
     KWeights kw[NR];
     for (int64_t s = 0; s < nsb; ++s) {
         for (int r = 0; r < NR; ++r) decode_k<F>(w + r * w_stride + s * F::kBytes, kw[r]);
-        for (int64_t t = 0; t < tc; ++t) {
-            const BlockQ8_K& a = reinterpret_cast<const BlockQ8_K*>(act + t * act_stride)[s];
-            __m256* acc_t = acc + t * NR;
+        int64_t t = 0;
+        for (; t + kKTokenTile <= tc; t += kKTokenTile) {
+            const KAct* a = act + s * tc + t;  // activations are stored block-major
             for (int r = 0; r < NR; ++r) {
-                __m256i isum = _mm256_setzero_si256();
-                for (int c = 0; c < 8; ++c) {
-                    const __m256i p =
-                        _mm256_maddubs_epi16(load256(kw[r].q[c]), load256(a.qs + 32 * c));
-                    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, load256(kw[r].scale[c])));
-                }
-                acc_t[r] =
-                    k_accumulate(isum, load256(kw[r].mins), kw[r].d, kw[r].dmin, a, acc_t[r]);
+                __m256 tile_acc[kKTokenTile];
+                for (int i = 0; i < kKTokenTile; ++i) tile_acc[i] = acc[(t + i) * NR + r];
+                k_tile<kKTokenTile>(kw[r], a, tile_acc);
+                for (int i = 0; i < kKTokenTile; ++i) acc[(t + i) * NR + r] = tile_acc[i];
             }
         }
+        for (; t < tc; ++t)
+            for (int r = 0; r < NR; ++r) k_tile<1>(kw[r], act + s * tc + t, acc + t * NR + r);
     }
     for (int64_t t = 0; t < tc; ++t) store_sums<NR>(acc + t * NR, y + t * ldy);
 }
@@ -700,22 +843,37 @@ void run_q8_k_act(const MatmulArgs& args) {
             args.y[r] = gemv_k_row<F>(args.w + r * args.w_row_bytes, nsb, act);
         return;
     }
-    const size_t act_bytes = static_cast<size_t>(nsb) * sizeof(BlockQ8_K);
-    const int64_t tc_max =
-        min64(args.n_tokens, static_cast<int64_t>(kActChunkBytes / act_bytes) + 1);
-    auto* acc = static_cast<__m256*>(kernel_scratch(sizeof(__m256) * kRowTile * tc_max));
+    const size_t act_bytes = static_cast<size_t>(nsb) * sizeof(KAct);
+    // A whole number of token tiles per chunk: leftover tokens take the slower 1-token path.
+    const int64_t tiles = static_cast<int64_t>(kActChunkBytes / act_bytes) / kKTokenTile;
+    const int64_t tc_max = min64(args.n_tokens, (tiles > 1 ? tiles : 1) * kKTokenTile);
+    const size_t acc_offset = (act_bytes * static_cast<size_t>(tc_max) + 63) / 64 * 64;
+    auto* scratch =
+        static_cast<uint8_t*>(kernel_scratch(acc_offset + sizeof(__m256) * kRowTile * tc_max));
+    auto* act = reinterpret_cast<KAct*>(scratch);
+    auto* acc = reinterpret_cast<__m256*>(scratch + acc_offset);
     for (int64_t t0 = 0; t0 < args.n_tokens; t0 += tc_max) {
         const int64_t tc = min64(tc_max, args.n_tokens - t0);
-        const uint8_t* act = args.act + t0 * args.act_row_bytes;
+        // Block-major (all tokens' block s together), the order the tiles read them in.
+        for (int64_t t = 0; t < tc; ++t) {
+            const auto* row =
+                reinterpret_cast<const BlockQ8_K*>(args.act + (t0 + t) * args.act_row_bytes);
+            for (int64_t s = 0; s < nsb; ++s) {
+                KAct& out = act[s * tc + t];
+                for (int c = 0; c < 8; ++c) store256(out.qs + 32 * c, load256(row[s].qs + 32 * c));
+                store256(out.bsums, load256(row[s].bsums));
+                out.d = row[s].d;
+            }
+        }
         float* y = args.y + t0 * args.ldy;
         int64_t r = args.row_begin;
         for (; r + kRowTile <= args.row_end; r += kRowTile) {
-            gemm_k_rows<F, kRowTile>(args.w + r * args.w_row_bytes, args.w_row_bytes, nsb, act,
-                                     args.act_row_bytes, tc, acc, y + r, args.ldy);
+            gemm_k_rows<F, kRowTile>(args.w + r * args.w_row_bytes, args.w_row_bytes, nsb, act, tc,
+                                     acc, y + r, args.ldy);
         }
         for (; r < args.row_end; ++r) {
-            gemm_k_rows<F, 1>(args.w + r * args.w_row_bytes, args.w_row_bytes, nsb, act,
-                              args.act_row_bytes, tc, acc, y + r, args.ldy);
+            gemm_k_rows<F, 1>(args.w + r * args.w_row_bytes, args.w_row_bytes, nsb, act, tc, acc,
+                              y + r, args.ldy);
         }
     }
 }
@@ -845,6 +1003,47 @@ void run_float(const MatmulArgs& args) {
 }
 
 }  // namespace
+
+void quantize_row_q8_0_avx2(const float* x, void* dst, int64_t k) {
+    auto* blocks = static_cast<BlockQ8_0*>(dst);
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 sign_mask = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
+    const __m256 half = _mm256_set1_ps(0.5f);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int64_t b = 0; b < k / kQK; ++b, x += kQK) {
+        __m256 v[4];
+        __m256 amax = _mm256_setzero_ps();
+        for (int i = 0; i < 4; ++i) {
+            v[i] = _mm256_loadu_ps(x + 8 * i);
+            amax = _mm256_max_ps(amax, _mm256_and_ps(v[i], abs_mask));
+        }
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        // The reference's scalar expressions, in the same order: d = amax / 127, id = 1 / d.
+        const float d = _mm_cvtss_f32(m) / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        blocks[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        __m256i q[4];
+        for (int i = 0; i < 4; ++i) {
+            // Round half away from zero (std::round) exactly: truncate, then step one away
+            // from zero when the dropped fraction (exact in float) is at least one half.
+            const __m256 p = _mm256_mul_ps(v[i], _mm256_set1_ps(id));
+            const __m256 t = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __m256 frac = _mm256_and_ps(_mm256_sub_ps(p, t), abs_mask);
+            const __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ),
+                                              _mm256_or_ps(one, _mm256_and_ps(p, sign_mask)));
+            q[i] = _mm256_cvtps_epi32(_mm256_add_ps(t, step));
+        }
+        // int32 -> int8; the packs interleave 128-bit halves, the permute restores the order.
+        const __m256i q16a = _mm256_packs_epi32(q[0], q[1]);
+        const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
+        const __m256i q8 = _mm256_packs_epi16(q16a, q16b);
+        _mm256_storeu_si256(
+            reinterpret_cast<__m256i*>(blocks[b].qs),
+            _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+}
 
 bool has_avx2_kernel(DType weight) {
     switch (weight) {
