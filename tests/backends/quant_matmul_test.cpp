@@ -191,10 +191,17 @@ struct Reference {
 
 // Per element, the most its quantized activation may be off: rounding to the nearest step is
 // off by half a step (step = block amax / 127 for Q8_0 and Q8_K), and the fp16 rounding of
-// Q8_0's scale adds up to 127 * 2^-11 of a step. Zero for f32 activations.
-std::vector<double> activation_error_bound(const float* x, int64_t k, int64_t block) {
+// Q8_0's scale adds up to 127 * 2^-11 of a step. F16/BF16 weights take activations rounded to
+// their precision (half an ulp: 2^-11 and 2^-8 relative); f32 weights take them exactly.
+std::vector<double> activation_error_bound(const float* x, int64_t k, int64_t block, DType weight) {
     std::vector<double> bound(static_cast<size_t>(k), 0.0);
-    if (block == 1) return bound;
+    if (block == 1) {
+        const double rel = weight == DType::F16    ? std::ldexp(1.0, -11)
+                           : weight == DType::BF16 ? std::ldexp(1.0, -8)
+                                                   : 0.0;
+        for (int64_t j = 0; j < k; ++j) bound[j] = rel * std::fabs(double(x[j]));
+        return bound;
+    }
     for (int64_t start = 0; start < k; start += block) {
         double amax = 0;
         for (int64_t j = start; j < start + block; ++j)
@@ -215,7 +222,7 @@ Reference reference(const Problem& p) {
     for (int64_t tok = 0; tok < s.n_tokens; ++tok) {
         const float* x = p.x.data() + tok * s.k;
         dequantize_row(at, p.act.data() + tok * p.act_rb, xq.data(), s.k);
-        const std::vector<double> x_err = activation_error_bound(x, s.k, act_block);
+        const std::vector<double> x_err = activation_error_bound(x, s.k, act_block, p.type);
         for (int64_t r = 0; r < s.rows; ++r) {
             const float* wrow = wf.data() + r * s.k;
             double exact = 0, mag = 0, fp = 0, bound = 0;
