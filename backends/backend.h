@@ -15,8 +15,8 @@ namespace mllm {
 enum class DeviceKind { Cpu, IntegratedGpu, DiscreteGpu, Npu };
 
 struct DeviceInfo {
-    std::string name;     // "cpu", "vulkan"
-    std::string device;   // e.g. "AMD EPYC (avx2, 2 threads)"
+    std::string name;    // "cpu", "vulkan"
+    std::string device;  // e.g. "AMD EPYC (avx2, 2 threads)"
     DeviceKind kind = DeviceKind::Cpu;
     bool unified_memory = true;  // weights can be used in place from the file mapping
 };
@@ -27,7 +27,7 @@ struct StepParams {
 
 // A graph prepared for one backend: the nodes placed on it, ready to run step after step.
 class Executable {
-public:
+  public:
     virtual ~Executable() = default;
     // Copies a step input (an Input node's data) in, or a node's output out.
     virtual void write(graph::NodeId node, const void* src, size_t bytes) = 0;
@@ -36,7 +36,7 @@ public:
 };
 
 class Backend : public graph::DeviceCaps {
-public:
+  public:
     virtual DeviceInfo info() const = 0;
     std::string_view device_name() const override { return name_; }
 
@@ -48,10 +48,10 @@ public:
     // outlive the executable.
     virtual std::unique_ptr<Executable> prepare(const graph::Graph& g, int device_index) = 0;
 
-protected:
+  protected:
     explicit Backend(std::string name) : name_(std::move(name)) {}
 
-private:
+  private:
     std::string name_;
 };
 

@@ -23,7 +23,8 @@ std::mutex& registry_mutex() {
 std::vector<Entry>& entries() {
     static std::vector<Entry> list = [] {
         std::vector<Entry> builtin;
-        builtin.push_back({"cpu", 0, [](const BackendOptions& o) { return make_cpu_backend(o.n_threads); }});
+        builtin.push_back(
+            {"cpu", 0, [](const BackendOptions& o) { return make_cpu_backend(o.n_threads); }});
         return builtin;
     }();
     return list;
@@ -34,9 +35,12 @@ std::vector<Entry>& entries() {
 void register_backend(std::string name, int priority, BackendFactory factory) {
     std::lock_guard lock(registry_mutex());
     auto& list = entries();
-    list.erase(std::remove_if(list.begin(), list.end(), [&](const Entry& e) { return e.name == name; }), list.end());
+    list.erase(
+        std::remove_if(list.begin(), list.end(), [&](const Entry& e) { return e.name == name; }),
+        list.end());
     list.push_back({std::move(name), priority, std::move(factory)});
-    std::stable_sort(list.begin(), list.end(), [](const Entry& a, const Entry& b) { return a.priority > b.priority; });
+    std::stable_sort(list.begin(), list.end(),
+                     [](const Entry& a, const Entry& b) { return a.priority > b.priority; });
 }
 
 std::vector<std::string> backend_names() {
@@ -65,7 +69,10 @@ std::unique_ptr<Backend> create_backend(std::string_view name, const BackendOpti
     }
     for (const Entry& e : list)
         if (e.name == name) return e.factory(options);
-    if (name == "vulkan") fail("the vulkan backend is not built yet (it lands with the Vulkan issue); use --backend cpu");
+    if (name == "vulkan")
+        fail(
+            "the vulkan backend is not built yet (it lands with the Vulkan issue); use --backend "
+            "cpu");
     std::string known;
     for (const Entry& e : list) known += (known.empty() ? "" : ", ") + e.name;
     fail("unknown backend '", name, "' (available: ", known, ", auto)");

@@ -42,7 +42,9 @@ struct DTypeTraits {
 // Traits of a raw GGUF type id; nullptr when the id is not a type this runtime knows.
 const DTypeTraits* find_dtype(uint32_t raw);
 const DTypeTraits& dtype_traits(DType t);
-inline std::string_view dtype_name(DType t) { return dtype_traits(t).name; }
+inline std::string_view dtype_name(DType t) {
+    return dtype_traits(t).name;
+}
 // Parses "q4_0", "Q4_K", "f16", ... ; returns false if unknown.
 bool parse_dtype(std::string_view name, DType& out);
 

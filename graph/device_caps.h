@@ -7,7 +7,7 @@
 namespace mllm::graph {
 
 class DeviceCaps {
-public:
+  public:
     virtual ~DeviceCaps() = default;
     virtual std::string_view device_name() const = 0;
     virtual bool supports(const Graph& g, const Node& node) const = 0;

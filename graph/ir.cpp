@@ -4,20 +4,34 @@ namespace mllm::graph {
 
 std::string_view op_name(Op op) {
     switch (op) {
-        case Op::Input: return "input";
-        case Op::Weight: return "weight";
-        case Op::Embed: return "embed";
-        case Op::RmsNorm: return "rms_norm";
-        case Op::Mul: return "mul";
-        case Op::Add: return "add";
-        case Op::MatMul: return "matmul";
-        case Op::Rope: return "rope";
-        case Op::KvStore: return "kv_store";
-        case Op::Attention: return "attention";
-        case Op::Silu: return "silu";
-        case Op::TakeLast: return "take_last";
-        case Op::RmsNormMul: return "rms_norm_mul";
-        case Op::SwiGlu: return "swiglu";
+        case Op::Input:
+            return "input";
+        case Op::Weight:
+            return "weight";
+        case Op::Embed:
+            return "embed";
+        case Op::RmsNorm:
+            return "rms_norm";
+        case Op::Mul:
+            return "mul";
+        case Op::Add:
+            return "add";
+        case Op::MatMul:
+            return "matmul";
+        case Op::Rope:
+            return "rope";
+        case Op::KvStore:
+            return "kv_store";
+        case Op::Attention:
+            return "attention";
+        case Op::Silu:
+            return "silu";
+        case Op::TakeLast:
+            return "take_last";
+        case Op::RmsNormMul:
+            return "rms_norm_mul";
+        case Op::SwiGlu:
+            return "swiglu";
     }
     return "?";
 }

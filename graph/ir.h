@@ -41,11 +41,11 @@ enum class RopeMode : uint8_t {
 };
 
 struct Attrs {
-    float eps = 0;            // RmsNorm
-    int n_head = 0;           // Rope, Attention: heads of the rotated/query tensor
-    int n_head_kv = 0;        // Attention
-    int head_dim = 0;         // Rope, Attention
-    int layer = -1;           // KvStore, Attention: which cache
+    float eps = 0;      // RmsNorm
+    int n_head = 0;     // Rope, Attention: heads of the rotated/query tensor
+    int n_head_kv = 0;  // Attention
+    int head_dim = 0;   // Rope, Attention
+    int layer = -1;     // KvStore, Attention: which cache
     RopeMode rope_mode = RopeMode::Normal;
     float rope_base = 10000;
     float rope_freq_scale = 1;  // positions are multiplied by this (linear scaling)
@@ -63,10 +63,10 @@ struct Node {
     const GgufTensor* weight = nullptr;  // Op::Weight
 
     // Filled by passes.
-    bool dead = false;            // folded into another node by fusion
+    bool dead = false;              // folded into another node by fusion
     NodeId group_leader = kNoNode;  // MatMuls sharing one input run as one group (fusion)
-    int device = -1;              // index into the backend list given to placement
-    int64_t offset = -1;          // byte offset in the activation arena (memory planning)
+    int device = -1;                // index into the backend list given to placement
+    int64_t offset = -1;            // byte offset in the activation arena (memory planning)
 
     size_t bytes() const { return row_bytes(dtype, cols) * static_cast<size_t>(rows); }
     bool is_activation() const { return op != Op::Weight && !dead; }
@@ -86,7 +86,7 @@ struct Graph {
     NodeId logits = kNoNode;     // output: F32 [rows, n_vocab]
     int64_t n_tokens = 0;
     KvSpec kv;
-    int64_t arena_bytes = 0;     // set by memory planning
+    int64_t arena_bytes = 0;  // set by memory planning
 
     NodeId add(Node n);
     const Node& operator[](NodeId id) const { return nodes[static_cast<size_t>(id)]; }

@@ -40,12 +40,14 @@ double measure_read_bandwidth(size_t bytes, int threads, int passes) {
         for (int t = 0; t < threads; ++t) {
             pool.emplace_back([&, t] {
                 const size_t begin = words * static_cast<size_t>(t) / static_cast<size_t>(threads);
-                const size_t end = words * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
+                const size_t end =
+                    words * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
                 sinks[static_cast<size_t>(t)] += sum_words(data + begin, end - begin);
             });
         }
         for (auto& th : pool) th.join();
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         best = std::max(best, static_cast<double>(words * sizeof(uint64_t)) / s);
     }
     std::free(data);

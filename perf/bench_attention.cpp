@@ -27,7 +27,8 @@ void BM_AttentionDecode(benchmark::State& state) {
         k[i] = fp32_to_fp16(dist(rng));
         v[i] = fp32_to_fp16(dist(rng));
     }
-    std::vector<float> q(static_cast<size_t>(a.n_head * a.head_dim)), out(q.size()), scores(static_cast<size_t>(n_ctx));
+    std::vector<float> q(static_cast<size_t>(a.n_head * a.head_dim)), out(q.size()),
+        scores(static_cast<size_t>(n_ctx));
     for (float& x : q) x = dist(rng);
     cpu::KvLayer layer{k.data(), v.data(), n_ctx, width};
     for (auto _ : state) {
@@ -35,11 +36,17 @@ void BM_AttentionDecode(benchmark::State& state) {
         benchmark::DoNotOptimize(out.data());
     }
     // Each query head reads its KV head's keys and values once.
-    const double bytes = 2.0 * static_cast<double>(n_ctx) * a.head_dim * sizeof(uint16_t) * a.n_head;
+    const double bytes =
+        2.0 * static_cast<double>(n_ctx) * a.head_dim * sizeof(uint16_t) * a.n_head;
     state.SetBytesProcessed(static_cast<int64_t>(bytes * static_cast<double>(state.iterations())));
     state.counters["ctx"] = static_cast<double>(n_ctx);
 }
-BENCHMARK(BM_AttentionDecode)->Name("Attention/decode/smollm2-heads")->Arg(128)->Arg(512)->Arg(2048)->Arg(8192);
+BENCHMARK(BM_AttentionDecode)
+    ->Name("Attention/decode/smollm2-heads")
+    ->Arg(128)
+    ->Arg(512)
+    ->Arg(2048)
+    ->Arg(8192);
 
 }  // namespace
 }  // namespace mllm

@@ -82,7 +82,8 @@ void BM_Decode(benchmark::State& state, const ModelCase* c) {
         benchmark::DoNotOptimize(s.eval(std::span<const int32_t>(&next, 1)).data());
     }
     const double bytes = weight_bytes_per_token(*model);
-    state.counters["tok/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters["tok/s"] =
+        benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
     state.counters["weight_MB"] = bytes / 1e6;
     state.counters["bandwidth_GBps"] = bandwidth() / 1e9;
     state.counters["roofline_tok/s"] = bandwidth() / bytes;
@@ -101,12 +102,14 @@ void BM_Prefill128(benchmark::State& state, const ModelCase* c) {
         s.reset();
         benchmark::DoNotOptimize(s.eval(prompt).data());
     }
-    state.counters["tok/s"] =
-        benchmark::Counter(128.0 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters["tok/s"] = benchmark::Counter(128.0 * static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
 }
 
 void BM_MemoryReadBandwidth(benchmark::State& state) {
-    for (auto _ : state) state.counters["bandwidth_GBps"] = perf::measure_read_bandwidth(size_t{1} << 30, kThreads, 3) / 1e9;
+    for (auto _ : state)
+        state.counters["bandwidth_GBps"] =
+            perf::measure_read_bandwidth(size_t{1} << 30, kThreads, 3) / 1e9;
 }
 
 int register_all() {
@@ -120,7 +123,8 @@ int register_all() {
             ->Unit(benchmark::kMillisecond)
             ->MinTime(2.0)
             ->UseRealTime();
-        benchmark::RegisterBenchmark((std::string("Prefill128/") + c.name).c_str(), BM_Prefill128, &c)
+        benchmark::RegisterBenchmark((std::string("Prefill128/") + c.name).c_str(), BM_Prefill128,
+                                     &c)
             ->Unit(benchmark::kMillisecond)
             ->MinTime(2.0)
             ->UseRealTime();

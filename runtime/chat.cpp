@@ -18,16 +18,19 @@ ChatFormat detect_chat_format(std::optional<std::string_view> t) {
     return ChatFormat::ChatMl;
 }
 
-std::string format_chat(ChatFormat format, const std::vector<ChatMessage>& messages, bool add_assistant) {
+std::string format_chat(ChatFormat format, const std::vector<ChatMessage>& messages,
+                        bool add_assistant) {
     std::string out;
     switch (format) {
         case ChatFormat::ChatMl:
-            for (const auto& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+            for (const auto& m : messages)
+                out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
             if (add_assistant) out += "<|im_start|>assistant\n";
             break;
         case ChatFormat::Llama3:
             for (const auto& m : messages)
-                out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + m.content + "<|eot_id|>";
+                out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + m.content +
+                       "<|eot_id|>";
             if (add_assistant) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
             break;
         case ChatFormat::Gemma:
@@ -64,8 +67,8 @@ std::string format_chat(ChatFormat format, const std::vector<ChatMessage>& messa
     return out;
 }
 
-int run_chat(Session& session, Sampler& sampler, const GenerateOptions& options, const std::string& system,
-             std::istream& in, std::ostream& out) {
+int run_chat(Session& session, Sampler& sampler, const GenerateOptions& options,
+             const std::string& system, std::istream& in, std::ostream& out) {
     const Tokenizer& tok = *session.model().tokenizer;
     const ChatFormat format = detect_chat_format(tok.chat_template());
     std::vector<ChatMessage> messages;
@@ -99,10 +102,11 @@ int run_chat(Session& session, Sampler& sampler, const GenerateOptions& options,
             messages.pop_back();
             continue;
         }
-        const GenerateResult r = generate(session, sampler, tokens, options, [&](std::string_view piece) {
-            out << piece << std::flush;
-            return true;
-        });
+        const GenerateResult r =
+            generate(session, sampler, tokens, options, [&](std::string_view piece) {
+                out << piece << std::flush;
+                return true;
+            });
         out << "\n> " << std::flush;
         messages.push_back({"assistant", r.text});
         // The context now holds the prompt and the reply; the next turn's template text goes on

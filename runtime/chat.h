@@ -22,10 +22,11 @@ enum class ChatFormat { ChatMl, Llama2, Llama3, Zephyr, Phi3, Gemma };
 ChatFormat detect_chat_format(std::optional<std::string_view> jinja_template);
 
 // The prompt text for `messages`, ending with the assistant's turn opener when add_assistant.
-std::string format_chat(ChatFormat format, const std::vector<ChatMessage>& messages, bool add_assistant);
+std::string format_chat(ChatFormat format, const std::vector<ChatMessage>& messages,
+                        bool add_assistant);
 
 // Reads user lines from `in` until EOF or "/exit", answers each on `out`.
-int run_chat(Session& session, Sampler& sampler, const GenerateOptions& options, const std::string& system,
-             std::istream& in, std::ostream& out);
+int run_chat(Session& session, Sampler& sampler, const GenerateOptions& options,
+             const std::string& system, std::istream& in, std::ostream& out);
 
 }  // namespace mllm

@@ -10,7 +10,8 @@ namespace mllm {
 namespace {
 
 double ms_since(std::chrono::steady_clock::time_point start) {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+        .count();
 }
 
 }  // namespace
@@ -23,8 +24,8 @@ GenerateResult generate(Session& session, Sampler& sampler, std::span<const int3
     result.prompt_tokens = static_cast<int64_t>(prompt.size());
     if (prompt.empty()) fail("the prompt is empty and the model has no BOS token to start from");
     if (session.n_past() + static_cast<int64_t>(prompt.size()) > session.n_ctx())
-        fail("the prompt has ", prompt.size(), " tokens, more than the context of ", session.n_ctx(),
-             " holds (raise -c or shorten the prompt)");
+        fail("the prompt has ", prompt.size(), " tokens, more than the context of ",
+             session.n_ctx(), " holds (raise -c or shorten the prompt)");
 
     for (int32_t t : prompt) sampler.accept(t);
     auto start = std::chrono::steady_clock::now();

@@ -27,8 +27,12 @@ struct GenerateResult {
     int64_t decode_steps = 0;  // single-token evals (the first token comes from the prefill)
     bool stopped_at_eog = false;
 
-    double prompt_tokens_per_s() const { return prompt_ms > 0 ? prompt_tokens * 1000.0 / prompt_ms : 0; }
-    double decode_tokens_per_s() const { return decode_ms > 0 ? decode_steps * 1000.0 / decode_ms : 0; }
+    double prompt_tokens_per_s() const {
+        return prompt_ms > 0 ? prompt_tokens * 1000.0 / prompt_ms : 0;
+    }
+    double decode_tokens_per_s() const {
+        return decode_ms > 0 ? decode_steps * 1000.0 / decode_ms : 0;
+    }
 };
 
 // Called with each complete piece of text; returning false stops generation.

@@ -12,8 +12,8 @@ std::shared_ptr<const Model> load_model(const std::string& path) {
     // The embedding may have padding rows past the vocabulary (Qwen2: 151936 rows, 151669
     // tokens), never fewer rows than tokens.
     if (model->tokenizer->n_vocab() > model->config.n_vocab)
-        fail(path, ": the vocabulary has ", model->tokenizer->n_vocab(), " tokens but token_embd.weight only ",
-             model->config.n_vocab, " rows");
+        fail(path, ": the vocabulary has ", model->tokenizer->n_vocab(),
+             " tokens but token_embd.weight only ", model->config.n_vocab, " rows");
     return model;
 }
 

@@ -15,11 +15,13 @@ struct Session::Plan {
     std::unique_ptr<Executable> exe;
 };
 
-Session::Session(std::shared_ptr<const Model> model, const SessionOptions& options) : model_(std::move(model)) {
+Session::Session(std::shared_ptr<const Model> model, const SessionOptions& options)
+    : model_(std::move(model)) {
     const graph::ModelConfig& c = model_->config;
     if (options.n_ctx < 0) fail("context size must be positive, got ", options.n_ctx);
     if (options.n_ctx > c.n_ctx_train)
-        fail("context size ", options.n_ctx, " is larger than the model allows (", c.n_ctx_train, " tokens)");
+        fail("context size ", options.n_ctx, " is larger than the model allows (", c.n_ctx_train,
+             " tokens)");
     if (options.n_batch < 1) fail("batch size must be at least 1");
     n_ctx_ = options.n_ctx > 0 ? options.n_ctx : std::min<int64_t>(c.n_ctx_train, 4096);
     n_batch_ = std::min(options.n_batch, n_ctx_);
@@ -32,7 +34,9 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
 
 Session::~Session() = default;
 
-size_t Session::kv_cache_bytes() const { return backend_->kv_cache_bytes(); }
+size_t Session::kv_cache_bytes() const {
+    return backend_->kv_cache_bytes();
+}
 
 int64_t Session::arena_bytes() const {
     int64_t most = 0;
@@ -63,11 +67,12 @@ std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_l
     const int64_t n = static_cast<int64_t>(tokens.size());
     if (n == 0) fail("eval needs at least one token");
     if (n_past_ + n > n_ctx_)
-        fail("the context is full: ", n_past_, " tokens so far plus ", n, " new exceed the context size of ", n_ctx_,
-             " (raise -c)");
+        fail("the context is full: ", n_past_, " tokens so far plus ", n,
+             " new exceed the context size of ", n_ctx_, " (raise -c)");
     const int32_t n_vocab = model_->config.n_vocab;
     for (int32_t t : tokens)
-        if (t < 0 || t >= n_vocab) fail("token id ", t, " is outside the vocabulary (0..", n_vocab - 1, ")");
+        if (t < 0 || t >= n_vocab)
+            fail("token id ", t, " is outside the vocabulary (0..", n_vocab - 1, ")");
 
     const size_t vocab = static_cast<size_t>(n_vocab);
     logits_.resize(all_logits ? vocab * static_cast<size_t>(n) : vocab);
@@ -76,9 +81,12 @@ std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_l
         const bool last_batch = start + len == n;
         Plan& plan = plan_for(len, all_logits);
         positions_.resize(static_cast<size_t>(len));
-        for (int64_t i = 0; i < len; ++i) positions_[static_cast<size_t>(i)] = static_cast<int32_t>(n_past_ + i);
-        plan.exe->write(plan.graph.tokens, tokens.data() + start, static_cast<size_t>(len) * sizeof(int32_t));
-        plan.exe->write(plan.graph.positions, positions_.data(), positions_.size() * sizeof(int32_t));
+        for (int64_t i = 0; i < len; ++i)
+            positions_[static_cast<size_t>(i)] = static_cast<int32_t>(n_past_ + i);
+        plan.exe->write(plan.graph.tokens, tokens.data() + start,
+                        static_cast<size_t>(len) * sizeof(int32_t));
+        plan.exe->write(plan.graph.positions, positions_.data(),
+                        positions_.size() * sizeof(int32_t));
         plan.exe->run(StepParams{n_past_});
         n_past_ += len;
         if (all_logits) {

@@ -21,7 +21,7 @@ struct SessionOptions {
 };
 
 class Session {
-public:
+  public:
     Session(std::shared_ptr<const Model> model, const SessionOptions& options);
     ~Session();
 
@@ -42,7 +42,7 @@ public:
     // The planned graph of a step of n tokens as Graphviz DOT.
     std::string dump_graph(int64_t n_tokens, bool all_logits = false);
 
-private:
+  private:
     struct Plan;
     Plan& plan_for(int64_t n_tokens, bool all_logits);
 

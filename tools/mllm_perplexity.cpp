@@ -36,17 +36,20 @@ int main(int argc, char** argv) {
         so.n_batch = n_ctx;
         mllm::Session session(model, so);
         const std::string text = mllm::tools::read_text_file(text_file);
-        const mllm::PerplexityResult r = mllm::perplexity(session, text, chunks, [&](int chunk, double running) {
-            if (!json) std::cerr << "[" << chunk << "] " << running << "\n";
-        });
+        const mllm::PerplexityResult r =
+            mllm::perplexity(session, text, chunks, [&](int chunk, double running) {
+                if (!json) std::cerr << "[" << chunk << "] " << running << "\n";
+            });
         if (json) {
-            std::cout << nlohmann::json{{"perplexity", r.perplexity}, {"tokens", r.scored_tokens},
-                                        {"chunks", r.chunks}, {"backend", session.device().name}}
+            std::cout << nlohmann::json{{"perplexity", r.perplexity},
+                                        {"tokens", r.scored_tokens},
+                                        {"chunks", r.chunks},
+                                        {"backend", session.device().name}}
                              .dump()
                       << "\n";
         } else {
-            std::cout << "perplexity: " << r.perplexity << " over " << r.scored_tokens << " tokens in " << r.chunks
-                      << " chunks of " << n_ctx << "\n";
+            std::cout << "perplexity: " << r.perplexity << " over " << r.scored_tokens
+                      << " tokens in " << r.chunks << " chunks of " << n_ctx << "\n";
         }
         return 0;
     });

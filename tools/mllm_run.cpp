@@ -30,12 +30,14 @@ struct Args {
 
 void print_stats(const mllm::Session& s, double load_ms, const mllm::GenerateResult& r) {
     std::fprintf(stderr,
-                 "\n[mllm] backend %s (%s) | load %.1f ms | prompt %lld tokens, %.1f tok/s | generated %zu tokens, "
+                 "\n[mllm] backend %s (%s) | load %.1f ms | prompt %lld tokens, %.1f tok/s | "
+                 "generated %zu tokens, "
                  "%.1f tok/s | peak RSS %.1f MiB (KV cache %.1f MiB, arena %.1f MiB)\n",
-                 s.device().name.c_str(), s.device().device.c_str(), load_ms, static_cast<long long>(r.prompt_tokens),
-                 r.prompt_tokens_per_s(), r.tokens.size(), r.decode_tokens_per_s(),
-                 static_cast<double>(mllm::peak_rss_bytes()) / (1 << 20),
-                 static_cast<double>(s.kv_cache_bytes()) / (1 << 20), static_cast<double>(s.arena_bytes()) / (1 << 20));
+                 s.device().name.c_str(), s.device().device.c_str(), load_ms,
+                 static_cast<long long>(r.prompt_tokens), r.prompt_tokens_per_s(), r.tokens.size(),
+                 r.decode_tokens_per_s(), static_cast<double>(mllm::peak_rss_bytes()) / (1 << 20),
+                 static_cast<double>(s.kv_cache_bytes()) / (1 << 20),
+                 static_cast<double>(s.arena_bytes()) / (1 << 20));
 }
 
 int run(const Args& a) {
@@ -47,7 +49,8 @@ int run(const Args& a) {
     so.n_threads = a.threads;
     so.n_ctx = a.n_ctx;
     Session session(model, so);
-    const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double load_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
     if (!a.dump_graph.empty()) {
         std::ofstream out(a.dump_graph);
@@ -101,8 +104,10 @@ int main(int argc, char** argv) {
     app.add_option("-m,--model", a.model, "GGUF model file")->required();
     auto* p = app.add_option("-p,--prompt", a.prompt, "prompt text (\"\" starts from BOS)");
     app.add_option("-f,--file", a.prompt_file, "read the prompt from a file")->excludes(p);
-    app.add_option("-n,--n-predict", a.n_predict, "tokens to generate (-1: until the context is full)");
-    app.add_option("-c,--ctx-size", a.n_ctx, "context size in tokens (0: the model's, at most 4096)");
+    app.add_option("-n,--n-predict", a.n_predict,
+                   "tokens to generate (-1: until the context is full)");
+    app.add_option("-c,--ctx-size", a.n_ctx,
+                   "context size in tokens (0: the model's, at most 4096)");
     app.add_option("--backend", a.backend, "cpu | vulkan | auto");
     app.add_option("-t,--threads", a.threads, "CPU threads (default: one per core)");
     app.add_option("--temp", a.sampling.temperature, "temperature (0: greedy)");
@@ -110,7 +115,8 @@ int main(int argc, char** argv) {
     app.add_option("--top-p", a.sampling.top_p, "top-p (1: off)");
     app.add_option("--min-p", a.sampling.min_p, "min-p (0: off)");
     app.add_option("--repeat-penalty", a.sampling.repeat_penalty, "repetition penalty (1: off)");
-    app.add_option("--repeat-last-n", a.sampling.repeat_last_n, "tokens the repetition penalty looks back over");
+    app.add_option("--repeat-last-n", a.sampling.repeat_last_n,
+                   "tokens the repetition penalty looks back over");
     app.add_option("-s,--seed", a.sampling.seed, "random seed (same seed, same text)");
     app.add_flag("--json", a.json, "print one JSON object with the text, token ids and timings");
     app.add_option("--dump-graph", a.dump_graph, "write the planned decode graph as Graphviz DOT");

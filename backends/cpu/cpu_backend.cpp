@@ -12,14 +12,14 @@ namespace mllm {
 namespace {
 
 class CpuBackend final : public Backend {
-public:
+  public:
     explicit CpuBackend(int n_threads) : Backend("cpu"), pool_(n_threads) {}
 
     DeviceInfo info() const override {
         DeviceInfo d;
         d.name = "cpu";
-        d.device = str_cat("CPU (", cpu::quant_kernel_isa(), ", ", pool_.size(), " thread", pool_.size() > 1 ? "s" : "",
-                           ")");
+        d.device = str_cat("CPU (", cpu::quant_kernel_isa(), ", ", pool_.size(), " thread",
+                           pool_.size() > 1 ? "s" : "", ")");
         d.kind = DeviceKind::Cpu;
         d.unified_memory = true;
         return d;
@@ -29,13 +29,15 @@ public:
         using graph::Op;
         switch (n.op) {
             case Op::Rope:
-            case Op::Attention: return n.attrs.head_dim <= cpu::kMaxHeadDim;
+            case Op::Attention:
+                return n.attrs.head_dim <= cpu::kMaxHeadDim;
             case Op::MatMul:
             case Op::Embed: {
                 const graph::Node& w = g[n.inputs[n.op == Op::MatMul ? 1 : 0]];
                 return dtype_traits(w.dtype).weight_supported;
             }
-            default: return true;
+            default:
+                return true;
         }
     }
 
@@ -59,11 +61,12 @@ public:
     size_t kv_cache_bytes() const override { return kv_bytes_; }
 
     std::unique_ptr<Executable> prepare(const graph::Graph& g, int device_index) override {
-        if (static_cast<int>(layers_.size()) != g.kv.n_layer) fail("internal: KV cache not allocated for this graph");
+        if (static_cast<int>(layers_.size()) != g.kv.n_layer)
+            fail("internal: KV cache not allocated for this graph");
         return std::make_unique<cpu::CpuProgram>(g, device_index, pool_, layers_);
     }
 
-private:
+  private:
     cpu::ThreadPool pool_;
     cpu::AlignedBuffer storage_;
     size_t kv_bytes_ = 0;
@@ -73,7 +76,8 @@ private:
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads) {
-    if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (n_threads <= 0)
+        n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     return std::make_unique<CpuBackend>(n_threads);
 }
 

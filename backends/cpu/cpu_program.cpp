@@ -26,26 +26,29 @@ constexpr size_t kAlign = 64;
 AlignedBuffer aligned_buffer(size_t bytes) {
     const size_t rounded = std::max<size_t>(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
     void* p = std::aligned_alloc(kAlign, rounded);
-    if (p == nullptr) fail("out of memory: cannot allocate ", rounded, " bytes for the CPU backend");
+    if (p == nullptr)
+        fail("out of memory: cannot allocate ", rounded, " bytes for the CPU backend");
     return AlignedBuffer(static_cast<uint8_t*>(p));
 }
 
-CpuProgram::CpuProgram(const graph::Graph& g, int device, ThreadPool& pool, const std::vector<KvLayer>& kv)
+CpuProgram::CpuProgram(const graph::Graph& g, int device, ThreadPool& pool,
+                       const std::vector<KvLayer>& kv)
     : g_(g), pool_(pool), kv_(kv), arena_(aligned_buffer(static_cast<size_t>(g.arena_bytes))) {
     n_ctx_ = kv.empty() ? 0 : kv.front().n_ctx;
     scores_.assign(static_cast<size_t>(pool.size() * std::max<int64_t>(n_ctx_, 1)), 0.0f);
     size_t scratch = 0;
-    std::vector<NodeId> leaders;
     for (NodeId id = 0; id < static_cast<NodeId>(g.nodes.size()); ++id) {
         const Node& n = g[id];
         if (n.dead || n.op == Op::Weight || n.op == Op::Input || n.device != device) continue;
-        if (n.op == Op::MatMul && n.group_leader != kNoNode && n.group_leader != id) continue;  // runs with its leader
-        Step s{&n};
+        if (n.op == Op::MatMul && n.group_leader != kNoNode && n.group_leader != id)
+            continue;  // runs with its leader
+        Step s{id};
         if (n.op == Op::MatMul) {
             s.group = static_cast<int>(groups_.size());
             prepare_matmul(id);
             size_t bytes = 0;
-            for (const MatMulMember& m : groups_.back().members) bytes += m.act_row_bytes * static_cast<size_t>(n.rows);
+            for (const MatMulMember& m : groups_.back().members)
+                bytes += m.act_row_bytes * static_cast<size_t>(n.rows);
             scratch = std::max(scratch, bytes + kAlign * groups_.back().members.size());
         }
         steps_.push_back(s);
@@ -66,7 +69,9 @@ CpuProgram::CpuProgram(const graph::Graph& g, int device, ThreadPool& pool, cons
             const DType act = activation_type(m.type);
             const DType format = act == DType::F32 ? m.type : act;
             auto [it, added] = by_format.emplace(format, act_scratch_.get() + at);
-            if (added) at += (m.act_row_bytes * static_cast<size_t>(group.n) + kAlign - 1) / kAlign * kAlign;
+            if (added)
+                at +=
+                    (m.act_row_bytes * static_cast<size_t>(group.n) + kAlign - 1) / kAlign * kAlign;
             m.act = it->second;
         }
     }
@@ -106,19 +111,22 @@ void CpuProgram::prepare_matmul(NodeId leader) {
 
 void CpuProgram::write(NodeId id, const void* src, size_t bytes) {
     const Node& n = g_[id];
-    if (bytes != n.bytes()) fail("internal: input '", n.name, "' takes ", n.bytes(), " bytes, got ", bytes);
+    if (bytes != n.bytes())
+        fail("internal: input '", n.name, "' takes ", n.bytes(), " bytes, got ", bytes);
     std::memcpy(arena_.get() + n.offset, src, bytes);
 }
 
 void CpuProgram::read(NodeId id, void* dst, size_t bytes) {
     const Node& n = g_[id];
-    if (bytes > n.bytes()) fail("internal: output '", n.name, "' has ", n.bytes(), " bytes, asked ", bytes);
+    if (bytes > n.bytes())
+        fail("internal: output '", n.name, "' has ", n.bytes(), " bytes, asked ", bytes);
     std::memcpy(dst, arena_.get() + n.offset, bytes);
 }
 
 void CpuProgram::run(const StepParams& step) {
     if (step.n_past < 0 || step.n_past + g_.n_tokens > n_ctx_)
-        fail("context full: ", step.n_past, " + ", g_.n_tokens, " tokens exceed the context of ", n_ctx_);
+        fail("context full: ", step.n_past, " + ", g_.n_tokens, " tokens exceed the context of ",
+             n_ctx_);
     for (const Step& s : steps_) run_step(s, step);
 }
 
@@ -127,12 +135,13 @@ void CpuProgram::run_matmul(const MatMulGroup& group) {
     for (size_t i = 0; i < group.members.size(); ++i) {
         const MatMulMember& m = group.members[i];
         bool first_of_type = m.act != reinterpret_cast<const uint8_t*>(group.x);
-        for (size_t j = 0; j < i && first_of_type; ++j) first_of_type = group.members[j].act != m.act;
+        for (size_t j = 0; j < i && first_of_type; ++j)
+            first_of_type = group.members[j].act != m.act;
         if (!first_of_type) continue;
         pool_.parallel_for(group.n, 1, [&](int64_t t0, int64_t t1, int) {
             for (int64_t t = t0; t < t1; ++t)
-                quantize_activation_row(m.type, group.x + t * group.k, const_cast<uint8_t*>(m.act) + t * m.act_row_bytes,
-                                        group.k);
+                quantize_activation_row(m.type, group.x + t * group.k,
+                                        const_cast<uint8_t*>(m.act) + t * m.act_row_bytes, group.k);
         });
     }
     // Split the concatenated output rows of all members between threads.
@@ -144,9 +153,11 @@ void CpuProgram::run_matmul(const MatMulGroup& group) {
             base += m.rows;
             if (r0 >= r1) continue;
             if (m.type == DType::F32) {
-                matmul_f32(group.x, group.n, group.k, reinterpret_cast<const float*>(m.w), r0, r1, m.y, m.rows);
+                matmul_f32(group.x, group.n, group.k, reinterpret_cast<const float*>(m.w), r0, r1,
+                           m.y, m.rows);
             } else {
-                quant_matmul(m.type, group.k, m.w, m.w_row_bytes, r0, r1, m.act, m.act_row_bytes, group.n, m.y, m.rows);
+                quant_matmul(m.type, group.k, m.w, m.w_row_bytes, r0, r1, m.act, m.act_row_bytes,
+                             group.n, m.y, m.rows);
             }
             if (m.bias != nullptr)
                 for (int64_t t = 0; t < group.n; ++t)
@@ -156,26 +167,33 @@ void CpuProgram::run_matmul(const MatMulGroup& group) {
 }
 
 void CpuProgram::run_step(const Step& s, const StepParams& step) {
-    const Node& n = *s.node;
+    const Node& n = g_[s.id];
     const int64_t rows = n.rows, cols = n.cols;
-    float* y = n.offset >= 0 ? f32(static_cast<NodeId>(&n - g_.nodes.data())) : nullptr;
-    auto rowwise = [&](auto&& fn) { pool_.parallel_for(rows, 1, [&](int64_t r0, int64_t r1, int) { fn(r0, r1); }); };
+    float* y = n.offset >= 0 ? f32(s.id) : nullptr;
+    auto rowwise = [&](auto&& fn) {
+        pool_.parallel_for(rows, 1, [&](int64_t r0, int64_t r1, int) { fn(r0, r1); });
+    };
     switch (n.op) {
         case Op::Embed: {
             const Node& table = g_[n.inputs[0]];
             const auto* ids = reinterpret_cast<const int32_t*>(f32(n.inputs[1]));
-            rowwise([&](int64_t r0, int64_t r1) { embed(table.weight->data, table.dtype, cols, ids, y, r0, r1); });
+            rowwise([&](int64_t r0, int64_t r1) {
+                embed(table.weight->data, table.dtype, cols, ids, y, r0, r1);
+            });
             break;
         }
         case Op::RmsNormMul: {
             const float* x = f32(n.inputs[0]);
             const float* w = f32(n.inputs[1]);
-            rowwise([&](int64_t r0, int64_t r1) { rms_norm_mul(x, w, y, cols, n.attrs.eps, r0, r1); });
+            rowwise(
+                [&](int64_t r0, int64_t r1) { rms_norm_mul(x, w, y, cols, n.attrs.eps, r0, r1); });
             break;
         }
         case Op::RmsNorm: {
             const float* x = f32(n.inputs[0]);
-            rowwise([&](int64_t r0, int64_t r1) { rms_norm_mul(x, nullptr, y, cols, n.attrs.eps, r0, r1); });
+            rowwise([&](int64_t r0, int64_t r1) {
+                rms_norm_mul(x, nullptr, y, cols, n.attrs.eps, r0, r1);
+            });
             break;
         }
         case Op::Add:
@@ -213,8 +231,9 @@ void CpuProgram::run_step(const Step& s, const StepParams& step) {
             const float* k = f32(n.inputs[0]);
             const float* v = f32(n.inputs[1]);
             const KvLayer& layer = kv_[static_cast<size_t>(n.attrs.layer)];
-            pool_.parallel_for(g_[n.inputs[0]].rows, 1,
-                               [&](int64_t r0, int64_t r1, int) { kv_store(k, v, layer, step.n_past, r0, r1); });
+            pool_.parallel_for(g_[n.inputs[0]].rows, 1, [&](int64_t r0, int64_t r1, int) {
+                kv_store(k, v, layer, step.n_past, r0, r1);
+            });
             break;
         }
         case Op::Attention: {
@@ -228,12 +247,16 @@ void CpuProgram::run_step(const Step& s, const StepParams& step) {
         }
         case Op::TakeLast: {
             const Node& x = g_[n.inputs[0]];
-            std::memcpy(y, f32(n.inputs[0]) + (x.rows - 1) * x.cols, static_cast<size_t>(cols) * sizeof(float));
+            std::memcpy(y, f32(n.inputs[0]) + (x.rows - 1) * x.cols,
+                        static_cast<size_t>(cols) * sizeof(float));
             break;
         }
-        case Op::MatMul: run_matmul(groups_[static_cast<size_t>(s.group)]); break;
+        case Op::MatMul:
+            run_matmul(groups_[static_cast<size_t>(s.group)]);
+            break;
         case Op::Input:
-        case Op::Weight: break;
+        case Op::Weight:
+            break;
     }
 }
 

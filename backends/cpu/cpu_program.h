@@ -18,21 +18,21 @@ using AlignedBuffer = std::unique_ptr<uint8_t[], AlignedFree>;
 AlignedBuffer aligned_buffer(size_t bytes);
 
 class CpuProgram final : public Executable {
-public:
+  public:
     CpuProgram(const graph::Graph& g, int device, ThreadPool& pool, const std::vector<KvLayer>& kv);
 
     void write(graph::NodeId node, const void* src, size_t bytes) override;
     void read(graph::NodeId node, void* dst, size_t bytes) override;
     void run(const StepParams& step) override;
 
-private:
+  private:
     // One weight of a (possibly single-member) MatMul group.
     struct MatMulMember {
         DType type;
         const uint8_t* w;
         size_t w_row_bytes;
-        int64_t rows;        // output width m
-        const float* bias;   // or nullptr
+        int64_t rows;       // output width m
+        const float* bias;  // or nullptr
         float* y;
         const uint8_t* act;  // the input converted to this weight's activation type
         size_t act_row_bytes;
@@ -44,12 +44,11 @@ private:
         int64_t total_rows;
     };
     struct Step {
-        const graph::Node* node;
+        graph::NodeId id;
         int group = -1;  // index into groups_ for MatMul leaders
     };
 
     float* f32(graph::NodeId id) const;
-    const graph::Node& node(graph::NodeId id) const { return g_[id]; }
     void prepare_matmul(graph::NodeId leader);
     void run_step(const Step& s, const StepParams& step);
     void run_matmul(const MatMulGroup& group);

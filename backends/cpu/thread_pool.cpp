@@ -57,8 +57,11 @@ void ThreadPool::dispatch(int64_t n_chunks, void* fn, Trampoline call) {
     slot.call = call;
     slot.n_chunks = n_chunks;
     slot.next.store(0, std::memory_order_relaxed);
-    generation_.store(gen, std::memory_order_release);
-    if (sleepers_.load(std::memory_order_acquire) > 0) generation_.notify_all();
+    // seq_cst on both sides (here and in worker_loop) so the store of the new generation and the
+    // load of sleepers_ cannot pass each other: a worker going to sleep either sees the new
+    // generation or is counted and woken.
+    generation_.store(gen, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) generation_.notify_all();
     work_on(slot, 0);
     // Every chunk is claimed; wait for the ones other threads are still running.
     while (slot.in_flight.load(std::memory_order_acquire) != 0) MLLM_CPU_RELAX();
@@ -73,8 +76,8 @@ void ThreadPool::worker_loop(int index) {
             gen = generation_.load(std::memory_order_acquire);
         }
         if (gen == seen) {
-            sleepers_.fetch_add(1, std::memory_order_acq_rel);
-            gen = generation_.load(std::memory_order_acquire);
+            sleepers_.fetch_add(1, std::memory_order_seq_cst);
+            gen = generation_.load(std::memory_order_seq_cst);
             while (gen == seen) {
                 generation_.wait(seen, std::memory_order_acquire);
                 gen = generation_.load(std::memory_order_acquire);

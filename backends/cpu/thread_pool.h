@@ -14,7 +14,7 @@
 namespace mllm::cpu {
 
 class ThreadPool {
-public:
+  public:
     explicit ThreadPool(int n_threads);  // n_threads >= 1
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
@@ -36,12 +36,13 @@ public:
             fn(int64_t{0}, n, 0);
             return;
         }
-        dispatch(n_threads_, &chunk, [](void* f, int64_t c, int t) { (*static_cast<decltype(chunk)*>(f))(c, t); });
+        dispatch(n_threads_, &chunk,
+                 [](void* f, int64_t c, int t) { (*static_cast<decltype(chunk)*>(f))(c, t); });
     }
 
     static std::pair<int64_t, int64_t> split(int64_t n, int64_t align, int part, int parts);
 
-private:
+  private:
     using Trampoline = void (*)(void*, int64_t, int);
     // One dispatch's work. Two slots alternate by generation so a worker that wakes late can
     // never see a slot half rewritten: it re-checks the generation after announcing itself.

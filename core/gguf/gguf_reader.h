@@ -28,8 +28,8 @@ struct GgufValue {
     // ARRAY
     GgufType elem_type = GgufType::U8;
     uint64_t count = 0;
-    const uint8_t* elems = nullptr;               // fixed-size elements, little-endian
-    std::vector<std::string_view> strings;        // elements of a STRING array
+    const uint8_t* elems = nullptr;         // fixed-size elements, little-endian
+    std::vector<std::string_view> strings;  // elements of a STRING array
 };
 
 struct GgufTensor {
@@ -37,16 +37,16 @@ struct GgufTensor {
     DType type = DType::F32;
     int n_dims = 0;
     std::array<int64_t, 4> ne{1, 1, 1, 1};  // ne[0] is the contiguous dimension
-    uint64_t offset = 0;                   // relative to the data section
+    uint64_t offset = 0;                    // relative to the data section
     size_t nbytes = 0;
-    const uint8_t* data = nullptr;         // inside the mapping
+    const uint8_t* data = nullptr;  // inside the mapping
 
     int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
     std::string shape_string() const;
 };
 
 class GgufFile {
-public:
+  public:
     static std::shared_ptr<const GgufFile> open(const std::string& path);
     // Parses an in-memory image (tests, fuzzers). The bytes are copied.
     static std::shared_ptr<const GgufFile> parse(const uint8_t* data, size_t size,
@@ -77,7 +77,7 @@ public:
     const std::vector<GgufTensor>& tensors() const { return tensors_; }
     const GgufTensor* find_tensor(std::string_view name) const;
 
-private:
+  private:
     GgufFile() = default;
     void parse_header();
 

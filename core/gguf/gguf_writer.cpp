@@ -37,10 +37,22 @@ void GgufWriter::begin_kv(std::string_view key, GgufType type) {
     put<uint32_t>(kv_bytes_, static_cast<uint32_t>(type));
 }
 
-void GgufWriter::set_u32(std::string_view key, uint32_t v) { begin_kv(key, GgufType::U32); put(kv_bytes_, v); }
-void GgufWriter::set_i32(std::string_view key, int32_t v) { begin_kv(key, GgufType::I32); put(kv_bytes_, v); }
-void GgufWriter::set_u64(std::string_view key, uint64_t v) { begin_kv(key, GgufType::U64); put(kv_bytes_, v); }
-void GgufWriter::set_f32(std::string_view key, float v) { begin_kv(key, GgufType::F32); put(kv_bytes_, v); }
+void GgufWriter::set_u32(std::string_view key, uint32_t v) {
+    begin_kv(key, GgufType::U32);
+    put(kv_bytes_, v);
+}
+void GgufWriter::set_i32(std::string_view key, int32_t v) {
+    begin_kv(key, GgufType::I32);
+    put(kv_bytes_, v);
+}
+void GgufWriter::set_u64(std::string_view key, uint64_t v) {
+    begin_kv(key, GgufType::U64);
+    put(kv_bytes_, v);
+}
+void GgufWriter::set_f32(std::string_view key, float v) {
+    begin_kv(key, GgufType::F32);
+    put(kv_bytes_, v);
+}
 void GgufWriter::set_bool(std::string_view key, bool v) {
     begin_kv(key, GgufType::BOOL);
     put<uint8_t>(kv_bytes_, v ? 1 : 0);
@@ -73,13 +85,15 @@ void GgufWriter::set_i32_array(std::string_view key, const std::vector<int32_t>&
 
 void GgufWriter::add_tensor(std::string_view name, DType type, const std::vector<int64_t>& ne,
                             const void* data, size_t nbytes) {
-    if (ne.empty() || ne.size() > 4) fail("gguf writer: tensor '", name, "' needs 1 to 4 dimensions");
+    if (ne.empty() || ne.size() > 4)
+        fail("gguf writer: tensor '", name, "' needs 1 to 4 dimensions");
     int64_t rows = 1;
     for (size_t d = 1; d < ne.size(); ++d) rows *= ne[d];
     if (ne[0] % dtype_traits(type).block_size != 0)
         fail("gguf writer: tensor '", name, "' row length is not a multiple of the block size");
     const size_t want = row_bytes(type, ne[0]) * static_cast<size_t>(rows);
-    if (want != nbytes) fail("gguf writer: tensor '", name, "' has ", nbytes, " bytes, shape needs ", want);
+    if (want != nbytes)
+        fail("gguf writer: tensor '", name, "' has ", nbytes, " bytes, shape needs ", want);
     const auto* p = static_cast<const uint8_t*>(data);
     tensors_.push_back(Tensor{std::string(name), type, ne, std::vector<uint8_t>(p, p + nbytes)});
 }
@@ -112,7 +126,8 @@ void GgufWriter::write(const std::string& path) const {
     const std::vector<uint8_t> bytes = to_bytes();
     std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
     if (!f) fail("cannot create '", path, "'");
-    if (std::fwrite(bytes.data(), 1, bytes.size(), f.get()) != bytes.size()) fail("cannot write '", path, "'");
+    if (std::fwrite(bytes.data(), 1, bytes.size(), f.get()) != bytes.size())
+        fail("cannot write '", path, "'");
 }
 
 }  // namespace mllm

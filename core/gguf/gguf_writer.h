@@ -12,7 +12,7 @@
 namespace mllm {
 
 class GgufWriter {
-public:
+  public:
     explicit GgufWriter(uint32_t alignment = kGgufDefaultAlignment);
 
     void set_u32(std::string_view key, uint32_t v);
@@ -32,7 +32,7 @@ public:
     std::vector<uint8_t> to_bytes() const;
     void write(const std::string& path) const;  // throws mllm::Error on I/O failure
 
-private:
+  private:
     struct Tensor {
         std::string name;
         DType type;

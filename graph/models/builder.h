@@ -13,6 +13,7 @@ struct BuildOptions {
 
 // Checks every tensor the architecture needs (present, shape, supported type) and throws
 // mllm::Error naming the first problem.
-Graph build_model_graph(const ModelConfig& config, const GgufFile& file, const BuildOptions& options);
+Graph build_model_graph(const ModelConfig& config, const GgufFile& file,
+                        const BuildOptions& options);
 
 }  // namespace mllm::graph

@@ -50,16 +50,22 @@ ModelConfig read_model_config(const GgufFile& f) {
     c.n_ff = positive_int(f, p + "feed_forward_length");
     c.n_ctx_train = positive_int(f, p + "context_length");
     if (c.n_embd % c.n_head != 0)
-        fail(f.path(), ": embedding length ", c.n_embd, " is not divisible by ", c.n_head, " heads");
-    c.head_dim = positive_int(f, p + "attention.key_length", static_cast<uint64_t>(c.n_embd / c.n_head));
+        fail(f.path(), ": embedding length ", c.n_embd, " is not divisible by ", c.n_head,
+             " heads");
+    c.head_dim =
+        positive_int(f, p + "attention.key_length", static_cast<uint64_t>(c.n_embd / c.n_head));
     if (c.n_head % c.n_head_kv != 0)
-        fail(f.path(), ": ", c.n_head, " query heads cannot be grouped over ", c.n_head_kv, " KV heads");
+        fail(f.path(), ": ", c.n_head, " query heads cannot be grouped over ", c.n_head_kv,
+             " KV heads");
     if (c.head_dim % 2 != 0) fail(f.path(), ": head size ", c.head_dim, " must be even for RoPE");
-    const int rope_dims = positive_int(f, p + "rope.dimension_count", static_cast<uint64_t>(c.head_dim));
+    const int rope_dims =
+        positive_int(f, p + "rope.dimension_count", static_cast<uint64_t>(c.head_dim));
     if (rope_dims != c.head_dim)
-        fail(f.path(), ": partial rotary embeddings (", rope_dims, " of ", c.head_dim, " dims) are not supported");
+        fail(f.path(), ": partial rotary embeddings (", rope_dims, " of ", c.head_dim,
+             " dims) are not supported");
 
-    c.norm_eps = static_cast<float>(f.get_float(p + "attention.layer_norm_rms_epsilon").value_or(1e-5));
+    c.norm_eps =
+        static_cast<float>(f.get_float(p + "attention.layer_norm_rms_epsilon").value_or(1e-5));
     c.rope_base = static_cast<float>(f.get_float(p + "rope.freq_base").value_or(10000.0));
     if (!(c.rope_base > 0)) fail(f.path(), ": rope.freq_base must be positive");
     const std::string_view scaling = f.get_string(p + "rope.scaling.type").value_or("none");

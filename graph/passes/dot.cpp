@@ -18,13 +18,15 @@ std::string escape(std::string_view s) {
 }  // namespace
 
 void write_dot(const Graph& g, std::span<const std::string> device_names, std::ostream& out) {
-    out << "digraph mllm {\n  rankdir=TB;\n  node [shape=box, style=filled, fontname=\"monospace\"];\n";
-    out << "  label=\"" << g.n_tokens << " token(s), activation arena " << g.arena_bytes << " bytes\";\n";
+    out << "digraph mllm {\n  rankdir=TB;\n  node [shape=box, style=filled, "
+           "fontname=\"monospace\"];\n";
+    out << "  label=\"" << g.n_tokens << " token(s), activation arena " << g.arena_bytes
+        << " bytes\";\n";
     for (NodeId id = 0; id < static_cast<NodeId>(g.nodes.size()); ++id) {
         const Node& n = g[id];
         if (n.dead) continue;
-        out << "  n" << id << " [label=\"" << escape(n.name) << "\\n" << op_name(n.op) << " " << n.rows << "x"
-            << n.cols << " " << dtype_name(n.dtype);
+        out << "  n" << id << " [label=\"" << escape(n.name) << "\\n"
+            << op_name(n.op) << " " << n.rows << "x" << n.cols << " " << dtype_name(n.dtype);
         if (n.op == Op::Weight) {
             out << "\", shape=note, fillcolor=white];\n";
             continue;

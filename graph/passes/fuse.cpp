@@ -6,14 +6,18 @@
 namespace mllm::graph {
 namespace {
 
-bool single_use(const std::vector<int>& uses, NodeId id) { return uses[static_cast<size_t>(id)] == 1; }
+bool single_use(const std::vector<int>& uses, NodeId id) {
+    return uses[static_cast<size_t>(id)] == 1;
+}
 
 // RmsNorm(x) * w  ->  RmsNormMul(x, w)
 void fuse_rms_norm(Graph& g, const std::vector<int>& uses) {
     for (Node& n : g.nodes) {
         if (n.dead || n.op != Op::Mul) continue;
         Node& norm = g[n.inputs[0]];
-        if (norm.op != Op::RmsNorm || !single_use(uses, n.inputs[0]) || g[n.inputs[1]].op != Op::Weight) continue;
+        if (norm.op != Op::RmsNorm || !single_use(uses, n.inputs[0]) ||
+            g[n.inputs[1]].op != Op::Weight)
+            continue;
         n.op = Op::RmsNormMul;
         n.attrs.eps = norm.attrs.eps;
         n.inputs = {norm.inputs[0], n.inputs[1]};

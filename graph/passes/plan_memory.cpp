@@ -9,11 +9,13 @@ namespace {
 
 constexpr int64_t kAlign = 64;  // cache line: kernels may use aligned vector loads
 
-int64_t align_up(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+int64_t align_up(int64_t v) {
+    return (v + kAlign - 1) / kAlign * kAlign;
+}
 
 // First-fit allocator over [0, inf): free intervals merge when released.
 class ArenaAllocator {
-public:
+  public:
     int64_t alloc(int64_t size) {
         size = align_up(std::max<int64_t>(size, 1));
         for (auto it = free_.begin(); it != free_.end(); ++it) {
@@ -56,7 +58,7 @@ public:
     }
     int64_t high_water() const { return top_; }
 
-private:
+  private:
     std::map<int64_t, int64_t> free_;  // offset -> size
     int64_t top_ = 0;
 };
@@ -66,12 +68,15 @@ private:
 int64_t plan_memory(Graph& g) {
     const auto count = static_cast<NodeId>(g.nodes.size());
     // A grouped MatMul is written when its leader runs, so it is "defined" at the leader.
-    auto defined_at = [&](NodeId id) { return g[id].group_leader != kNoNode ? g[id].group_leader : id; };
+    auto defined_at = [&](NodeId id) {
+        return g[id].group_leader != kNoNode ? g[id].group_leader : id;
+    };
     std::vector<NodeId> last_use(g.nodes.size(), kNoNode);
     for (NodeId id = 0; id < count; ++id) {
         const Node& n = g[id];
         if (n.dead) continue;
-        for (NodeId in : n.inputs) last_use[static_cast<size_t>(in)] = std::max(last_use[static_cast<size_t>(in)], id);
+        for (NodeId in : n.inputs)
+            last_use[static_cast<size_t>(in)] = std::max(last_use[static_cast<size_t>(in)], id);
     }
     last_use[static_cast<size_t>(g.logits)] = count;  // the output outlives the step
 

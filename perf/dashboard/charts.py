@@ -236,7 +236,6 @@ def roofline(chart_id, title, points, ceilings):
     xlo = 10 ** math.floor(math.log10(min(ais + ridges) / 3))
     xhi = 10 ** math.ceil(math.log10(max(ais + ridges) * 1.5))
     ys = gfs + [c["peak"] for c in ceilings if c.get("peak")]
-    ys += [c["bandwidth"] * xlo for c in ceilings if c.get("bandwidth")]
     ylo = 10 ** math.floor(math.log10(min(ys) / 1.5))
     yhi = 10 ** math.ceil(math.log10(max(ys) * 1.5))
 
@@ -361,7 +360,7 @@ def line_chart(chart_id, title, unit, x_labels, series, baseline=None):
     baseline: a y value drawn as a reference line (100 for a relative index)."""
     if not series or len(x_labels) < 1:
         return _empty(chart_id, title, "no history")
-    left, right, top, bottom_pad = 64, 250, 24, 64
+    left, right, top, bottom_pad = 64, 250, 24, 100
     legend_rows = min(len(series), 22)
     height = max(360, top + legend_rows * 17 + 40)
     plot_w, plot_h = W - left - right, height - top - bottom_pad

@@ -98,11 +98,11 @@ def table(table_id, headers, rows, row_classes=None):
     return "".join(out)
 
 
-def block(block_id, title, note, svg, table_html, open_table=False):
+def block(block_id, title, note, svg, table_html):
+    """A chart with its table under it (the note is HTML)."""
     return ('<figure class="block" id="%s"><figcaption><h3>%s</h3>%s</figcaption>%s'
-            '<details class="table-view"%s><summary>Table</summary>%s</details></figure>'
-            % (esc(block_id), esc(title), '<p class="note">%s</p>' % note if note else "", svg,
-               " open" if open_table else "", table_html))
+            '<details class="table-view"><summary>Table</summary>%s</details></figure>'
+            % (esc(block_id), esc(title), '<p class="note">%s</p>' % note if note else "", svg, table_html))
 
 
 def page(title, header_html, nav, body, footer):
@@ -299,9 +299,8 @@ def roofline_block(run):
     bwall = m.get("memory_read_bandwidth_GBps")
     threads = m.get("memory_read_bandwidth_threads")
     if bw1 or peaks.get("per_core"):
-        if peaks.get("per_core") or bw1:
-            ceilings.append({"name": "f32 FMA, 1 core", "bandwidth": bw1, "peak": peaks.get("per_core"),
-                             "bandwidth_label": "%s GB/s, 1 thread" % fmt(bw1) if bw1 else None})
+        ceilings.append({"name": "f32 FMA, 1 core", "bandwidth": bw1, "peak": peaks.get("per_core"),
+                         "bandwidth_label": "%s GB/s, 1 thread" % fmt(bw1) if bw1 else None})
         if peaks.get("int8_per_core"):
             ceilings.append({"name": "int8 dot, 1 core", "bandwidth": bw1, "peak": peaks.get("int8_per_core")})
     if bwall or peaks.get("all_cores"):
@@ -346,10 +345,6 @@ def all_results_table(run, table_id="all-results"):
 
 # ---------------------------------------------------------------- history
 
-def _series_name(r):
-    return result_title(r)
-
-
 def history_section(runs, threshold):
     hist = analysis.history(runs, threshold)
     labels = ["%s %s" % (r.label, r.short_date[5:] if r.short_date else "") for r in runs]
@@ -379,7 +374,7 @@ def history_section(runs, threshold):
         regs = {}
         for mbr in members:
             for i in mbr["regressions"]:
-                regs.setdefault(i, []).append("%s %s" % (_series_name(mbr["result"]), signed_pct(mbr["changes"][i])))
+                regs.setdefault(i, []).append("%s %s" % (result_title(mbr["result"]), signed_pct(mbr["changes"][i])))
         tips = []
         for i, v in enumerate(vals):
             if v is None:
@@ -399,7 +394,7 @@ def history_section(runs, threshold):
         headers = ["benchmark", "metric"] + [r.label for r in runs]
         rows, classes = [], {}
         for n, h in enumerate(members):
-            row = [_series_name(h["result"]), h["metric"].replace("_per_s", "/s")]
+            row = [result_title(h["result"]), h["metric"].replace("_per_s", "/s")]
             for i, v in enumerate(h["values"]):
                 if v is None:
                     row.append("")
@@ -417,7 +412,7 @@ def history_section(runs, threshold):
         if not members:
             continue
         members.sort(key=lambda h: (h["result"].get("model") or "", type_order(h["result"].get("type")), h["result"]["backend"]))
-        series = [series_for([h], _series_name(h["result"]), h["key"], charts.SERIES[i % len(charts.SERIES)])
+        series = [series_for([h], result_title(h["result"]), h["key"], charts.SERIES[i % len(charts.SERIES)])
                   for i, h in enumerate(members)]
         svg = charts.line_chart("history-" + kind, title, "% of the first run shown (tok/s)", labels, series, baseline=100.0)
         out.append(block("history-" + kind, title,
@@ -435,7 +430,7 @@ def history_section(runs, threshold):
             if r.get("kind") == "kernel":
                 gname = "%s %s · %s" % (r.get("op") or r["family"], r.get("type") or "", r["backend"])
             else:
-                gname = _series_name(r)
+                gname = result_title(r)
             groups.setdefault(gname, []).append(h)
         series = [series_for(ms, name, "group:" + name, charts.SERIES[i % len(charts.SERIES)])
                   for i, (name, ms) in enumerate(groups.items())]

@@ -34,12 +34,12 @@ std::shared_ptr<const GgufFile> tiny_file() {
 }
 
 class AcceptAll : public DeviceCaps {
-public:
+  public:
     std::string_view device_name() const override { return "all"; }
     bool supports(const Graph&, const Node&) const override { return true; }
 };
 class RefuseAttention : public DeviceCaps {
-public:
+  public:
     std::string_view device_name() const override { return "no-attention"; }
     bool supports(const Graph&, const Node& n) const override { return n.op != Op::Attention; }
 };
@@ -80,7 +80,8 @@ TEST(GraphPasses, FusionFoldsNormsSwiGluBiasesAndGroupsSharedInputs) {
     // Q, K, V share a leader; gate and up share another; output and down stand alone.
     std::map<NodeId, int> group_sizes;
     for (const Node& n : g.nodes)
-        if (!n.dead && n.op == Op::MatMul && n.group_leader != kNoNode) ++group_sizes[n.group_leader];
+        if (!n.dead && n.op == Op::MatMul && n.group_leader != kNoNode)
+            ++group_sizes[n.group_leader];
     int qkv = 0, gate_up = 0;
     for (auto [leader, size] : group_sizes) {
         qkv += size == 3;
@@ -129,7 +130,8 @@ TEST(GraphPasses, MemoryPlanNeverOverlapsLiveActivations) {
     }
     for (NodeId id = 0; id < n; ++id)
         if (!g[id].dead)
-            for (NodeId in : g[id].inputs) last[static_cast<size_t>(in)] = std::max(last[static_cast<size_t>(in)], id);
+            for (NodeId in : g[id].inputs)
+                last[static_cast<size_t>(in)] = std::max(last[static_cast<size_t>(in)], id);
     last[static_cast<size_t>(g.logits)] = n;
     std::vector<NodeId> acts;
     for (NodeId id = 0; id < n; ++id)

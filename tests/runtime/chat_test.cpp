@@ -11,8 +11,10 @@ namespace {
 
 TEST(ChatTemplate, DetectsFamiliesByTheirMarkers) {
     EXPECT_EQ(detect_chat_format(std::nullopt), ChatFormat::ChatMl);
-    EXPECT_EQ(detect_chat_format("{% for m in messages %}<|im_start|>{{ m.role }}"), ChatFormat::ChatMl);
-    EXPECT_EQ(detect_chat_format("<|start_header_id|>{{ role }}<|end_header_id|>"), ChatFormat::Llama3);
+    EXPECT_EQ(detect_chat_format("{% for m in messages %}<|im_start|>{{ m.role }}"),
+              ChatFormat::ChatMl);
+    EXPECT_EQ(detect_chat_format("<|start_header_id|>{{ role }}<|end_header_id|>"),
+              ChatFormat::Llama3);
     EXPECT_EQ(detect_chat_format("<start_of_turn>user"), ChatFormat::Gemma);
     EXPECT_EQ(detect_chat_format("<|user|>{{ content }}<|end|>"), ChatFormat::Phi3);
     EXPECT_EQ(detect_chat_format("<|user|>{{ content }}</s>"), ChatFormat::Zephyr);
@@ -21,9 +23,11 @@ TEST(ChatTemplate, DetectsFamiliesByTheirMarkers) {
 }
 
 TEST(ChatTemplate, FormatsChatMlAndLlama2) {
-    const std::vector<ChatMessage> m = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Bye"}};
+    const std::vector<ChatMessage> m = {
+        {"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Bye"}};
     EXPECT_EQ(format_chat(ChatFormat::ChatMl, m, true),
-              "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+              "<|im_start|>system\nBe "
+              "brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
               "Hello<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n");
     EXPECT_EQ(format_chat(ChatFormat::Llama2, m, true),
               "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello </s><s>[INST] Bye [/INST]");
@@ -47,7 +51,8 @@ TEST(ChatLoop, AnswersEachLineAndKeepsTheContext) {
     std::ostringstream out;
     EXPECT_EQ(run_chat(session, sampler, go, "You are terse.", in, out), 0);
     const std::string text = out.str();
-    EXPECT_EQ(std::count(text.begin(), text.end(), '>'), 3) << text;  // a prompt per turn and the last
+    EXPECT_EQ(std::count(text.begin(), text.end(), '>'), 3)
+        << text;  // a prompt per turn and the last
     // Both turns are in the context: the second one continued the first.
     EXPECT_GT(session.n_past(), 20);
 }

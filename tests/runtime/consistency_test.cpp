@@ -29,7 +29,8 @@ class ConsistencyTest : public ::testing::TestWithParam<ShapeCase> {};
 
 double max_abs_diff(std::span<const float> a, std::span<const float> b) {
     double m = 0;
-    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, static_cast<double>(std::fabs(a[i] - b[i])));
+    for (size_t i = 0; i < a.size(); ++i)
+        m = std::max(m, static_cast<double>(std::fabs(a[i] - b[i])));
     return m;
 }
 
@@ -91,7 +92,9 @@ INSTANTIATE_TEST_SUITE_P(RealShapes, ConsistencyTest,
                          ::testing::Values(ShapeCase{"SmolLM2_135M", test::smollm2_135m()},
                                            ShapeCase{"Qwen25_05B", test::qwen25_05b()},
                                            ShapeCase{"TinyLlama_11B", test::tinyllama_11b()}),
-                         [](const ::testing::TestParamInfo<ShapeCase>& param) { return std::string(param.param.name); });
+                         [](const ::testing::TestParamInfo<ShapeCase>& param) {
+                             return std::string(param.param.name);
+                         });
 
 }  // namespace
 }  // namespace mllm

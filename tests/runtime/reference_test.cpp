@@ -40,7 +40,8 @@ TEST_P(ReferenceTest, MatchesLlamaCpp) {
     const std::string name = GetParam();
     const nlohmann::json ref = reference();
     const nlohmann::json& want = ref["models"][name];
-    const std::string prompt = want.contains("prompt") ? want["prompt"].get<std::string>() : ref["prompt"].get<std::string>();
+    const std::string prompt = want.contains("prompt") ? want["prompt"].get<std::string>()
+                                                       : ref["prompt"].get<std::string>();
     auto model = load_model(test::shared_path("models/ref/" + name));
     Session session(model, SessionOptions{});
 
@@ -50,10 +51,11 @@ TEST_P(ReferenceTest, MatchesLlamaCpp) {
 
     // Top logits: each listed id within 0.02 (float files) or 0.25 (quantized) of llama.cpp.
     const std::span<const float> logits = session.eval(tokens);
-    const double tol = (name.find(".f32.") != std::string::npos || name.find(".f16.") != std::string::npos ||
-                        name.find(".bf16.") != std::string::npos || name.find("aidreams") != std::string::npos)
-                           ? 0.02
-                           : 0.25;
+    const double tol =
+        (name.find(".f32.") != std::string::npos || name.find(".f16.") != std::string::npos ||
+         name.find(".bf16.") != std::string::npos || name.find("aidreams") != std::string::npos)
+            ? 0.02
+            : 0.25;
     for (const auto& pair : want["top_logits_after_prompt"]) {
         const int id = pair[0].get<int>();
         EXPECT_NEAR(logits[static_cast<size_t>(id)], pair[1].get<double>(), tol) << "token " << id;
@@ -82,8 +84,10 @@ TEST_P(ReferenceTest, MatchesLlamaCpp) {
     po.n_ctx = 128;
     po.n_batch = 128;
     Session ppl_session(model, po);
-    const PerplexityResult p = perplexity(ppl_session, read_file(test::shared_path("models/ref/text.txt")), 4);
-    EXPECT_NEAR(p.perplexity / want["perplexity"].get<double>(), 1.0, 0.01) << "ours " << p.perplexity;
+    const PerplexityResult p =
+        perplexity(ppl_session, read_file(test::shared_path("models/ref/text.txt")), 4);
+    EXPECT_NEAR(p.perplexity / want["perplexity"].get<double>(), 1.0, 0.01)
+        << "ours " << p.perplexity;
 }
 
 std::vector<std::string> reference_files() {

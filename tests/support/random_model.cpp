@@ -54,7 +54,7 @@ ModelShape tinyllama_11b() {
 namespace {
 
 class TensorMaker {
-public:
+  public:
     TensorMaker(GgufWriter& w, uint64_t seed) : w_(w), rng_(seed) {}
 
     // Uniform weights scaled by 1/sqrt(fan_in), so activations keep their size through the layers.
@@ -65,8 +65,8 @@ public:
         for (float& v : data) v = dist(rng_);
         std::vector<uint8_t> bytes(row_bytes(type, cols) * static_cast<size_t>(rows));
         for (int64_t r = 0; r < rows; ++r)
-            quantize_row(type, data.data() + r * cols, bytes.data() + static_cast<size_t>(r) * row_bytes(type, cols),
-                         cols);
+            quantize_row(type, data.data() + r * cols,
+                         bytes.data() + static_cast<size_t>(r) * row_bytes(type, cols), cols);
         w_.add_tensor(name, type, {cols, rows}, bytes.data(), bytes.size());
     }
     void vector(const std::string& name, int64_t n, float center, float spread) {
@@ -76,7 +76,7 @@ public:
         w_.add_tensor(name, DType::F32, {n}, data.data(), data.size() * sizeof(float));
     }
 
-private:
+  private:
     GgufWriter& w_;
     std::mt19937_64 rng_;
 };
@@ -99,8 +99,8 @@ void write_vocab(GgufWriter& w, int n_vocab) {
         const size_t pairs = letters.size() * letters.size();
         if (static_cast<size_t>(i) < 2 * pairs) {
             const size_t j = static_cast<size_t>(i) % pairs;
-            piece = (static_cast<size_t>(i) < pairs ? "\xE2\x96\x81" : "") + std::string(1, letters[j / letters.size()]) +
-                    letters[j % letters.size()];
+            piece = (static_cast<size_t>(i) < pairs ? "\xE2\x96\x81" : "") +
+                    std::string(1, letters[j / letters.size()]) + letters[j % letters.size()];
         } else {
             piece = "\xE2\x96\x81w" + std::to_string(i);
         }
@@ -119,7 +119,8 @@ void write_vocab(GgufWriter& w, int n_vocab) {
 
 }  // namespace
 
-void write_random_model(const std::string& path, const ModelShape& s, DType type, DType embd_type, uint64_t seed) {
+void write_random_model(const std::string& path, const ModelShape& s, DType type, DType embd_type,
+                        uint64_t seed) {
     GgufWriter w;
     const std::string a = s.arch + ".";
     const int head_dim = s.n_embd / s.n_head;

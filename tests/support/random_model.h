@@ -28,7 +28,7 @@ ModelShape tinyllama_11b();  // llama, GQA 32/4, 22 layers
 // Writes the model: 2-D weights in `type`, the token embedding (and output) in `embd_type`,
 // norms and biases in f32. The vocab is SentencePiece-style: <unk> <s> </s>, the 256 byte
 // tokens, then made-up pieces. Same seed, same file.
-void write_random_model(const std::string& path, const ModelShape& shape, DType type, DType embd_type,
-                        uint64_t seed = 42);
+void write_random_model(const std::string& path, const ModelShape& shape, DType type,
+                        DType embd_type, uint64_t seed = 42);
 
 }  // namespace mllm::test

@@ -22,16 +22,22 @@ void remove_temp_files() {
 
 }  // namespace
 
-std::string shared_dir() { return MLLM_SHARED_DIR; }
-std::string shared_path(const std::string& relative) { return shared_dir() + "/" + relative; }
-std::string build_dir() { return MLLM_BUILD_DIR; }
+std::string shared_dir() {
+    return MLLM_SHARED_DIR;
+}
+std::string shared_path(const std::string& relative) {
+    return shared_dir() + "/" + relative;
+}
+std::string build_dir() {
+    return MLLM_BUILD_DIR;
+}
 
 std::string temp_path(const std::string& suffix) {
     static std::atomic<int> counter{0};
-    const std::string path = (std::filesystem::temp_directory_path() /
-                              ("mllm-test-" + std::to_string(::getpid()) + "-" +
-                               std::to_string(counter++) + suffix))
-                                 .string();
+    const std::string path =
+        (std::filesystem::temp_directory_path() /
+         ("mllm-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + suffix))
+            .string();
     std::lock_guard lock(g_mutex);
     if (g_temp_files == nullptr) {
         g_temp_files = new std::vector<std::string>();

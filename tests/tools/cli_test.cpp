@@ -70,11 +70,13 @@ TEST(MllmRun, GreedyFromBosMatchesGolden) {
 }
 
 TEST(MllmRun, JsonHasTextTokensAndTimings) {
-    const RunResult r = run_tool("mllm-run", {"-m", kModel, "-p", "", "-n", "60", "--temp", "0", "--json"});
+    const RunResult r =
+        run_tool("mllm-run", {"-m", kModel, "-p", "", "-n", "60", "--temp", "0", "--json"});
     ASSERT_EQ(r.status, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
-    for (const char* key : {"text", "tokens", "prompt_tokens", "prompt_tokens_per_s", "generated_tokens",
-                            "decode_tokens_per_s", "load_ms", "peak_rss_bytes", "backend"})
+    for (const char* key :
+         {"text", "tokens", "prompt_tokens", "prompt_tokens_per_s", "generated_tokens",
+          "decode_tokens_per_s", "load_ms", "peak_rss_bytes", "backend"})
         EXPECT_TRUE(j.contains(key)) << key;
     EXPECT_EQ(j["tokens"].size(), 60u);
     EXPECT_EQ(j["generated_tokens"], 60);
@@ -83,7 +85,8 @@ TEST(MllmRun, JsonHasTextTokensAndTimings) {
 }
 
 TEST(MllmRun, SameSeedSameText) {
-    const std::vector<std::string> args = {"-m", kModel, "-p", "", "-n", "30", "--temp", "1", "--seed", "123", "--json"};
+    const std::vector<std::string> args = {"-m",     kModel, "-p",     "",    "-n",    "30",
+                                           "--temp", "1",    "--seed", "123", "--json"};
     const RunResult a = run_tool("mllm-run", args);
     const RunResult b = run_tool("mllm-run", args);
     ASSERT_EQ(a.status, 0) << a.err;
@@ -92,7 +95,8 @@ TEST(MllmRun, SameSeedSameText) {
 
 TEST(MllmRun, DumpGraphWritesDot) {
     const std::string dot = test::temp_path(".dot");
-    const RunResult r = run_tool("mllm-run", {"-m", kModel, "-p", "", "-n", "1", "--dump-graph", dot});
+    const RunResult r =
+        run_tool("mllm-run", {"-m", kModel, "-p", "", "-n", "1", "--dump-graph", dot});
     ASSERT_EQ(r.status, 0) << r.err;
     std::ifstream in(dot);
     const std::string text((std::istreambuf_iterator<char>(in)), {});
@@ -109,8 +113,9 @@ void expect_clean_error(const RunResult& r, const std::string& needle) {
 
 std::string write_bytes(const std::vector<uint8_t>& bytes) {
     const std::string path = test::temp_path(".gguf");
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                                static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
     return path;
 }
 
@@ -126,16 +131,21 @@ TEST(MllmRunErrors, TruncatedFile) {
 }
 
 TEST(MllmRunErrors, NotAGguf) {
-    expect_clean_error(run_tool("mllm-run", {"-m", test::shared_path("models/README.md"), "-p", "hi"}), "not a GGUF");
+    expect_clean_error(
+        run_tool("mllm-run", {"-m", test::shared_path("models/README.md"), "-p", "hi"}),
+        "not a GGUF");
 }
 
 TEST(MllmRunErrors, MissingFile) {
-    expect_clean_error(run_tool("mllm-run", {"-m", "/nonexistent/model.gguf", "-p", "hi"}), "cannot open");
+    expect_clean_error(run_tool("mllm-run", {"-m", "/nonexistent/model.gguf", "-p", "hi"}),
+                       "cannot open");
 }
 
 TEST(MllmRunErrors, VocabOnlyFileHasNoTensors) {
-    expect_clean_error(run_tool("mllm-run", {"-m", test::shared_path("models/vocab/ggml-vocab-llama-spm.gguf"), "-p", "hi"}),
-                       "missing");
+    expect_clean_error(
+        run_tool("mllm-run",
+                 {"-m", test::shared_path("models/vocab/ggml-vocab-llama-spm.gguf"), "-p", "hi"}),
+        "missing");
 }
 
 TEST(MllmRunErrors, UnknownArchitecture) {
@@ -143,12 +153,14 @@ TEST(MllmRunErrors, UnknownArchitecture) {
     w.set_string("general.architecture", "mamba9");
     const std::string path = test::temp_path(".gguf");
     w.write(path);
-    expect_clean_error(run_tool("mllm-run", {"-m", path, "-p", "hi"}), "unsupported model architecture 'mamba9'");
+    expect_clean_error(run_tool("mllm-run", {"-m", path, "-p", "hi"}),
+                       "unsupported model architecture 'mamba9'");
 }
 
 TEST(MllmRunErrors, UnknownTensorType) {
     std::vector<uint8_t> bytes = read_bytes(kModel);
-    // The first tensor info's type field: find "token_embd.weight" and patch the type after its dims.
+    // The first tensor info's type field: find "token_embd.weight" and patch the type after its
+    // dims.
     const std::string name = "token_embd.weight";
     auto it = std::search(bytes.begin(), bytes.end(), name.begin(), name.end());
     ASSERT_NE(it, bytes.end());
@@ -158,17 +170,20 @@ TEST(MllmRunErrors, UnknownTensorType) {
     at += 4 + 8 * n_dims;
     const uint32_t bogus = 99;
     std::memcpy(&bytes[at], &bogus, 4);
-    expect_clean_error(run_tool("mllm-run", {"-m", write_bytes(bytes), "-p", "hi"}), "unknown tensor type 99");
+    expect_clean_error(run_tool("mllm-run", {"-m", write_bytes(bytes), "-p", "hi"}),
+                       "unknown tensor type 99");
 }
 
 TEST(MllmRunErrors, PromptLongerThanContext) {
     std::string long_prompt;
     for (int i = 0; i < 200; ++i) long_prompt += "echoes of vectors ";
-    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-p", long_prompt, "-c", "64"}), "context");
+    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-p", long_prompt, "-c", "64"}),
+                       "context");
 }
 
 TEST(MllmRunErrors, ContextLargerThanModel) {
-    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-p", "hi", "-c", "100000"}), "larger than the model allows");
+    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-p", "hi", "-c", "100000"}),
+                       "larger than the model allows");
 }
 
 TEST(MllmRunErrors, InvalidUtf8Prompt) {
@@ -178,11 +193,13 @@ TEST(MllmRunErrors, InvalidUtf8Prompt) {
 }
 
 TEST(MllmRunErrors, UnreadablePromptFile) {
-    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-f", "/nonexistent/prompt.txt"}), "cannot read");
+    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-f", "/nonexistent/prompt.txt"}),
+                       "cannot read");
 }
 
 TEST(MllmRunErrors, ZeroThreads) {
-    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-p", "hi", "--threads", "0"}), "--threads");
+    expect_clean_error(run_tool("mllm-run", {"-m", kModel, "-p", "hi", "--threads", "0"}),
+                       "--threads");
 }
 
 TEST(MllmRunErrors, MissingTensor) {
@@ -197,13 +214,15 @@ TEST(MllmRunErrors, MissingTensor) {
     auto it = std::search(bytes.begin(), bytes.end(), name.begin(), name.end());
     ASSERT_NE(it, bytes.end());
     *(it + 4) = 'X';  // rename to blk.X.ffn_up.weight
-    expect_clean_error(run_tool("mllm-run", {"-m", write_bytes(bytes), "-p", "hi"}), "missing tensor 'blk.0.ffn_up.weight'");
+    expect_clean_error(run_tool("mllm-run", {"-m", write_bytes(bytes), "-p", "hi"}),
+                       "missing tensor 'blk.0.ffn_up.weight'");
 }
 
 TEST(MllmPerplexity, JsonOnTheTrainedModel) {
-    const RunResult r = run_tool("mllm-perplexity", {"-m", test::shared_path("models/ref/ref-llama-spm.f32.gguf"), "-f",
-                                                     test::shared_path("models/ref/text.txt"), "-c", "128", "--chunks",
-                                                     "4", "--json"});
+    const RunResult r =
+        run_tool("mllm-perplexity", {"-m", test::shared_path("models/ref/ref-llama-spm.f32.gguf"),
+                                     "-f", test::shared_path("models/ref/text.txt"), "-c", "128",
+                                     "--chunks", "4", "--json"});
     ASSERT_EQ(r.status, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_GT(j["perplexity"].get<double>(), 1.0);
@@ -213,7 +232,8 @@ TEST(MllmPerplexity, JsonOnTheTrainedModel) {
 TEST(MllmPerplexityErrors, TextShorterThanOneChunk) {
     const std::string path = test::temp_path(".txt");
     std::ofstream(path) << "short";
-    expect_clean_error(run_tool("mllm-perplexity", {"-m", kModel, "-f", path, "-c", "64"}), "fewer than one chunk");
+    expect_clean_error(run_tool("mllm-perplexity", {"-m", kModel, "-f", path, "-c", "64"}),
+                       "fewer than one chunk");
 }
 
 }  // namespace
