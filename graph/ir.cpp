@@ -32,6 +32,8 @@ std::string_view op_name(Op op) {
             return "rms_norm_mul";
         case Op::SwiGlu:
             return "swiglu";
+        case Op::GatedMatMul:
+            return "gated_matmul";
     }
     return "?";
 }

@@ -29,8 +29,9 @@ enum class Op : uint8_t {
     Silu,       // x * sigmoid(x)
     TakeLast,   // the last row only (generation needs only the last token's logits)
     // Created by the fusion pass:
-    RmsNormMul,  // RmsNorm followed by Mul with its weight
-    SwiGlu,      // silu(gate) * up
+    RmsNormMul,   // RmsNorm followed by Mul with its weight
+    SwiGlu,       // silu(gate) * up
+    GatedMatMul,  // silu(x . Wg^T) * (x . Wu^T): a SwiGLU feed-forward's gate and up in one op
 };
 
 std::string_view op_name(Op op);

@@ -31,12 +31,11 @@ class CpuBackend final : public Backend {
             case Op::Rope:
             case Op::Attention:
                 return n.attrs.head_dim <= cpu::kMaxHeadDim;
-            case Op::MatMul:
-            case Op::Embed: {
-                const graph::Node& w = g[n.inputs[n.op == Op::MatMul ? 1 : 0]];
-                return dtype_traits(w.dtype).weight_supported;
-            }
             default:
+                // Every weight it reads must be of a type the kernels compute with.
+                for (graph::NodeId in : n.inputs)
+                    if (g[in].op == Op::Weight && !dtype_traits(g[in].dtype).weight_supported)
+                        return false;
                 return true;
         }
     }

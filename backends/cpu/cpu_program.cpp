@@ -43,9 +43,13 @@ CpuProgram::CpuProgram(const graph::Graph& g, int device, ThreadPool& pool,
         if (n.op == Op::MatMul && n.group_leader != kNoNode && n.group_leader != id)
             continue;  // runs with its leader
         Step s{id};
-        if (n.op == Op::MatMul) {
+        if (n.op == Op::MatMul || n.op == Op::GatedMatMul) {
             s.group = static_cast<int>(groups_.size());
-            prepare_matmul(id);
+            if (n.op == Op::MatMul) {
+                prepare_matmul(id);
+            } else {
+                prepare_gated_matmul(id);
+            }
             size_t bytes = 0;
             for (const MatMulMember& m : groups_.back().members)
                 bytes += m.act_row_bytes * static_cast<size_t>(n.rows);
@@ -54,6 +58,14 @@ CpuProgram::CpuProgram(const graph::Graph& g, int device, ThreadPool& pool,
         steps_.push_back(s);
     }
     act_scratch_ = aligned_buffer(scratch);
+    size_t up_bytes = 0;
+    for (const MatMulGroup& group : groups_)
+        if (group.gated)
+            up_bytes = std::max(
+                up_bytes, static_cast<size_t>(group.n * group.members[1].rows) * sizeof(float));
+    gate_up_scratch_ = aligned_buffer(up_bytes);
+    for (MatMulGroup& group : groups_)
+        if (group.gated) group.members[1].y = reinterpret_cast<float*>(gate_up_scratch_.get());
     // Point each member at its converted input inside the scratch; members whose weights take
     // the same activation format share one conversion.
     for (MatMulGroup& group : groups_) {
@@ -109,6 +121,28 @@ void CpuProgram::prepare_matmul(NodeId leader) {
     groups_.push_back(std::move(group));
 }
 
+void CpuProgram::prepare_gated_matmul(NodeId id) {
+    const Node& n = g_[id];
+    MatMulGroup group;
+    group.x = f32(n.inputs[0]);
+    group.n = n.rows;
+    group.k = g_[n.inputs[0]].cols;
+    group.total_rows = n.cols;
+    group.gated = true;
+    for (int i = 1; i <= 2; ++i) {
+        const Node& w = g_[n.inputs[static_cast<size_t>(i)]];
+        MatMulMember m{};
+        m.type = w.dtype;
+        m.w = w.weight->data;
+        m.w_row_bytes = row_bytes(w.dtype, w.cols);
+        m.rows = n.cols;
+        m.y = i == 1 ? f32(id) : nullptr;  // up's buffer is set once the scratch exists
+        m.act_row_bytes = row_bytes(activation_type(w.dtype), group.k);
+        group.members.push_back(m);
+    }
+    groups_.push_back(std::move(group));
+}
+
 void CpuProgram::write(NodeId id, const void* src, size_t bytes) {
     const Node& n = g_[id];
     if (bytes != n.bytes())
@@ -130,7 +164,7 @@ void CpuProgram::run(const StepParams& step) {
     for (const Step& s : steps_) run_step(s, step);
 }
 
-void CpuProgram::run_matmul(const MatMulGroup& group) {
+void CpuProgram::convert_inputs(const MatMulGroup& group) {
     // Convert the input once per activation type, split by token rows.
     for (size_t i = 0; i < group.members.size(); ++i) {
         const MatMulMember& m = group.members[i];
@@ -144,6 +178,25 @@ void CpuProgram::run_matmul(const MatMulGroup& group) {
                                         const_cast<uint8_t*>(m.act) + t * m.act_row_bytes, group.k);
         });
     }
+}
+
+// Rows [r0, r1) of one member: the product, then its bias.
+void CpuProgram::member_rows(const MatMulGroup& group, const MatMulMember& m, int64_t r0,
+                             int64_t r1) {
+    if (m.type == DType::F32) {
+        matmul_f32(group.x, group.n, group.k, reinterpret_cast<const float*>(m.w), r0, r1, m.y,
+                   m.rows);
+    } else {
+        quant_matmul(m.type, group.k, m.w, m.w_row_bytes, r0, r1, m.act, m.act_row_bytes, group.n,
+                     m.y, m.rows);
+    }
+    if (m.bias != nullptr)
+        for (int64_t t = 0; t < group.n; ++t)
+            for (int64_t r = r0; r < r1; ++r) m.y[t * m.rows + r] += m.bias[r];
+}
+
+void CpuProgram::run_matmul(const MatMulGroup& group) {
+    convert_inputs(group);
     // Split the concatenated output rows of all members between threads.
     pool_.parallel_for(group.total_rows, kRowAlign, [&](int64_t begin, int64_t end, int) {
         int64_t base = 0;
@@ -151,17 +204,21 @@ void CpuProgram::run_matmul(const MatMulGroup& group) {
             const int64_t r0 = std::max(begin, base) - base;
             const int64_t r1 = std::min(end, base + m.rows) - base;
             base += m.rows;
-            if (r0 >= r1) continue;
-            if (m.type == DType::F32) {
-                matmul_f32(group.x, group.n, group.k, reinterpret_cast<const float*>(m.w), r0, r1,
-                           m.y, m.rows);
-            } else {
-                quant_matmul(m.type, group.k, m.w, m.w_row_bytes, r0, r1, m.act, m.act_row_bytes,
-                             group.n, m.y, m.rows);
-            }
-            if (m.bias != nullptr)
-                for (int64_t t = 0; t < group.n; ++t)
-                    for (int64_t r = r0; r < r1; ++r) m.y[t * m.rows + r] += m.bias[r];
+            if (r0 < r1) member_rows(group, m, r0, r1);
+        }
+    });
+}
+
+void CpuProgram::run_gated_matmul(const MatMulGroup& group) {
+    convert_inputs(group);
+    const MatMulMember& gate = group.members[0];
+    const MatMulMember& up = group.members[1];
+    pool_.parallel_for(group.total_rows, kRowAlign, [&](int64_t r0, int64_t r1, int) {
+        member_rows(group, gate, r0, r1);
+        member_rows(group, up, r0, r1);
+        for (int64_t t = 0; t < group.n; ++t) {
+            float* g = gate.y + t * gate.rows + r0;
+            swiglu(g, up.y + t * up.rows + r0, g, r1 - r0, 0, 1);
         }
     });
 }
@@ -253,6 +310,9 @@ void CpuProgram::run_step(const Step& s, const StepParams& step) {
         }
         case Op::MatMul:
             run_matmul(groups_[static_cast<size_t>(s.group)]);
+            break;
+        case Op::GatedMatMul:
+            run_gated_matmul(groups_[static_cast<size_t>(s.group)]);
             break;
         case Op::Input:
         case Op::Weight:

@@ -42,6 +42,9 @@ class CpuProgram final : public Executable {
         int64_t n, k;
         std::vector<MatMulMember> members;
         int64_t total_rows;
+        // GatedMatMul: members are gate (written to the output) and up (to gate_up_scratch_);
+        // threads split the rows once and apply silu(gate) * up to their own rows.
+        bool gated = false;
     };
     struct Step {
         graph::NodeId id;
@@ -50,14 +53,19 @@ class CpuProgram final : public Executable {
 
     float* f32(graph::NodeId id) const;
     void prepare_matmul(graph::NodeId leader);
+    void prepare_gated_matmul(graph::NodeId id);
     void run_step(const Step& s, const StepParams& step);
     void run_matmul(const MatMulGroup& group);
+    void run_gated_matmul(const MatMulGroup& group);
+    void member_rows(const MatMulGroup& group, const MatMulMember& m, int64_t r0, int64_t r1);
+    void convert_inputs(const MatMulGroup& group);
 
     const graph::Graph& g_;
     ThreadPool& pool_;
     const std::vector<KvLayer>& kv_;
     AlignedBuffer arena_;
     AlignedBuffer act_scratch_;
+    AlignedBuffer gate_up_scratch_;
     std::vector<float> scores_;  // attention scratch, one n_ctx slice per thread
     int64_t n_ctx_ = 0;
     std::vector<Step> steps_;

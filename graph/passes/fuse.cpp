@@ -37,6 +37,25 @@ void fuse_swiglu(Graph& g, const std::vector<int>& uses) {
     }
 }
 
+// SwiGlu(MatMul(x, Wg), MatMul(x, Wu))  ->  GatedMatMul(x, Wg, Wu): each thread computes its
+// rows of gate and up and applies the activation while they are still in cache, so the two
+// products never make a round trip through memory and no separate elementwise pass runs.
+void fuse_gated_matmul(Graph& g, const std::vector<int>& uses) {
+    for (Node& n : g.nodes) {
+        if (n.dead || n.op != Op::SwiGlu) continue;
+        Node& gate = g[n.inputs[0]];
+        Node& up = g[n.inputs[1]];
+        const bool plain = gate.op == Op::MatMul && up.op == Op::MatMul &&
+                           gate.inputs.size() == 2 && up.inputs.size() == 2 &&
+                           gate.inputs[0] == up.inputs[0];
+        if (!plain || !single_use(uses, n.inputs[0]) || !single_use(uses, n.inputs[1])) continue;
+        n.op = Op::GatedMatMul;
+        n.inputs = {gate.inputs[0], gate.inputs[1], up.inputs[1]};
+        gate.dead = true;
+        up.dead = true;
+    }
+}
+
 // MatMul(x, W) + b  ->  MatMul(x, W, b), taking the Add's place so its readers need no change.
 void fuse_bias(Graph& g, const std::vector<int>& uses) {
     for (Node& n : g.nodes) {
@@ -79,6 +98,7 @@ void group_shared_input(Graph& g) {
 void fuse(Graph& g) {
     fuse_rms_norm(g, g.use_counts());
     fuse_swiglu(g, g.use_counts());
+    fuse_gated_matmul(g, g.use_counts());
     fuse_bias(g, g.use_counts());
     group_shared_input(g);
 }

@@ -13,7 +13,8 @@
 namespace mllm::graph {
 
 // Folds op chains into the fused ops backends implement: RmsNorm·Mul(weight) -> RmsNormMul,
-// Silu·Mul -> SwiGlu, MatMul·Add(bias) -> MatMul with a bias input, and groups MatMuls that
+// Silu·Mul -> SwiGlu, SwiGlu of two MatMuls of one input -> GatedMatMul, MatMul·Add(bias) ->
+// MatMul with a bias input, and groups MatMuls that
 // share one input (Q/K/V; gate/up) so the input is converted once and the group runs as one
 // parallel dispatch. Folded nodes are marked dead.
 void fuse(Graph& g);

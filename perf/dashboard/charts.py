@@ -286,7 +286,8 @@ def roofline(chart_id, title, points, ceilings):
         if bw and bw not in labelled:
             labelled.append(bw)
             xa = max(xlo, ylo / bw) * 1.6
-            dy = 14 if c.get("dash") else -6
+            # The highest bandwidth is labelled above its line, the others below theirs.
+            dy = -6 if bw == max(cc["bandwidth"] for cc in ceilings if cc.get("bandwidth")) else 14
             out.append('<text x="%.1f" y="%.1f" fill="#333" font-size="11" transform="rotate(%.1f %.1f %.1f)">%s</text>'
                        % (X(xa), Y(bw * xa) + dy, -math.degrees(math.atan2(plot_h / math.log10(yhi / ylo),
                                                                             plot_w / math.log10(xhi / xlo))),

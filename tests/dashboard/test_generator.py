@@ -15,6 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PERF = os.path.join(ROOT, "perf")
 FIX = os.path.join(PERF, "fixtures")
+sys.dont_write_bytecode = True  # keep the source tree free of __pycache__
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(PERF, "dashboard"))
 

@@ -68,32 +68,35 @@ TEST(GraphBuilder, BuildsQwen2WithBiasesAndGqa) {
     EXPECT_EQ(all[all.logits].rows, 7);
 }
 
-TEST(GraphPasses, FusionFoldsNormsSwiGluBiasesAndGroupsSharedInputs) {
+TEST(GraphPasses, FusionFoldsNormsFfnBiasesAndGroupsSharedInputs) {
     auto f = tiny_file();
     Graph g = build_model_graph(read_model_config(*f), *f, BuildOptions{3, false});
     fuse(g);
     EXPECT_EQ(count_live(g, Op::RmsNorm), 0);
     EXPECT_EQ(count_live(g, Op::Silu), 0);
+    EXPECT_EQ(count_live(g, Op::SwiGlu), 0);
     EXPECT_EQ(count_live(g, Op::RmsNormMul), 2 * 2 + 1);
-    EXPECT_EQ(count_live(g, Op::SwiGlu), 2);
-    EXPECT_EQ(count_live(g, Op::Add), 2 * 2);  // only residuals remain
-    // Q, K, V share a leader; gate and up share another; output and down stand alone.
+    EXPECT_EQ(count_live(g, Op::GatedMatMul), 2);     // gate, up and SwiGLU as one op per layer
+    EXPECT_EQ(count_live(g, Op::MatMul), 2 * 5 + 1);  // q, k, v, output, down per layer + logits
+    EXPECT_EQ(count_live(g, Op::Add), 2 * 2);         // only residuals remain
+    for (const Node& n : g.nodes) {
+        if (n.dead) continue;
+        if (n.op == Op::GatedMatMul) {
+            ASSERT_EQ(n.inputs.size(), 3u);
+            EXPECT_TRUE(g[n.inputs[1]].name.ends_with(".ffn_gate.weight")) << g[n.inputs[1]].name;
+            EXPECT_TRUE(g[n.inputs[2]].name.ends_with(".ffn_up.weight")) << g[n.inputs[2]].name;
+        }
+        if (n.op == Op::MatMul && n.name.ends_with("attn_q")) {
+            EXPECT_EQ(n.inputs.size(), 3u);  // the bias folded in
+        }
+    }
+    // Q, K and V share a leader; output, down and the logits stand alone.
     std::map<NodeId, int> group_sizes;
     for (const Node& n : g.nodes)
         if (!n.dead && n.op == Op::MatMul && n.group_leader != kNoNode)
             ++group_sizes[n.group_leader];
-    int qkv = 0, gate_up = 0;
-    for (auto [leader, size] : group_sizes) {
-        qkv += size == 3;
-        gate_up += size == 2;
-    }
-    EXPECT_EQ(qkv, 2);
-    EXPECT_EQ(gate_up, 2);
-    for (const Node& n : g.nodes) {
-        if (!n.dead && n.op == Op::MatMul && n.name.ends_with("attn_q")) {
-            EXPECT_EQ(n.inputs.size(), 3u);
-        }
-    }
+    ASSERT_EQ(group_sizes.size(), 2u);
+    for (auto [leader, size] : group_sizes) EXPECT_EQ(size, 3) << g[leader].name;
 }
 
 TEST(GraphPasses, PlacementFallsBackToTheNextDevice) {

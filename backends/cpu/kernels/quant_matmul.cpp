@@ -11,6 +11,15 @@
 #include "core/quant/quant.h"
 
 namespace mllm::cpu {
+
+#if defined(__aarch64__)
+namespace detail {
+// quant_matmul_neon.cpp, compiled for Armv8.2-A with the dot product and fp16 extensions.
+bool has_neon_kernel(DType weight);
+void run_neon_kernel(const MatmulArgs& args);
+}  // namespace detail
+#endif
+
 namespace {
 
 bool has_kernel(Isa isa, DType weight) {
@@ -20,6 +29,10 @@ bool has_kernel(Isa isa, DType weight) {
 #if defined(__x86_64__)
         case Isa::Avx2:
             return detail::has_avx2_kernel(weight);
+#endif
+#if defined(__aarch64__)
+        case Isa::NeonDotprod:
+            return detail::has_neon_kernel(weight);
 #endif
         default:
             return false;  // no kernels of their own yet (see quant_matmul_isa)
@@ -101,6 +114,11 @@ void quant_matmul_isa(Isa isa, DType weight, int64_t k, const uint8_t* w, size_t
 #if defined(__x86_64__)
         case Isa::Avx2:
             detail::run_avx2_kernel(args);
+            return;
+#endif
+#if defined(__aarch64__)
+        case Isa::NeonDotprod:
+            detail::run_neon_kernel(args);
             return;
 #endif
         case Isa::Scalar:

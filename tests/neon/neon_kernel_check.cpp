@@ -1,0 +1,419 @@
+// The NEON (Armv8.2 dot product) quantized matmul kernels against the scalar kernels and the
+// reference conversions of core/quant, as a plain program: scripts/test-neon.sh cross-compiles
+// it for aarch64 and runs it under QEMU user-mode emulation, where no GoogleTest is at hand.
+// The checks and tolerances are those of tests/backends/quant_matmul_test.cpp:
+//  1. every kernel against the float dot of the dequantized weight row with the dequantized
+//     activation (only float rounding separates them) and with the original float activation
+//     (within the bound activation quantization allows); rows outside [row_begin, rows) and the
+//     padding of each output row stay untouched;
+//  2. NEON against scalar, which form the same integer sums (only float order differs);
+//  3. the tolerances catch a kernel fed nibble-swapped Q4_0 weights;
+//  4. real quantizer output through the default dispatch against the float dot;
+//  5. the dispatch picks the NEON kernels on a dot-product CPU, and MLLM_CPU_ISA=scalar
+//     forces the scalar ones (`--expect-isa NAME` checks quant_kernel_isa() == NAME).
+// Prints "N passed, M failed" and exits non-zero on any failure.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/kernels/cpu_features.h"
+#include "backends/cpu/kernels/quant_matmul.h"
+#include "core/dtype.h"
+#include "core/fp16.h"
+#include "core/quant/blocks.h"
+#include "core/quant/quant.h"
+
+namespace mllm::cpu {
+namespace {
+
+int g_passed = 0;
+int g_failed = 0;
+
+// Records one check; prints the first failures in full.
+void check(bool ok, const std::string& what) {
+    if (ok) {
+        ++g_passed;
+        return;
+    }
+    if (++g_failed <= 30) std::printf("FAIL: %s\n", what.c_str());
+}
+
+constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                                  DType::Q4_1, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// Byte offsets of the fp16 fields (scales, mins) inside one block of each format.
+std::vector<size_t> half_fields(DType t) {
+    switch (t) {
+        case DType::Q4_0:
+        case DType::Q5_0:
+        case DType::Q8_0:
+            return {0};
+        case DType::Q4_1:
+        case DType::Q4_K:
+        case DType::Q5_K:
+            return {0, 2};
+        case DType::Q6_K:
+            return {offsetof(BlockQ6_K, d)};
+        default:
+            return {};
+    }
+}
+
+// Random floats for the float types; random bytes for the quantized ones (every quant bit
+// pattern, extreme sub-block scales) with modest fp16 scale fields of either sign.
+std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
+    const size_t rb = row_bytes(t, k);
+    std::vector<uint8_t> w(rb * static_cast<size_t>(rows));
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    const int64_t n = rows * k;
+    if (t == DType::F32) {
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = value(rng);
+            std::memcpy(w.data() + 4 * i, &v, 4);
+        }
+        return w;
+    }
+    if (t == DType::F16 || t == DType::BF16) {
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = value(rng);
+            const uint16_t h = t == DType::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);
+            std::memcpy(w.data() + 2 * i, &h, 2);
+        }
+        return w;
+    }
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
+    std::uniform_real_distribution<float> scale(0.001f, 0.01f);
+    for (size_t off = 0; off < w.size(); off += dtype_traits(t).type_size) {
+        for (size_t field : half_fields(t)) {
+            const uint16_t h = fp32_to_fp16((byte(rng) & 1 ? -1.0f : 1.0f) * scale(rng));
+            std::memcpy(w.data() + off + field, &h, 2);
+        }
+    }
+    return w;
+}
+
+// Varied magnitudes per 32 elements and, in token 1, an all-zero first block (a zero
+// activation scale).
+std::vector<float> random_activations(int64_t n_tokens, int64_t k, std::mt19937& rng) {
+    std::vector<float> x(static_cast<size_t>(n_tokens * k));
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    std::uniform_real_distribution<float> magnitude(0.1f, 4.0f);
+    for (int64_t i = 0; i < n_tokens * k; i += 32) {
+        const float m = magnitude(rng);
+        for (int64_t j = i; j < std::min(i + 32, n_tokens * k); ++j) x[j] = m * value(rng);
+    }
+    if (n_tokens > 1)
+        for (int64_t j = 0; j < (k >= 512 ? 256 : std::min<int64_t>(32, k)); ++j) x[k + j] = 0.0f;
+    return x;
+}
+
+struct Shape {
+    int64_t k;
+    int64_t rows;       // rows of the matrix
+    int64_t row_begin;  // the kernel computes [row_begin, rows)
+    int64_t n_tokens;
+};
+
+std::string describe(DType t, const Shape& s, Isa isa) {
+    return std::string(dtype_name(t)) + " k=" + std::to_string(s.k) + " rows=[" +
+           std::to_string(s.row_begin) + "," + std::to_string(s.rows) +
+           ") tokens=" + std::to_string(s.n_tokens) + " isa=" + isa_name(isa);
+}
+
+// k of one block, several, groups of 4 plus ragged tails (1..3 blocks), one and several
+// super-blocks; rows 1/3/7/33 from row 0 and from row 5; tokens 1 (decode) to 17; and a long
+// row with enough tokens to split prefill into several token chunks.
+std::vector<Shape> shapes_for(DType t) {
+    const int64_t block = dtype_traits(t).block_size;
+    std::vector<int64_t> ks = {256, 512, 1280};
+    if (block < 256) ks = {32, 96, 224, 288, 416, 576};  // 1, 3, 7, 9, 13, 18 blocks
+    std::vector<Shape> out;
+    for (int64_t k : ks) {
+        for (int64_t rows : {1, 3, 7, 33}) {
+            for (int64_t n_tokens : {1, 2, 5, 17}) {
+                out.push_back({k, rows, 0, n_tokens});
+                if (rows > 5) out.push_back({k, rows, 5, n_tokens});
+            }
+        }
+    }
+    if (block == 1) {
+        // Float rows need not be multiples of the vector width.
+        out.push_back({13, 7, 2, 5});
+        out.push_back({1, 3, 0, 1});
+        out.push_back({19, 9, 1, 1});
+    }
+    out.push_back({8192, 9, 1, 50});
+    return out;
+}
+
+struct Problem {
+    DType type;
+    Shape shape;
+    std::vector<uint8_t> w;
+    std::vector<float> x;
+    std::vector<uint8_t> act;  // quantized activation rows
+    size_t w_rb = 0;
+    size_t act_rb = 0;
+};
+
+Problem make_problem(DType t, const Shape& s, std::mt19937& rng) {
+    Problem p{t,
+              s,
+              random_weights(t, s.rows, s.k, rng),
+              random_activations(s.n_tokens, s.k, rng),
+              {},
+              row_bytes(t, s.k),
+              row_bytes(activation_type(t), s.k)};
+    p.act.resize(p.act_rb * static_cast<size_t>(s.n_tokens));
+    for (int64_t tok = 0; tok < s.n_tokens; ++tok)
+        quantize_activation_row(t, p.x.data() + tok * s.k, p.act.data() + tok * p.act_rb, s.k);
+    return p;
+}
+
+std::vector<float> run(const Problem& p, Isa isa, int64_t ldy) {
+    std::vector<float> y(static_cast<size_t>(ldy * p.shape.n_tokens), std::nanf(""));
+    quant_matmul_isa(isa, p.type, p.shape.k, p.w.data(), p.w_rb, p.shape.row_begin, p.shape.rows,
+                     p.act.data(), p.act_rb, p.shape.n_tokens, y.data(), ldy);
+    return y;
+}
+
+struct Reference {
+    std::vector<double> exact;      // dequantized weights . dequantized activations
+    std::vector<double> exact_mag;  // sum |w * x_q|
+    std::vector<double> fp;         // dequantized weights . original activations
+    std::vector<double> fp_bound;   // activation quantization error bound
+};
+
+// Per element, the most its quantized activation may be off (see quant_matmul_test.cpp).
+std::vector<double> activation_error_bound(const float* x, int64_t k, int64_t block, DType weight) {
+    std::vector<double> bound(static_cast<size_t>(k), 0.0);
+    if (block == 1) {
+        const double rel = weight == DType::F16    ? std::ldexp(1.0, -11)
+                           : weight == DType::BF16 ? std::ldexp(1.0, -8)
+                                                   : 0.0;
+        for (int64_t j = 0; j < k; ++j) bound[j] = rel * std::fabs(double(x[j]));
+        return bound;
+    }
+    for (int64_t start = 0; start < k; start += block) {
+        double amax = 0;
+        for (int64_t j = start; j < start + block; ++j)
+            amax = std::max(amax, std::fabs(double(x[j])));
+        for (int64_t j = start; j < start + block; ++j) bound[j] = 0.57 * amax / 127.0;
+    }
+    return bound;
+}
+
+Reference reference(const Problem& p) {
+    const Shape& s = p.shape;
+    const DType at = activation_type(p.type);
+    const int64_t act_block = dtype_traits(at).block_size;
+    Reference ref;
+    std::vector<float> wf(static_cast<size_t>(s.rows * s.k)), xq(s.k);
+    for (int64_t r = 0; r < s.rows; ++r)
+        dequantize_row(p.type, p.w.data() + r * p.w_rb, wf.data() + r * s.k, s.k);
+    for (int64_t tok = 0; tok < s.n_tokens; ++tok) {
+        const float* x = p.x.data() + tok * s.k;
+        dequantize_row(at, p.act.data() + tok * p.act_rb, xq.data(), s.k);
+        const std::vector<double> x_err = activation_error_bound(x, s.k, act_block, p.type);
+        for (int64_t r = 0; r < s.rows; ++r) {
+            const float* wrow = wf.data() + r * s.k;
+            double exact = 0, mag = 0, fp = 0, bound = 0;
+            for (int64_t i = 0; i < s.k; ++i) {
+                exact += double(wrow[i]) * xq[i];
+                mag += std::fabs(double(wrow[i]) * xq[i]);
+                fp += double(wrow[i]) * x[i];
+                bound += std::fabs(double(wrow[i])) * x_err[i];
+            }
+            ref.exact.push_back(exact);
+            ref.exact_mag.push_back(mag);
+            ref.fp.push_back(fp);
+            ref.fp_bound.push_back(bound);
+        }
+    }
+    return ref;
+}
+
+double rounding_tol(double mag, int64_t terms) {
+    return 4.0 * double(terms + 16) * std::ldexp(1.0, -24) * mag + 1e-30;
+}
+
+int64_t float_terms(const Problem& p) {
+    const int64_t block = dtype_traits(p.type).block_size;
+    return block == 1 ? p.shape.k : 2 * (p.shape.k / block);
+}
+
+std::string at(int64_t r, int64_t tok, double got, double want, double tol) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), " r=%lld tok=%lld got=%.9g want=%.9g tol=%.3g",
+                  static_cast<long long>(r), static_cast<long long>(tok), got, want, tol);
+    return buf;
+}
+
+// Check 1: one pass/fail per problem and kernel set, naming the first bad element.
+void check_against_reference(const Problem& p, Isa isa, const Reference& ref) {
+    const Shape& s = p.shape;
+    const int64_t ldy = s.rows + 3;
+    const std::vector<float> y = run(p, isa, ldy);
+    const int64_t terms = float_terms(p);
+    std::string problem;
+    for (int64_t tok = 0; tok < s.n_tokens && problem.empty(); ++tok) {
+        for (int64_t r = 0; r < ldy && problem.empty(); ++r) {
+            const float got = y[tok * ldy + r];
+            if (r < s.row_begin || r >= s.rows) {
+                if (!std::isnan(got)) problem = "wrote outside its rows" + at(r, tok, got, 0, 0);
+                continue;
+            }
+            const size_t i = static_cast<size_t>(tok * s.rows + r);
+            const double tol = rounding_tol(ref.exact_mag[i], terms);
+            if (!(std::fabs(got - ref.exact[i]) <= tol)) {
+                problem = "vs dequantized" + at(r, tok, got, ref.exact[i], tol);
+            } else if (!(std::fabs(got - ref.fp[i]) <= ref.fp_bound[i] + 2 * tol)) {
+                problem = "vs float activations" + at(r, tok, got, ref.fp[i], ref.fp_bound[i]);
+            }
+        }
+    }
+    check(problem.empty(), describe(p.type, s, isa) + ": " + problem);
+}
+
+// Check 2.
+void check_neon_vs_scalar(const Problem& p, const Reference& ref) {
+    const Shape& s = p.shape;
+    const std::vector<float> scalar = run(p, Isa::Scalar, s.rows);
+    const std::vector<float> neon = run(p, Isa::NeonDotprod, s.rows);
+    std::string problem;
+    for (int64_t tok = 0; tok < s.n_tokens && problem.empty(); ++tok) {
+        for (int64_t r = s.row_begin; r < s.rows && problem.empty(); ++r) {
+            const size_t i = static_cast<size_t>(tok * s.rows + r);
+            const double tol = 0.25 * rounding_tol(ref.exact_mag[i], float_terms(p));
+            if (!(std::fabs(double(neon[i]) - scalar[i]) <= tol))
+                problem = "neon vs scalar" + at(r, tok, neon[i], scalar[i], tol);
+        }
+    }
+    check(problem.empty(), describe(p.type, s, Isa::NeonDotprod) + ": " + problem);
+}
+
+void check_matches_reference() {
+    for (DType t : kWeightTypes) {
+        std::mt19937 rng(1234 + static_cast<unsigned>(t));
+        check(quant_kernel_isa_for(Isa::NeonDotprod, t) == Isa::NeonDotprod,
+              std::string(dtype_name(t)) + ": the NEON path falls back to scalar");
+        for (const Shape& s : shapes_for(t)) {
+            const Problem p = make_problem(t, s, rng);
+            const Reference ref = reference(p);
+            for (Isa isa : {Isa::Scalar, Isa::NeonDotprod}) check_against_reference(p, isa, ref);
+            check_neon_vs_scalar(p, ref);
+        }
+    }
+}
+
+// Check 3: swap the two nibbles of every Q4_0 byte (elements j and j + 16 trade places); every
+// result must fall outside the tolerance of the true reference.
+void check_detects_swapped_nibbles() {
+    std::mt19937 rng(7);
+    const Shape s{256, 8, 0, 3};
+    Problem p = make_problem(DType::Q4_0, s, rng);
+    const Reference ref = reference(p);
+    for (size_t off = 0; off < p.w.size(); off += sizeof(BlockQ4_0))
+        for (size_t j = 2; j < sizeof(BlockQ4_0); ++j)
+            p.w[off + j] = static_cast<uint8_t>((p.w[off + j] << 4) | (p.w[off + j] >> 4));
+    for (Isa isa : {Isa::Scalar, Isa::NeonDotprod}) {
+        const std::vector<float> y = run(p, isa, s.rows);
+        size_t caught = 0;
+        for (size_t i = 0; i < y.size(); ++i)
+            caught += std::fabs(y[i] - ref.exact[i]) > rounding_tol(ref.exact_mag[i], float_terms(p));
+        check(caught == y.size(), std::string("swapped nibbles not caught by tolerance, isa=") +
+                                      isa_name(isa) + ": " + std::to_string(caught) + " of " +
+                                      std::to_string(y.size()));
+    }
+}
+
+// Check 4: real quantizer output (not random bytes) through the default dispatch.
+void check_quantized_from_floats() {
+    std::mt19937 rng(3);
+    const int64_t k = 512, rows = 6;
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int64_t n_tokens : {1, 4}) {
+        std::vector<float> wf(static_cast<size_t>(rows * k)), x(static_cast<size_t>(n_tokens * k));
+        for (auto& v : wf) v = 0.05f * normal(rng);
+        for (auto& v : x) v = normal(rng);
+        for (DType t : kWeightTypes) {
+            const size_t wrb = row_bytes(t, k);
+            const size_t arb = row_bytes(activation_type(t), k);
+            std::vector<uint8_t> w(wrb * rows), act(arb * n_tokens);
+            for (int64_t r = 0; r < rows; ++r)
+                quantize_row(t, wf.data() + r * k, w.data() + r * wrb, k);
+            for (int64_t tok = 0; tok < n_tokens; ++tok)
+                quantize_activation_row(t, x.data() + tok * k, act.data() + tok * arb, k);
+            std::vector<float> y(static_cast<size_t>(rows * n_tokens));
+            quant_matmul(t, k, w.data(), wrb, 0, rows, act.data(), arb, n_tokens, y.data(), rows);
+            std::vector<float> wrow(k);
+            std::string problem;
+            for (int64_t r = 0; r < rows; ++r) {
+                dequantize_row(t, w.data() + r * wrb, wrow.data(), k);
+                for (int64_t tok = 0; tok < n_tokens; ++tok) {
+                    double dot = 0, mag = 0;
+                    for (int64_t i = 0; i < k; ++i) {
+                        dot += double(wrow[i]) * x[tok * k + i];
+                        mag += std::fabs(double(wrow[i]) * x[tok * k + i]);
+                    }
+                    // 8-bit activations: about 1% of the magnitude at most.
+                    const double got = y[tok * rows + r];
+                    if (problem.empty() && !(std::fabs(got - dot) <= 0.01 * mag))
+                        problem = at(r, tok, got, dot, 0.01 * mag);
+                }
+            }
+            check(problem.empty(), std::string("quantized from floats ") +
+                                       std::string(dtype_name(t)) +
+                                       " tokens=" + std::to_string(n_tokens) + ":" + problem);
+        }
+    }
+}
+
+// Check 5.
+void check_dispatch(const char* expect_isa) {
+    check(cpu_supports(Isa::NeonDotprod), "this CPU (or emulator) lacks the dot product");
+    check(!cpu_supports(Isa::Avx2) && !cpu_supports(Isa::Avx512Vnni), "x86 sets reported");
+    check(cpu_supports(best_isa()), "best_isa() unsupported");
+    const std::string got = quant_kernel_isa();
+    check(got == expect_isa, std::string("quant_kernel_isa() is ") + got + ", expected " +
+                                 expect_isa);
+    std::printf("quant_kernel_isa() = %s\n", got.c_str());
+}
+
+}  // namespace
+}  // namespace mllm::cpu
+
+int main(int argc, char** argv) {
+    const char* expect_isa = "neon-dotprod";
+    bool dispatch_only = false;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--expect-isa") == 0 && i + 1 < argc) {
+            expect_isa = argv[++i];
+        } else if (std::strcmp(argv[i], "--dispatch-only") == 0) {
+            dispatch_only = true;
+        } else {
+            std::fprintf(stderr, "usage: %s [--expect-isa NAME] [--dispatch-only]\n", argv[0]);
+            return 2;
+        }
+    }
+    using namespace mllm::cpu;
+    try {
+        check_dispatch(expect_isa);
+        if (!dispatch_only) {
+            check_matches_reference();
+            check_detects_swapped_nibbles();
+            check_quantized_from_floats();
+        }
+    } catch (const std::exception& e) {
+        std::printf("FAIL: exception: %s\n", e.what());
+        ++g_failed;
+    }
+    std::printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed == 0 ? 0 : 1;
+}
