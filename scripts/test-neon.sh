@@ -83,8 +83,14 @@ fi
 binary="$build_dir/neon_kernel_check"
 "$cxx" "${link_flags[@]}" -pthread "${objects[@]}" -o "$binary"
 
-# The kernels through the dispatch, then MLLM_CPU_ISA=scalar forcing the portable ones.
+# The kernels through the dispatch; then MLLM_CPU_ISA=scalar forcing the portable ones; then,
+# emulated, an Armv8.0 core (Cortex-A72: no dot product), where the run-time check must pick
+# the portable kernels and nothing outside *_neon.cpp may use a newer instruction.
 echo "+ ${run[*]} $binary"
 "${run[@]}" "$binary"
 echo "+ MLLM_CPU_ISA=scalar ${run[*]} $binary --expect-isa scalar --dispatch-only"
 MLLM_CPU_ISA=scalar "${run[@]}" "$binary" --expect-isa scalar --dispatch-only
+if [ "$native" = 0 ]; then
+  echo "+ qemu-aarch64 -cpu cortex-a72 $binary --expect-isa scalar --dispatch-only"
+  qemu-aarch64 -cpu cortex-a72 "$binary" --expect-isa scalar --dispatch-only
+fi

@@ -12,14 +12,6 @@
 
 namespace mllm::cpu {
 
-#if defined(__aarch64__)
-namespace detail {
-// quant_matmul_neon.cpp, compiled for Armv8.2-A with the dot product and fp16 extensions.
-bool has_neon_kernel(DType weight);
-void run_neon_kernel(const MatmulArgs& args);
-}  // namespace detail
-#endif
-
 namespace {
 
 bool has_kernel(Isa isa, DType weight) {

@@ -2,8 +2,8 @@
 // Fused quantized matrix multiply for the CPU backend: weights stay in their GGUF block format
 // and are decoded in registers; activations are first quantized to 8-bit blocks so the inner
 // loop is an integer dot product. Float weights (F16, BF16, F32) are converted in registers
-// against f32 activations. Kernels are picked at run time (cpu_features.h): AVX2 and portable
-// scalar ones exist today; AVX-512 machines run the AVX2 kernels, Arm the scalar ones.
+// against f32 activations. Kernels are picked at run time (cpu_features.h): AVX2, NEON dot
+// product (Armv8.2-A) and portable scalar ones; AVX-512 machines run the AVX2 kernels.
 #include <cstddef>
 #include <cstdint>
 
@@ -68,6 +68,9 @@ bool has_scalar_kernel(DType weight);
 void run_scalar_kernel(const MatmulArgs& args);
 bool has_avx2_kernel(DType weight);
 void run_avx2_kernel(const MatmulArgs& args);
+// Armv8.2-A with the dot product and fp16 extensions (aarch64 builds only).
+bool has_neon_kernel(DType weight);
+void run_neon_kernel(const MatmulArgs& args);
 
 // quantize_row_q8_0 (core/quant) with AVX2, bit-exact with it; decode pays for one activation
 // quantization per matmul input, which the scalar reference makes a noticeable share.

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "backends/cpu/kernels/quant_matmul.h"
 #include "core/quant/blocks.h"
@@ -328,19 +329,20 @@ struct alignas(32) WeightGroup {
     float m[8];
 };
 
-// Fills groups for one Q8_0 activation row of nb blocks for weights of format F in layout L;
-// blocks past nb are zero.
+// Fills ng groups for one Q8_0 activation row of nb blocks for weights of format F in layout
+// L. Group g holds activation blocks 8g .. 8g + 7: past nb they are zero, or with `wrap` they
+// start over at block 0 (block i mod nb), for decode's flat stream of rows (see gemv_stream).
 template <class F, Layout L>
-void prepare_act_groups(const uint8_t* row, int64_t nb, ActGroup* groups) {
+void prepare_act_groups(const uint8_t* row, int64_t nb, int64_t ng, bool wrap, ActGroup* groups) {
     const auto* blocks = reinterpret_cast<const BlockQ8_0*>(row);
-    const int64_t ng = (nb + 7) / 8;
     for (int64_t g = 0; g < ng; ++g) {
         ActGroup& out = groups[g];
         __m256i q[8];
         __m256i sums[8];
         float d[8];
         for (int b = 0; b < 8; ++b) {
-            const int64_t i = g * 8 + b;
+            int64_t i = g * 8 + b;
+            if (wrap) i %= nb;
             q[b] = i < nb ? load256(blocks[i].qs) : _mm256_setzero_si256();
             d[b] = i < nb ? half_to_float(blocks[i].d) : 0.0f;
             sums[b] = dot_u8s8(_mm256_set1_epi8(1), q[b]);
@@ -454,46 +456,6 @@ inline __m256i group_dots(const WeightGroup& w, const ActGroup& a) {
     return reduce_products<F, Layout::kInterleaved>(p);
 }
 
-// Decode's last, ragged group of a row: `count` (1..7) blocks at `blocks`, the rest of the
-// group zero (its activations are zero-padded too).
-template <class F>
-inline __m256 partial_group_accumulate(const uint8_t* blocks, int count, const ActGroup& a,
-                                       __m256 acc) {
-    constexpr Layout L = F::kDecodeLayout;
-    const __m256i zero = _mm256_setzero_si256();
-    __m256i dots;
-    if constexpr (L == Layout::kPaired) {
-        __m256i p[4];
-        for (int j = 0; j < 4; ++j) {
-            __m256i lo = zero, hi = zero;
-            if (2 * j + 1 < count) {
-                F::template pair<true>(blocks + 2 * j * F::kBytes, lo, hi);
-            } else if (2 * j < count) {
-                F::template pair<false>(blocks + 2 * j * F::kBytes, lo, hi);
-            }
-            p[j] = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load256(a.qs[2 * j])),
-                                    _mm256_maddubs_epi16(hi, load256(a.qs[2 * j + 1])));
-        }
-        dots = reduce_products<F, L>(p);
-    } else {
-        __m256i p[8];
-        for (int b = 0; b < 8; ++b) {
-            const __m256i q = b < count ? F::block(blocks + b * F::kBytes) : zero;
-            p[b] = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(load256(a.qs[b]), q));
-        }
-        dots = reduce_products<F, L>(p);
-    }
-    alignas(32) float d[8];
-    alignas(32) float m[8];
-    for (int lane = 0; lane < 8; ++lane) {
-        const int b = lane_block<L>(lane);
-        d[lane] = b < count ? half_to_float(load_u16(blocks + b * F::kBytes)) : 0.0f;
-        m[lane] =
-            F::kHasMin && b < count ? half_to_float(load_u16(blocks + b * F::kBytes + 2)) : 0.0f;
-    }
-    return group_accumulate<F>(dots, _mm256_load_ps(d), _mm256_load_ps(m), a, acc);
-}
-
 // acc += the float value of one group: dots (one lane per block) minus the zero point, scaled
 // per block, plus the min term; zero points and mins go through the activation sums.
 template <class F>
@@ -507,24 +469,88 @@ inline __m256 group_accumulate(__m256i dots, __m256 wd, __m256 wm, const ActGrou
     return acc;
 }
 
-// Decode: one row against one activation row.
+// Decode reads a thread's rows as one flat stream of blocks: rows are back to back in memory,
+// so rows [r0, r1) of nb blocks are the block positions [r0 nb, r1 nb) counted from the
+// matrix start, and the stream goes by groups of 8 positions aligned to multiples of 8 whatever
+// nb is. A row whose block count is not a multiple of 8 thus costs no ragged group of its own:
+// a group that straddles rows is computed once and its lanes are split between them. Group G
+// meets the activation blocks (8G + j) mod nb, which repeat every nb / gcd(nb, 8) groups: the
+// activation groups are prepared for one such period (at most 8 rows' worth).
+constexpr size_t kMaxPeriodBytes = 64 * 1024;
+
+// acc_row + the lanes of v whose blocks are before `end` (block positions from `first`): the
+// finished row's value. Those lanes of v are cleared.
+template <Layout L>
+inline float split_row(__m256 acc, __m256& v, int64_t end_in_group) {
+    const __m256i lane_blocks =
+        _mm256_setr_epi32(lane_block<L>(0), lane_block<L>(1), lane_block<L>(2), lane_block<L>(3),
+                          lane_block<L>(4), lane_block<L>(5), lane_block<L>(6), lane_block<L>(7));
+    const __m256 in_row = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(end_in_group)), lane_blocks));
+    const float sum = hsum(_mm256_add_ps(acc, _mm256_and_ps(v, in_row)));
+    v = _mm256_andnot_ps(in_row, v);
+    return sum;
+}
+
+// y[i] = row i . activations for the rows i in [s0 / nb, s1 / nb), where s0 and s1 are block
+// positions from w (multiples of nb) and group G of the stream uses act[G % period].
 template <class F>
-float gemv_row(const uint8_t* w, int64_t nb, const ActGroup* act) {
+void gemv_stream(const uint8_t* w, int64_t nb, int64_t s0, int64_t s1, const ActGroup* act,
+                 int64_t period, float* y) {
     constexpr Layout L = F::kDecodeLayout;
-    const int64_t full = nb / 8;
-    const int tail = static_cast<int>(nb % 8);
     constexpr size_t kGroupBytes = 8 * F::kBytes;
+    int64_t row = s0 / nb;
+    int64_t row_end = s0 + nb;   // where the row being summed ends
+    int64_t first = s0 / 8 * 8;  // the current group's first block position
+    int64_t phase = (first / 8) % period;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t g = 0; g < full; ++g) {
-        const uint8_t* blocks = w + g * kGroupBytes;
+    const auto add_group = [&](const uint8_t* blocks) {
+        const ActGroup& a = act[phase];
+        __m256i idots = group_dots<F>(blocks, a);
+        if constexpr (F::kZeroShift >= 0)
+            idots = _mm256_sub_epi32(idots,
+                                     _mm256_load_si256(reinterpret_cast<const __m256i*>(a.zsum)));
+        const __m256 dots = _mm256_cvtepi32_ps(idots);
+        const __m256 scale = _mm256_mul_ps(load_halves8<L>(blocks, F::kBytes), _mm256_load_ps(a.d));
+        if (row_end > first + 8) {
+            acc = _mm256_fmadd_ps(dots, scale, acc);
+            if constexpr (F::kHasMin)
+                acc = _mm256_fmadd_ps(load_halves8<L>(blocks + 2, F::kBytes),
+                                      _mm256_load_ps(a.dsum), acc);
+        } else {
+            // One row (or, for nb < 8, several) ends in this group.
+            __m256 v = _mm256_mul_ps(dots, scale);
+            if constexpr (F::kHasMin)
+                v = _mm256_fmadd_ps(load_halves8<L>(blocks + 2, F::kBytes), _mm256_load_ps(a.dsum),
+                                    v);
+            do {
+                y[row++] = split_row<L>(acc, v, row_end - first);
+                acc = _mm256_setzero_ps();
+                row_end += nb;
+            } while (row_end <= min64(first + 8, s1));
+            acc = v;
+        }
+        first += 8;
+        if (++phase == period) phase = 0;
+    };
+    // A group cut by the stream's ends: its blocks inside the stream, copied into zeros (zero
+    // scales: the lanes outside contribute nothing). Never reads past s1, which may be the end of
+    // the matrix.
+    const auto add_edge_group = [&]() {
+        alignas(32) uint8_t edge[kGroupBytes] = {};
+        const int64_t lo = s0 > first ? s0 : first;
+        const int64_t hi = min64(s1, first + 8);
+        std::memcpy(edge + (lo - first) * F::kBytes, w + lo * F::kBytes,
+                    static_cast<size_t>(hi - lo) * F::kBytes);
+        add_group(edge);
+    };
+    if (first < s0) add_edge_group();
+    for (; first + 8 <= s1;) {
+        const uint8_t* blocks = w + first * F::kBytes;
         prefetch_ahead(blocks, kGroupBytes);
-        const __m256 wd = load_halves8<L>(blocks, F::kBytes);
-        __m256 wm = _mm256_setzero_ps();
-        if constexpr (F::kHasMin) wm = load_halves8<L>(blocks + 2, F::kBytes);
-        acc = group_accumulate<F>(group_dots<F>(blocks, act[g]), wd, wm, act[g], acc);
+        add_group(blocks);
     }
-    if (tail > 0) acc = partial_group_accumulate<F>(w + full * kGroupBytes, tail, act[full], acc);
-    return hsum(acc);
+    if (first < s1) add_edge_group();
 }
 
 // Prefill: NR rows x tc tokens; each group of a row is decoded once (interleaved) and reused
@@ -557,10 +583,23 @@ void run_q8_0_act(const MatmulArgs& args) {
     const int64_t ng = (nb + 7) / 8;
     const size_t act_bytes = static_cast<size_t>(ng) * sizeof(ActGroup);
     if (args.n_tokens == 1) {
+        constexpr Layout L = F::kDecodeLayout;
+        int64_t gcd = nb;
+        for (int64_t b = 8; b != 0;) gcd = std::exchange(b, gcd % b);
+        const int64_t period = nb / gcd;  // groups before the activation pattern repeats
+        const size_t period_bytes = static_cast<size_t>(period) * sizeof(ActGroup);
+        if (args.w_row_bytes == static_cast<size_t>(nb) * F::kBytes &&
+            period_bytes <= kMaxPeriodBytes) {
+            auto* act = static_cast<ActGroup*>(kernel_scratch(period_bytes));
+            prepare_act_groups<F, L>(args.act, nb, period, /*wrap=*/true, act);
+            gemv_stream<F>(args.w, nb, args.row_begin * nb, args.row_end * nb, act, period, args.y);
+            return;
+        }
+        // Rows apart in memory, or a long period: one stream per row.
         auto* act = static_cast<ActGroup*>(kernel_scratch(act_bytes));
-        prepare_act_groups<F, F::kDecodeLayout>(args.act, nb, act);
+        prepare_act_groups<F, L>(args.act, nb, ng, /*wrap=*/false, act);
         for (int64_t r = args.row_begin; r < args.row_end; ++r)
-            args.y[r] = gemv_row<F>(args.w + r * args.w_row_bytes, nb, act);
+            gemv_stream<F>(args.w + r * args.w_row_bytes, nb, 0, nb, act, ng, args.y + r);
         return;
     }
     const int64_t tc_max =
@@ -574,7 +613,7 @@ void run_q8_0_act(const MatmulArgs& args) {
         const int64_t tc = min64(tc_max, args.n_tokens - t0);
         for (int64_t t = 0; t < tc; ++t) {
             prepare_act_groups<F, Layout::kInterleaved>(args.act + (t0 + t) * args.act_row_bytes,
-                                                        nb, act + t * ng);
+                                                        nb, ng, /*wrap=*/false, act + t * ng);
         }
         float* y = args.y + t0 * args.ldy;
         int64_t r = args.row_begin;

@@ -33,10 +33,6 @@
 
 namespace mllm::cpu::detail {
 
-// The entry points quant_matmul.cpp dispatches to on aarch64.
-bool has_neon_kernel(DType weight);
-void run_neon_kernel(const MatmulArgs& args);
-
 namespace {
 
 // Activations of one chunk of tokens: small enough to stay in L2 (256 KiB to 1 MiB per core on
@@ -133,7 +129,8 @@ struct Q5_0 {
         const uint8x16_t byte_of = vld1q_u8(kByteOf);
         const uint8x16_t bit_of = vld1q_u8(kBitOf);
         const uint8x16_t set_lo = vtstq_u8(vqtbl1q_u8(qh, byte_of), bit_of);
-        const uint8x16_t set_hi = vtstq_u8(vqtbl1q_u8(qh, vaddq_u8(byte_of, vdupq_n_u8(2))), bit_of);
+        const uint8x16_t set_hi =
+            vtstq_u8(vqtbl1q_u8(qh, vaddq_u8(byte_of, vdupq_n_u8(2))), bit_of);
         const uint8x16_t sixteen = vdupq_n_u8(16);
         uint8x16_t l, h;
         nibbles(b + 6, l, h);
@@ -277,7 +274,7 @@ void gemm_rows(const uint8_t* w, size_t w_stride, int64_t nb, const ActGroup* ac
     for (int64_t g = 0; g < ng; ++g) {
         const int count = static_cast<int>(min64(4, nb - 4 * g));
         for (int r = 0; r < NR; ++r)
-            decode_group<F>(w + r * w_stride + g * kGroupBytes, 4, wg[r]);
+            decode_group<F>(w + r * w_stride + g * kGroupBytes, count, wg[r]);
         for (int64_t t = 0; t < tc; ++t) {
             const ActGroup& a = act[t * ng + g];
             int8x16_t x[8];
@@ -401,7 +398,8 @@ struct Q5_K {
             const uint8x16_t b0 = vld1q_u8(qs + 32 * i);
             const uint8x16_t b1 = vld1q_u8(qs + 32 * i + 16);
             q[4 * i] = vreinterpretq_s8_u8(vsliq_n_u8(vandq_u8(b0, low4), vandq_u8(h0, one), 4));
-            q[4 * i + 1] = vreinterpretq_s8_u8(vsliq_n_u8(vandq_u8(b1, low4), vandq_u8(h1, one), 4));
+            q[4 * i + 1] =
+                vreinterpretq_s8_u8(vsliq_n_u8(vandq_u8(b1, low4), vandq_u8(h1, one), 4));
             h0 = vshrq_n_u8(h0, 1);
             h1 = vshrq_n_u8(h1, 1);
             q[4 * i + 2] = vreinterpretq_s8_u8(vsliq_n_u8(vshrq_n_u8(b0, 4), vandq_u8(h0, one), 4));
@@ -534,7 +532,8 @@ void gemm_k_rows(const uint8_t* w, size_t w_stride, int64_t nsb, const uint8_t* 
             int8x16_t x[16];
             for (int v = 0; v < 16; ++v) x[v] = load_s8(a.qs + 16 * v);
             for (int r = 0; r < NR; ++r)
-                acc[t * NR + r] += k_value<F>(k_isum<F::kParts>(x, kd[r].q, kd[r].s.sc), kd[r].s, a);
+                acc[t * NR + r] +=
+                    k_value<F>(k_isum<F::kParts>(x, kd[r].q, kd[r].s.sc), kd[r].s, a);
         }
     }
     for (int64_t t = 0; t < tc; ++t)
@@ -553,8 +552,8 @@ void run_q8_k_act(const MatmulArgs& args) {
     const size_t act_bytes = static_cast<size_t>(nsb) * sizeof(BlockQ8_K);
     const int64_t tc_max =
         min64(args.n_tokens, static_cast<int64_t>(kActChunkBytes / act_bytes) + 1);
-    auto* acc = static_cast<float*>(
-        kernel_scratch(sizeof(float) * kRowTile * static_cast<size_t>(tc_max)));
+    auto* acc =
+        static_cast<float*>(kernel_scratch(sizeof(float) * kRowTile * static_cast<size_t>(tc_max)));
     for (int64_t t0 = 0; t0 < args.n_tokens; t0 += tc_max) {
         const int64_t tc = min64(tc_max, args.n_tokens - t0);
         const uint8_t* act = args.act + t0 * args.act_row_bytes;
@@ -613,8 +612,10 @@ float float_gemv_row(const uint8_t* w, int64_t k, const float* x) {
     int64_t i = 0;
     for (; i + 16 <= k; i += 16)
         for (int j = 0; j < 4; ++j)
-            acc[j] = vfmaq_f32(acc[j], F::load4(w + (i + 4 * j) * F::kElem), vld1q_f32(x + i + 4 * j));
-    for (; i + 4 <= k; i += 4) acc[0] = vfmaq_f32(acc[0], F::load4(w + i * F::kElem), vld1q_f32(x + i));
+            acc[j] =
+                vfmaq_f32(acc[j], F::load4(w + (i + 4 * j) * F::kElem), vld1q_f32(x + i + 4 * j));
+    for (; i + 4 <= k; i += 4)
+        acc[0] = vfmaq_f32(acc[0], F::load4(w + i * F::kElem), vld1q_f32(x + i));
     float sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])));
     for (; i < k; ++i) sum += F::load1(w + i * F::kElem) * x[i];
     return sum;
