@@ -63,17 +63,19 @@ double weight_bytes_per_token(const Model& m) {
 
 constexpr int kThreads = 2;
 
+// Decode as llama-bench's tg128 measures it: 128 tokens after a short prompt, then start over,
+// so attention reads a short KV cache and the weights dominate, as the roofline assumes.
 void BM_Decode(benchmark::State& state, const ModelCase* c) {
     auto model = load_model(model_path(*c));
     SessionOptions o;
     o.n_threads = kThreads;
-    o.n_ctx = 512;
+    o.n_ctx = 136;
     Session s(model, o);
     const std::vector<int32_t> prompt = {1, 300, 400, 500, 600, 700, 800, 900};
     s.eval(prompt);
     int32_t next = 1000;
     for (auto _ : state) {
-        if (s.n_past() + 1 >= s.n_ctx()) {
+        if (s.n_past() + 1 > s.n_ctx()) {
             state.PauseTiming();
             s.reset();
             s.eval(prompt);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backends/cpu/kernels/vec_math.h"
 #include "core/fp16.h"
 
 #if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
@@ -77,11 +78,10 @@ void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past,
             scores[j] = dot_f32_f16(qh, cache.k + j * cache.width + kv_off, hd) * attrs.attn_scale;
             max_score = std::max(max_score, scores[j]);
         }
+        for (int64_t j = 0; j < n_keys; ++j) scores[j] -= max_score;
+        exp_inplace(scores, n_keys);
         float sum = 0;
-        for (int64_t j = 0; j < n_keys; ++j) {
-            scores[j] = std::exp(scores[j] - max_score);
-            sum += scores[j];
-        }
+        for (int64_t j = 0; j < n_keys; ++j) sum += scores[j];
         float* oh = out + t * q_width + h * hd;
         std::fill(oh, oh + hd, 0.0f);
         const float inv = 1.0f / sum;

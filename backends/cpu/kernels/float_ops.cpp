@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "backends/cpu/kernels/vec_math.h"
 #include "core/quant/quant.h"
 
 namespace mllm::cpu {
@@ -45,14 +46,14 @@ void mul(const float* a, const float* b, float* y, int64_t cols, bool broadcast_
 }
 
 void silu(const float* x, float* y, int64_t cols, int64_t row_begin, int64_t row_end) {
-    for (int64_t i = row_begin * cols; i < row_end * cols; ++i)
-        y[i] = x[i] / (1.0f + std::exp(-x[i]));
+    const int64_t at = row_begin * cols;
+    silu_mul(x + at, nullptr, y + at, (row_end - row_begin) * cols);
 }
 
 void swiglu(const float* gate, const float* up, float* y, int64_t cols, int64_t row_begin,
             int64_t row_end) {
-    for (int64_t i = row_begin * cols; i < row_end * cols; ++i)
-        y[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    const int64_t at = row_begin * cols;
+    silu_mul(gate + at, up + at, y + at, (row_end - row_begin) * cols);
 }
 
 void rope(const float* x, const int32_t* positions, float* y, int64_t cols,
