@@ -49,7 +49,8 @@ std::string_view result_name(VkResult r) {
 
 void check(VkResult r, std::string_view what) {
     if (r == VK_SUCCESS) return;
-    if (result_name(r) == "VkResult (unknown)") fail("Vulkan: ", what, " failed (VkResult ", static_cast<int>(r), ")");
+    if (result_name(r) == "VkResult (unknown)")
+        fail("Vulkan: ", what, " failed (VkResult ", static_cast<int>(r), ")");
     fail("Vulkan: ", what, " failed (", result_name(r), ")");
 }
 

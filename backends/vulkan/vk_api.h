@@ -11,68 +11,68 @@
 #include <string_view>
 
 // Exported by the loader itself, resolved with vkGetInstanceProcAddr(nullptr, ...).
-#define MLLM_VK_GLOBAL_FUNCTIONS(X)        \
-    X(vkCreateInstance)                    \
+#define MLLM_VK_GLOBAL_FUNCTIONS(X)           \
+    X(vkCreateInstance)                       \
     X(vkEnumerateInstanceExtensionProperties) \
     X(vkEnumerateInstanceLayerProperties)
 
 // Resolved with vkGetInstanceProcAddr(instance, ...).
-#define MLLM_VK_INSTANCE_FUNCTIONS(X)          \
-    X(vkDestroyInstance)                       \
-    X(vkEnumeratePhysicalDevices)              \
-    X(vkGetPhysicalDeviceProperties)           \
-    X(vkGetPhysicalDeviceProperties2)          \
-    X(vkGetPhysicalDeviceFeatures2)            \
-    X(vkGetPhysicalDeviceMemoryProperties)     \
+#define MLLM_VK_INSTANCE_FUNCTIONS(X)           \
+    X(vkDestroyInstance)                        \
+    X(vkEnumeratePhysicalDevices)               \
+    X(vkGetPhysicalDeviceProperties)            \
+    X(vkGetPhysicalDeviceProperties2)           \
+    X(vkGetPhysicalDeviceFeatures2)             \
+    X(vkGetPhysicalDeviceMemoryProperties)      \
     X(vkGetPhysicalDeviceQueueFamilyProperties) \
-    X(vkEnumerateDeviceExtensionProperties)    \
-    X(vkCreateDevice)                          \
+    X(vkEnumerateDeviceExtensionProperties)     \
+    X(vkCreateDevice)                           \
     X(vkGetDeviceProcAddr)
 
 // Resolved with vkGetDeviceProcAddr(device, ...).
-#define MLLM_VK_DEVICE_FUNCTIONS(X)      \
-    X(vkDestroyDevice)                   \
-    X(vkGetDeviceQueue)                  \
-    X(vkDeviceWaitIdle)                  \
-    X(vkQueueSubmit)                     \
-    X(vkAllocateMemory)                  \
-    X(vkFreeMemory)                      \
-    X(vkMapMemory)                       \
-    X(vkUnmapMemory)                     \
-    X(vkCreateBuffer)                    \
-    X(vkDestroyBuffer)                   \
-    X(vkGetBufferMemoryRequirements)     \
-    X(vkBindBufferMemory)                \
-    X(vkCreateShaderModule)              \
-    X(vkDestroyShaderModule)             \
-    X(vkCreateDescriptorSetLayout)       \
-    X(vkDestroyDescriptorSetLayout)      \
-    X(vkCreatePipelineLayout)            \
-    X(vkDestroyPipelineLayout)           \
-    X(vkCreateComputePipelines)          \
-    X(vkDestroyPipeline)                 \
-    X(vkCreateDescriptorPool)            \
-    X(vkDestroyDescriptorPool)           \
-    X(vkResetDescriptorPool)             \
-    X(vkAllocateDescriptorSets)          \
-    X(vkUpdateDescriptorSets)            \
-    X(vkCreateCommandPool)               \
-    X(vkDestroyCommandPool)              \
-    X(vkAllocateCommandBuffers)          \
-    X(vkFreeCommandBuffers)              \
-    X(vkResetCommandBuffer)              \
-    X(vkBeginCommandBuffer)              \
-    X(vkEndCommandBuffer)                \
-    X(vkCmdBindPipeline)                 \
-    X(vkCmdBindDescriptorSets)           \
-    X(vkCmdPushConstants)                \
-    X(vkCmdDispatch)                     \
-    X(vkCmdPipelineBarrier)              \
-    X(vkCmdCopyBuffer)                   \
-    X(vkCmdFillBuffer)                   \
-    X(vkCreateFence)                     \
-    X(vkDestroyFence)                    \
-    X(vkResetFences)                     \
+#define MLLM_VK_DEVICE_FUNCTIONS(X)  \
+    X(vkDestroyDevice)               \
+    X(vkGetDeviceQueue)              \
+    X(vkDeviceWaitIdle)              \
+    X(vkQueueSubmit)                 \
+    X(vkAllocateMemory)              \
+    X(vkFreeMemory)                  \
+    X(vkMapMemory)                   \
+    X(vkUnmapMemory)                 \
+    X(vkCreateBuffer)                \
+    X(vkDestroyBuffer)               \
+    X(vkGetBufferMemoryRequirements) \
+    X(vkBindBufferMemory)            \
+    X(vkCreateShaderModule)          \
+    X(vkDestroyShaderModule)         \
+    X(vkCreateDescriptorSetLayout)   \
+    X(vkDestroyDescriptorSetLayout)  \
+    X(vkCreatePipelineLayout)        \
+    X(vkDestroyPipelineLayout)       \
+    X(vkCreateComputePipelines)      \
+    X(vkDestroyPipeline)             \
+    X(vkCreateDescriptorPool)        \
+    X(vkDestroyDescriptorPool)       \
+    X(vkResetDescriptorPool)         \
+    X(vkAllocateDescriptorSets)      \
+    X(vkUpdateDescriptorSets)        \
+    X(vkCreateCommandPool)           \
+    X(vkDestroyCommandPool)          \
+    X(vkAllocateCommandBuffers)      \
+    X(vkFreeCommandBuffers)          \
+    X(vkResetCommandBuffer)          \
+    X(vkBeginCommandBuffer)          \
+    X(vkEndCommandBuffer)            \
+    X(vkCmdBindPipeline)             \
+    X(vkCmdBindDescriptorSets)       \
+    X(vkCmdPushConstants)            \
+    X(vkCmdDispatch)                 \
+    X(vkCmdPipelineBarrier)          \
+    X(vkCmdCopyBuffer)               \
+    X(vkCmdFillBuffer)               \
+    X(vkCreateFence)                 \
+    X(vkDestroyFence)                \
+    X(vkResetFences)                 \
     X(vkWaitForFences)
 
 namespace mllm::vk {

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <sstream>
 
 #include "backends/vulkan/vk_loader.h"
@@ -92,7 +93,9 @@ Probe probe(const Instance& instance, VkPhysicalDevice pd, uint32_t index) {
     d.type = device_type(base.deviceType);
     d.vendor_id = base.vendorID;
     d.device_id = base.deviceID;
-    d.api_version = std::min(base.apiVersion, instance.api_version());
+    d.api_version = base.apiVersion;
+    // What we may use: the device's version, capped by the instance's.
+    const uint32_t api = std::min(base.apiVersion, instance.api_version());
     d.driver_version = base.driverVersion;
     d.driver_version_string = driver_version_string(base.vendorID, base.driverVersion);
     d.max_workgroup_invocations = base.limits.maxComputeWorkGroupInvocations;
@@ -103,15 +106,14 @@ Probe probe(const Instance& instance, VkPhysicalDevice pd, uint32_t index) {
     d.min_storage_buffer_offset_alignment = base.limits.minStorageBufferOffsetAlignment;
     d.non_coherent_atom_size = base.limits.nonCoherentAtomSize;
 
-    if (d.api_version < VK_API_VERSION_1_1) {
-        d.unusable_reason = str_cat("Vulkan ", version_string(d.api_version),
-                                    " (the backend needs 1.1)");
+    if (api < VK_API_VERSION_1_1) {
+        d.unusable_reason = str_cat("Vulkan ", version_string(api), " (the backend needs 1.1)");
         return p;
     }
 
     const auto exts = device_extensions(fn, pd);
-    const bool v12 = d.api_version >= VK_API_VERSION_1_2;
-    const bool v13 = d.api_version >= VK_API_VERSION_1_3;
+    const bool v12 = api >= VK_API_VERSION_1_2;
+    const bool v13 = api >= VK_API_VERSION_1_3;
     // Each extension-or-core feature: usable when core in our version or the extension exists.
     auto want = [&](bool core, const char* ext) {
         if (core) return true;
@@ -126,7 +128,8 @@ Probe probe(const Instance& instance, VkPhysicalDevice pd, uint32_t index) {
     // range (1.3 or VK_EXT_subgroup_size_control).
     VkPhysicalDeviceProperties2 props2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
     void** tail = &props2.pNext;
-    VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceSubgroupProperties subgroup{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     chain(tail, subgroup);
     VkPhysicalDeviceDriverProperties driver{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
     const bool has_driver = v12 || has_extension(exts, "VK_KHR_driver_properties");
@@ -176,7 +179,8 @@ Probe probe(const Instance& instance, VkPhysicalDevice pd, uint32_t index) {
     fn.vkGetPhysicalDeviceMemoryProperties(pd, &mem);
     for (uint32_t h = 0; h < mem.memoryHeapCount; ++h)
         if (mem.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
-            d.device_local_bytes = std::max<uint64_t>(d.device_local_bytes, mem.memoryHeaps[h].size);
+            d.device_local_bytes =
+                std::max<uint64_t>(d.device_local_bytes, mem.memoryHeaps[h].size);
     const VkMemoryPropertyFlags shared = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT |
                                          VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
                                          VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
@@ -285,7 +289,22 @@ std::string describe(const DeviceProps& d) {
     return s;
 }
 
-std::shared_ptr<Instance> Instance::create() {
+const Instance& Instance::get() {
+    static std::once_flag once;
+    static const Instance* instance = nullptr;
+    static std::string error;
+    std::call_once(once, [] {
+        try {
+            instance = create().release();  // never destroyed: see the header
+        } catch (const Error& e) {
+            error = e.what();
+        }
+    });
+    if (instance == nullptr) throw Error(error);
+    return *instance;
+}
+
+std::unique_ptr<Instance> Instance::create() {
     const Loader& loader = Loader::get();
     const GlobalFunctions& g = loader.fn();
     const uint32_t loader_version = loader.instance_version();
@@ -308,7 +327,7 @@ std::shared_ptr<Instance> Instance::create() {
         flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
     }
 
-    std::shared_ptr<Instance> inst(new Instance());
+    std::unique_ptr<Instance> inst(new Instance());
     inst->api_version_ = std::min(loader_version, VK_API_VERSION_1_3);
     VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
     app.pApplicationName = "mllm";
@@ -325,10 +344,9 @@ std::shared_ptr<Instance> Instance::create() {
              ")");
     check(r, "vkCreateInstance");
 
-#define MLLM_VK_RESOLVE(name)                                                                  \
-    inst->fn_.name =                                                                           \
-        reinterpret_cast<PFN_##name>(g.vkGetInstanceProcAddr(inst->instance_, #name));         \
-    if (inst->fn_.name == nullptr) fail("the Vulkan loader has no " #name);
+#define MLLM_VK_RESOLVE(f)                                                                 \
+    inst->fn_.f = reinterpret_cast<PFN_##f>(g.vkGetInstanceProcAddr(inst->instance_, #f)); \
+    if (inst->fn_.f == nullptr) fail("the Vulkan loader has no " #f);
     MLLM_VK_INSTANCE_FUNCTIONS(MLLM_VK_RESOLVE)
 #undef MLLM_VK_RESOLVE
     return inst;
@@ -357,7 +375,7 @@ std::vector<DeviceProps> Instance::devices() const {
 }
 
 std::vector<DeviceProps> list_devices() {
-    return Instance::create()->devices();
+    return Instance::get().devices();
 }
 
 uint32_t select_device(const std::vector<DeviceProps>& devices, std::string_view selector) {
@@ -414,23 +432,23 @@ std::unique_ptr<Device> Device::open() {
 }
 
 std::unique_ptr<Device> Device::open(std::string_view selector) {
-    std::shared_ptr<Instance> instance = Instance::create();
-    const auto physical = instance->physical_devices();
+    const Instance& instance = Instance::get();
+    const auto physical = instance.physical_devices();
     if (physical.empty()) fail("no Vulkan device");
     std::vector<Probe> probes;
     std::vector<DeviceProps> props;
     for (uint32_t i = 0; i < physical.size(); ++i) {
-        probes.push_back(probe(*instance, physical[i], i));
+        probes.push_back(probe(instance, physical[i], i));
         props.push_back(probes.back().props);
     }
     const uint32_t chosen = select_device(props, selector);
     Probe& p = probes[chosen];
 
     std::unique_ptr<Device> dev(new Device());
-    dev->instance_ = instance;
+    dev->instance_ = &instance;
     dev->physical_ = physical[chosen];
     dev->props_ = p.props;
-    const InstanceFunctions& ifn = instance->fn();
+    const InstanceFunctions& ifn = instance.fn();
     ifn.vkGetPhysicalDeviceMemoryProperties(dev->physical_, &dev->memory_);
 
     // Enable exactly the optional features the device has (the probe filled these structs).
@@ -472,9 +490,9 @@ std::unique_ptr<Device> Device::open(std::string_view selector) {
     // Resolve the device's own entry points: they skip the loader's dispatch.
     dev->fn_.vkDestroyDevice = reinterpret_cast<PFN_vkDestroyDevice>(
         ifn.vkGetDeviceProcAddr(dev->device_, "vkDestroyDevice"));
-#define MLLM_VK_RESOLVE(name)                                                                 \
-    dev->fn_.name = reinterpret_cast<PFN_##name>(ifn.vkGetDeviceProcAddr(dev->device_, #name)); \
-    if (dev->fn_.name == nullptr) fail("the Vulkan driver of ", p.props.name, " has no " #name);
+#define MLLM_VK_RESOLVE(f)                                                             \
+    dev->fn_.f = reinterpret_cast<PFN_##f>(ifn.vkGetDeviceProcAddr(dev->device_, #f)); \
+    if (dev->fn_.f == nullptr) fail("the Vulkan driver of ", p.props.name, " has no " #f);
     MLLM_VK_DEVICE_FUNCTIONS(MLLM_VK_RESOLVE)
 #undef MLLM_VK_RESOLVE
     dev->fn_.vkGetDeviceQueue(dev->device_, p.props.compute_queue_family, 0, &dev->queue_);

@@ -22,7 +22,7 @@ struct DeviceProps {
     DeviceType type = DeviceType::Other;
     uint32_t vendor_id = 0;
     uint32_t device_id = 0;
-    uint32_t api_version = 0;     // what we use: min(device, instance) version
+    uint32_t api_version = 0;     // the device's Vulkan version
     uint32_t driver_version = 0;  // raw, vendor-encoded
     std::string driver_version_string;
     std::string driver_name;  // "llvmpipe" (from VK_KHR_driver_properties when present)
@@ -35,8 +35,8 @@ struct DeviceProps {
     uint32_t max_subgroup_size = 0;
     bool subgroup_arithmetic = false;  // subgroupAdd & co. in compute shaders
 
-    // Memory: unified when device-local memory is also host-visible and shared with the host (iGPUs,
-    // CPU devices): weights are then written in place, without staging copies.
+    // Memory: unified when device-local memory is also host-visible and shared with the host
+    // (iGPUs, CPU devices): weights are then written in place, without staging copies.
     bool unified_memory = false;
     uint64_t device_local_bytes = 0;  // the largest device-local heap
 
@@ -68,8 +68,12 @@ std::string describe(const DeviceProps& d);
 // The Vulkan instance (API 1.1 or newer) on the process-wide loader.
 class Instance {
   public:
-    // Throws mllm::Error "no Vulkan loader (libvulkan.so.1) found", "no Vulkan driver ...".
-    static std::shared_ptr<Instance> create();
+    // The process-wide instance, created on the first call (thread-safe) and, like the loader,
+    // kept until the process exits: destroying the last instance unloads the drivers, and some
+    // leave global state behind that leak checkers then report. Throws mllm::Error "no Vulkan
+    // loader (libvulkan.so.1) found", "no Vulkan device: the loader found no driver ...", on
+    // this and every later call.
+    static const Instance& get();
     ~Instance();
     Instance(const Instance&) = delete;
     Instance& operator=(const Instance&) = delete;
@@ -83,6 +87,7 @@ class Instance {
 
   private:
     Instance() = default;
+    static std::unique_ptr<Instance> create();
     VkInstance instance_ = VK_NULL_HANDLE;
     InstanceFunctions fn_;
     uint32_t api_version_ = 0;
@@ -120,7 +125,7 @@ class Device {
 
   private:
     Device() = default;
-    std::shared_ptr<Instance> instance_;
+    const Instance* instance_ = nullptr;
     VkPhysicalDevice physical_ = VK_NULL_HANDLE;
     VkDevice device_ = VK_NULL_HANDLE;
     VkQueue queue_ = VK_NULL_HANDLE;

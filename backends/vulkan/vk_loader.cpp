@@ -43,11 +43,11 @@ Loader::Loader(const char* library) {
     }
     fn_.vkEnumerateInstanceVersion = reinterpret_cast<PFN_vkEnumerateInstanceVersion>(
         fn_.vkGetInstanceProcAddr(nullptr, "vkEnumerateInstanceVersion"));
-#define MLLM_VK_RESOLVE(name)                                                                    \
-    fn_.name = reinterpret_cast<PFN_##name>(fn_.vkGetInstanceProcAddr(nullptr, #name));          \
-    if (fn_.name == nullptr) {                                                                   \
-        dlclose(handle_);                                                                        \
-        fail("the Vulkan loader (", library, ") has no " #name);                                 \
+#define MLLM_VK_RESOLVE(f)                                                     \
+    fn_.f = reinterpret_cast<PFN_##f>(fn_.vkGetInstanceProcAddr(nullptr, #f)); \
+    if (fn_.f == nullptr) {                                                    \
+        dlclose(handle_);                                                      \
+        fail("the Vulkan loader (", library, ") has no " #f);                  \
     }
     MLLM_VK_GLOBAL_FUNCTIONS(MLLM_VK_RESOLVE)
 #undef MLLM_VK_RESOLVE

@@ -100,8 +100,8 @@ BufferRange Allocation::range(VkDeviceSize offset, VkDeviceSize size) const {
 MemoryManager::MemoryManager(const Device& device, VkDeviceSize block_bytes)
     : device_(device), block_bytes_(block_bytes) {
     const DeviceProps& p = device.props();
-    alignment_ = std::max<VkDeviceSize>({16, p.min_storage_buffer_offset_alignment,
-                                         p.non_coherent_atom_size});
+    alignment_ = std::max<VkDeviceSize>(
+        {16, p.min_storage_buffer_offset_alignment, p.non_coherent_atom_size});
     if (p.max_allocation_bytes != 0) block_bytes_ = std::min(block_bytes_, p.max_allocation_bytes);
 
     // Which memory types a buffer of ours may live in (the same for every size in practice).
@@ -136,8 +136,7 @@ MemoryManager::MemoryManager(const Device& device, VkDeviceSize block_bytes)
     for (int u = 0; u < kMemoryUses; ++u) {
         if (types[u] < 0) fail("Vulkan device ", p.name, " has no suitable memory type");
         pools_[u].memory_type = static_cast<uint32_t>(types[u]);
-        pools_[u].host_visible =
-            (mem.memoryTypes[types[u]].propertyFlags & kHost) == kHost;
+        pools_[u].host_visible = (mem.memoryTypes[types[u]].propertyFlags & kHost) == kHost;
     }
 }
 
@@ -173,8 +172,7 @@ std::unique_ptr<MemoryManager::Block> MemoryManager::create_block(const Pool& po
     const VkResult r = fn.vkAllocateMemory(dev, &alloc, nullptr, &b->memory);
     if (r != VK_SUCCESS) {
         fn.vkDestroyBuffer(dev, b->buffer, nullptr);
-        if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
-        {
+        if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
             VkDeviceSize held = 0;  // the caller holds mutex_
             for (const Pool& p : pools_)
                 for (const auto& blk : p.blocks) held += blk->size;

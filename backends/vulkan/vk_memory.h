@@ -47,8 +47,8 @@ class Allocation {
     explicit operator bool() const { return owner_ != nullptr; }
     VkBuffer buffer() const;
     VkDeviceMemory memory() const;
-    VkDeviceSize offset() const { return offset_; }    // in the block's buffer and memory
-    VkDeviceSize size() const { return size_; }        // as asked
+    VkDeviceSize offset() const { return offset_; }      // in the block's buffer and memory
+    VkDeviceSize size() const { return size_; }          // as asked
     VkDeviceSize reserved() const { return reserved_; }  // rounded up to the alignment
     MemoryUse use() const { return use_; }
     // The host address of offset(), or nullptr when the memory is not host-visible. Host-visible

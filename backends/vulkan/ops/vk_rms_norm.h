@@ -1,0 +1,26 @@
+#pragma once
+// RMSNorm times its weight (shaders/rms_norm.comp): y = x / sqrt(mean(x^2) + eps) * w per row,
+// f32; without a weight binding, plain RMSNorm. y may be x (in place).
+#include <cstdint>
+
+#include "backends/vulkan/vk_context.h"
+
+namespace mllm::vk {
+
+struct RmsNormArgs {
+    int64_t rows = 0;
+    int64_t cols = 0;
+    float eps = 1e-6f;
+    BufferRange x, w, y;  // w.buffer == VK_NULL_HANDLE: no weight
+    // Offsets and row strides in floats (-1: cols).
+    int64_t x_offset = 0;
+    int64_t x_stride = -1;
+    int64_t w_offset = 0;
+    int64_t y_offset = 0;
+    int64_t y_stride = -1;
+};
+
+// `workgroup` threads per row; 0 picks the device's default.
+void record_rms_norm(Context& ctx, Sequence& seq, const RmsNormArgs& args, uint32_t workgroup = 0);
+
+}  // namespace mllm::vk

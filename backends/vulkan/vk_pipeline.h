@@ -1,0 +1,66 @@
+#pragma once
+// Compute pipelines from the embedded SPIR-V: each with its descriptor set layout (storage
+// buffers at bindings 0..n-1 of set 0), push-constant range and specialization constants.
+// Created on first use and kept for the device's lifetime. (An on-disk VkPipelineCache is a
+// later step.)
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backends/vulkan/vk_api.h"
+#include "backends/vulkan/vk_device.h"
+
+namespace mllm::vk {
+
+struct PipelineDesc {
+    std::string shader;  // embedded module name, e.g. "matmul_q8_0"
+    uint32_t buffers = 0;
+    uint32_t push_constant_bytes = 0;
+    // Specialization constants 0..n-1, all 32-bit; by convention constant 0 is the workgroup
+    // size (layout(local_size_x_id = 0) in the shader).
+    std::vector<uint32_t> spec;
+
+    auto operator<=>(const PipelineDesc&) const = default;
+};
+
+class Pipeline {
+  public:
+    Pipeline(const Device& device, PipelineDesc desc);
+    ~Pipeline();
+    Pipeline(const Pipeline&) = delete;
+    Pipeline& operator=(const Pipeline&) = delete;
+
+    const PipelineDesc& desc() const { return desc_; }
+    VkPipeline handle() const { return pipeline_; }
+    VkPipelineLayout layout() const { return layout_; }
+    VkDescriptorSetLayout set_layout() const { return set_layout_; }
+    uint32_t workgroup_size() const { return desc_.spec.empty() ? 1 : desc_.spec[0]; }
+
+  private:
+    const Device& device_;
+    PipelineDesc desc_;
+    VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
+    VkPipelineLayout layout_ = VK_NULL_HANDLE;
+    VkPipeline pipeline_ = VK_NULL_HANDLE;
+};
+
+// Every pipeline of one device, by description. Thread-safe; references stay valid until it is
+// destroyed.
+class Pipelines {
+  public:
+    explicit Pipelines(const Device& device) : device_(device) {}
+    // Throws mllm::Error for an unknown shader, limits the device does not meet, or a driver
+    // failure.
+    const Pipeline& get(const PipelineDesc& desc);
+    size_t size() const;
+
+  private:
+    const Device& device_;
+    mutable std::mutex mutex_;
+    std::map<PipelineDesc, std::unique_ptr<Pipeline>> pipelines_;
+};
+
+}  // namespace mllm::vk

@@ -1,0 +1,184 @@
+#include "backends/vulkan/vk_sequence.h"
+
+#include <cstdint>
+
+#include "core/error.h"
+
+namespace mllm::vk {
+
+namespace {
+constexpr uint32_t kSetsPerPool = 256;
+constexpr uint32_t kBuffersPerSet = 8;  // on average; a pool that runs out is followed by another
+}  // namespace
+
+Sequence::Sequence(const Device& device) : device_(device) {
+    const DeviceFunctions& fn = device.fn();
+    const VkDevice dev = device.handle();
+    VkCommandPoolCreateInfo pool_info{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+    pool_info.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+    pool_info.queueFamilyIndex = device.props().compute_queue_family;
+    check(fn.vkCreateCommandPool(dev, &pool_info, nullptr, &pool_), "vkCreateCommandPool");
+    VkCommandBufferAllocateInfo alloc{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    alloc.commandPool = pool_;
+    alloc.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    alloc.commandBufferCount = 1;
+    VkFenceCreateInfo fence_info{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    try {
+        check(fn.vkAllocateCommandBuffers(dev, &alloc, &cmd_), "vkAllocateCommandBuffers");
+        check(fn.vkCreateFence(dev, &fence_info, nullptr, &fence_), "vkCreateFence");
+    } catch (...) {
+        fn.vkDestroyCommandPool(dev, pool_, nullptr);
+        throw;
+    }
+}
+
+Sequence::~Sequence() {
+    const DeviceFunctions& fn = device_.fn();
+    const VkDevice dev = device_.handle();
+    if (pending_) fn.vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
+    for (VkDescriptorPool p : descriptor_pools_) fn.vkDestroyDescriptorPool(dev, p, nullptr);
+    fn.vkDestroyFence(dev, fence_, nullptr);
+    fn.vkDestroyCommandPool(dev, pool_, nullptr);  // frees cmd_
+}
+
+void Sequence::begin() {
+    if (pending_) wait();
+    const DeviceFunctions& fn = device_.fn();
+    check(fn.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
+    for (VkDescriptorPool p : descriptor_pools_)
+        check(fn.vkResetDescriptorPool(device_.handle(), p, 0), "vkResetDescriptorPool");
+    // Keep one pool for the next recording, release the rest.
+    while (descriptor_pools_.size() > 1) {
+        fn.vkDestroyDescriptorPool(device_.handle(), descriptor_pools_.back(), nullptr);
+        descriptor_pools_.pop_back();
+    }
+    VkCommandBufferBeginInfo info{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    check(fn.vkBeginCommandBuffer(cmd_, &info), "vkBeginCommandBuffer");
+    recording_ = true;
+    recorded_ = false;
+    dispatches_ = 0;
+}
+
+VkDescriptorSet Sequence::allocate_set(VkDescriptorSetLayout layout) {
+    const DeviceFunctions& fn = device_.fn();
+    const VkDevice dev = device_.handle();
+    VkDescriptorSetAllocateInfo info{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+    info.descriptorSetCount = 1;
+    info.pSetLayouts = &layout;
+    VkDescriptorSet set = VK_NULL_HANDLE;
+    if (!descriptor_pools_.empty()) {
+        info.descriptorPool = descriptor_pools_.back();
+        const VkResult r = fn.vkAllocateDescriptorSets(dev, &info, &set);
+        if (r == VK_SUCCESS) return set;
+        if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL)
+            check(r, "vkAllocateDescriptorSets");
+    }
+    VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * kBuffersPerSet};
+    VkDescriptorPoolCreateInfo pool_info{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+    pool_info.maxSets = kSetsPerPool;
+    pool_info.poolSizeCount = 1;
+    pool_info.pPoolSizes = &size;
+    VkDescriptorPool pool = VK_NULL_HANDLE;
+    check(fn.vkCreateDescriptorPool(dev, &pool_info, nullptr, &pool), "vkCreateDescriptorPool");
+    descriptor_pools_.push_back(pool);
+    info.descriptorPool = pool;
+    check(fn.vkAllocateDescriptorSets(dev, &info, &set), "vkAllocateDescriptorSets");
+    return set;
+}
+
+void Sequence::dispatch(const Pipeline& pipeline, std::span<const BufferRange> buffers,
+                        const void* push, uint32_t push_bytes, Groups groups) {
+    if (!recording_) fail("internal: Sequence::dispatch outside begin()/end()");
+    const PipelineDesc& desc = pipeline.desc();
+    if (buffers.size() != desc.buffers || push_bytes != desc.push_constant_bytes)
+        fail("internal: ", desc.shader, " takes ", desc.buffers, " buffers and ",
+             desc.push_constant_bytes, " bytes of push constants, got ", buffers.size(), " and ",
+             push_bytes);
+    const DeviceProps& props = device_.props();
+    if (groups.x == 0 || groups.y == 0 || groups.z == 0 ||
+        groups.x > props.max_workgroup_count[0] || groups.y > props.max_workgroup_count[1] ||
+        groups.z > props.max_workgroup_count[2])
+        fail("internal: ", desc.shader, " dispatch of ", groups.x, "x", groups.y, "x", groups.z,
+             " workgroups is outside the device's limits");
+
+    const DeviceFunctions& fn = device_.fn();
+    const VkDescriptorSet set = allocate_set(pipeline.set_layout());
+    std::vector<VkDescriptorBufferInfo> infos(buffers.size());
+    std::vector<VkWriteDescriptorSet> writes(buffers.size());
+    for (size_t i = 0; i < buffers.size(); ++i) {
+        if (buffers[i].buffer == VK_NULL_HANDLE || buffers[i].size == 0)
+            fail("internal: ", desc.shader, " binding ", i, " is empty");
+        if (buffers[i].size > props.max_storage_buffer_range)
+            fail(desc.shader, ": a binding of ", buffers[i].size, " bytes exceeds the ",
+                 props.max_storage_buffer_range, "-byte storage buffer range of ", props.name);
+        infos[i] = {buffers[i].buffer, buffers[i].offset, buffers[i].size};
+        writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+        writes[i].dstSet = set;
+        writes[i].dstBinding = static_cast<uint32_t>(i);
+        writes[i].descriptorCount = 1;
+        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[i].pBufferInfo = &infos[i];
+    }
+    fn.vkUpdateDescriptorSets(device_.handle(), static_cast<uint32_t>(writes.size()), writes.data(),
+                              0, nullptr);
+    fn.vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.handle());
+    fn.vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout(), 0, 1, &set,
+                               0, nullptr);
+    if (push_bytes > 0)
+        fn.vkCmdPushConstants(cmd_, pipeline.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes,
+                              push);
+    fn.vkCmdDispatch(cmd_, groups.x, groups.y, groups.z);
+    ++dispatches_;
+}
+
+void Sequence::barrier() {
+    if (!recording_) fail("internal: Sequence::barrier outside begin()/end()");
+    VkMemoryBarrier b{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    b.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    b.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                      VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    const VkPipelineStageFlags stages =
+        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    device_.fn().vkCmdPipelineBarrier(cmd_, stages, stages, 0, 1, &b, 0, nullptr, 0, nullptr);
+}
+
+void Sequence::copy(const BufferRange& src, const BufferRange& dst) {
+    if (!recording_) fail("internal: Sequence::copy outside begin()/end()");
+    if (src.size != dst.size) fail("internal: Sequence::copy of unequal ranges");
+    const VkBufferCopy region{src.offset, dst.offset, src.size};
+    device_.fn().vkCmdCopyBuffer(cmd_, src.buffer, dst.buffer, 1, &region);
+}
+
+void Sequence::end() {
+    if (!recording_) fail("internal: Sequence::end without begin()");
+    // Make every write visible to the host once the fence signals.
+    VkMemoryBarrier b{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    b.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    b.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    device_.fn().vkCmdPipelineBarrier(
+        cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+        VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &b, 0, nullptr, 0, nullptr);
+    check(device_.fn().vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+    recording_ = false;
+    recorded_ = true;
+}
+
+void Sequence::submit() {
+    if (!recorded_) fail("internal: Sequence::submit before end()");
+    if (pending_) wait();
+    check(device_.fn().vkResetFences(device_.handle(), 1, &fence_), "vkResetFences");
+    // Host writes made before this call are visible to the device (vkQueueSubmit guarantees it).
+    device_.submit(cmd_, fence_);
+    pending_ = true;
+}
+
+void Sequence::wait() {
+    if (!pending_) return;
+    const VkResult r =
+        device_.fn().vkWaitForFences(device_.handle(), 1, &fence_, VK_TRUE, UINT64_MAX);
+    pending_ = false;
+    if (r == VK_ERROR_DEVICE_LOST) fail("Vulkan device lost (", device_.props().name, ")");
+    check(r, "vkWaitForFences");
+}
+
+}  // namespace mllm::vk

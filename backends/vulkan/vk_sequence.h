@@ -1,0 +1,75 @@
+#pragma once
+// Command recording: a Sequence is one command buffer of dispatches (each with its pipeline,
+// buffer bindings and push constants), recorded once and submitted as often as needed, e.g.
+// once per decode step. Buffer contents may change between submits; what is recorded may not.
+#include <cstdint>
+#include <initializer_list>
+#include <span>
+#include <vector>
+
+#include "backends/vulkan/vk_api.h"
+#include "backends/vulkan/vk_device.h"
+#include "backends/vulkan/vk_memory.h"
+#include "backends/vulkan/vk_pipeline.h"
+
+namespace mllm::vk {
+
+struct Groups {
+    uint32_t x = 1, y = 1, z = 1;
+};
+
+class Sequence {
+  public:
+    explicit Sequence(const Device& device);
+    ~Sequence();  // waits for a pending submit
+    Sequence(const Sequence&) = delete;
+    Sequence& operator=(const Sequence&) = delete;
+
+    // Starts recording, dropping whatever was recorded before.
+    void begin();
+    // Records one dispatch: `buffers` bind to 0..n-1 (as many as the pipeline declares), `push`
+    // holds the pipeline's push constants. Dispatches are not ordered against each other unless
+    // a barrier() separates them.
+    void dispatch(const Pipeline& pipeline, std::span<const BufferRange> buffers, const void* push,
+                  uint32_t push_bytes, Groups groups);
+    template <typename Push>
+    void dispatch(const Pipeline& pipeline, std::initializer_list<BufferRange> buffers,
+                  const Push& push, Groups groups) {
+        dispatch(pipeline, std::span<const BufferRange>(buffers.begin(), buffers.size()), &push,
+                 sizeof(Push), groups);
+    }
+    // Everything recorded before (dispatches, copies) completes and is visible to everything
+    // recorded after.
+    void barrier();
+    // Device-side copy; src and dst have the same size.
+    void copy(const BufferRange& src, const BufferRange& dst);
+    // Ends recording; results are visible to the host once wait() returns.
+    void end();
+
+    // Submits the recorded commands (waiting first if the previous submit is still running).
+    void submit();
+    // Waits until the last submit has finished; throws mllm::Error on device loss.
+    void wait();
+    void run() {
+        submit();
+        wait();
+    }
+
+    bool recording() const { return recording_; }
+    size_t dispatches() const { return dispatches_; }
+
+  private:
+    VkDescriptorSet allocate_set(VkDescriptorSetLayout layout);
+
+    const Device& device_;
+    VkCommandPool pool_ = VK_NULL_HANDLE;
+    VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+    VkFence fence_ = VK_NULL_HANDLE;
+    std::vector<VkDescriptorPool> descriptor_pools_;  // the last one takes new sets
+    bool recording_ = false;
+    bool recorded_ = false;
+    bool pending_ = false;
+    size_t dispatches_ = 0;
+};
+
+}  // namespace mllm::vk

@@ -1,0 +1,52 @@
+#version 450
+// RMSNorm, optionally times a weight row: y = x / sqrt(mean(x^2) + eps) * w, one row per
+// workgroup (rows beyond the dispatch's x limit continue in z). y may be x (in place).
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+
+layout(local_size_x_id = 0) in;
+
+layout(std430, set = 0, binding = 0) readonly buffer Input { float x[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Weight { float wt[]; };
+layout(std430, set = 0, binding = 2) buffer Output { float y[]; };
+
+layout(push_constant) uniform Params {
+    uint rows;
+    uint cols;
+    uint x_offset;  // floats
+    uint x_stride;
+    uint w_offset;
+    uint y_offset;
+    uint y_stride;
+    uint has_weight;  // 0: plain RMSNorm (the weight binding is not read)
+    float eps;
+} p;
+
+shared float partial[gl_WorkGroupSize.x];
+
+void main() {
+    const uint row = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;
+    if (row >= p.rows) return;  // the whole workgroup
+    const uint tid = gl_LocalInvocationID.x;
+    const uint xb = p.x_offset + row * p.x_stride;
+    const uint yb = p.y_offset + row * p.y_stride;
+
+    float sum = 0.0;
+    for (uint i = tid; i < p.cols; i += gl_WorkGroupSize.x) sum += x[xb + i] * x[xb + i];
+    sum = subgroupAdd(sum);
+    if (gl_NumSubgroups > 1u) {
+        if (subgroupElect()) partial[gl_SubgroupID] = sum;
+        barrier();
+        sum = 0.0;
+        for (uint i = 0; i < gl_NumSubgroups; ++i) sum += partial[i];
+    }
+    const float scale = 1.0 / sqrt(sum / float(p.cols) + p.eps);
+
+    // Each thread writes only the elements it read, so y may alias x.
+    if (p.has_weight != 0u) {
+        for (uint i = tid; i < p.cols; i += gl_WorkGroupSize.x)
+            y[yb + i] = x[xb + i] * scale * wt[p.w_offset + i];
+    } else {
+        for (uint i = tid; i < p.cols; i += gl_WorkGroupSize.x) y[yb + i] = x[xb + i] * scale;
+    }
+}

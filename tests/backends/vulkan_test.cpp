@@ -1,0 +1,751 @@
+// The Vulkan backend's foundation: loader, device discovery and selection, the sub-allocating
+// memory manager, pipelines, Sequences, and each op family's shaders against the CPU reference
+// (core/quant dequantize_row with double dot products; the CPU backend's RMSNorm).
+//
+// Device tests run on whatever device MLLM_VK_DEVICE selects (lavapipe on CI). Without a Vulkan
+// device they are skipped with the reason, except when CI=true: there a missing device fails.
+#ifdef MLLM_HAVE_VULKAN
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "backends/cpu/kernels/float_ops.h"
+#include "backends/vulkan/ops/vk_matmul.h"
+#include "backends/vulkan/ops/vk_rms_norm.h"
+#include "backends/vulkan/vk_context.h"
+#include "backends/vulkan/vk_device.h"
+#include "backends/vulkan/vk_loader.h"
+#include "backends/vulkan/vk_memory.h"
+#include "backends/vulkan/vk_sequence.h"
+#include "backends/vulkan/vk_shaders.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/fp16.h"
+#include "core/quant/quant.h"
+
+namespace mllm::vk {
+namespace {
+
+bool in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci != nullptr && std::string_view(ci) == "true";
+}
+
+// Skips a test that needs a device, or fails it on CI, where a missing device is an error.
+#define MLLM_NO_VULKAN_DEVICE(reason)                                            \
+    do {                                                                         \
+        if (in_ci()) FAIL() << "no Vulkan device on CI (CI=true): " << (reason); \
+        GTEST_SKIP() << "Vulkan unavailable: " << (reason);                      \
+    } while (0)
+
+// ---------------------------------------------------------------------------------------------
+// Without a device: the loader's message and device selection.
+
+TEST(VulkanLoader, MissingLibraryNamesTheLoader) {
+    try {
+        Loader loader("libmllm-no-such-vulkan.so.1");
+        FAIL() << "opened a library that does not exist";
+    } catch (const Error& e) {
+        EXPECT_NE(
+            std::string(e.what()).find("no Vulkan loader (libmllm-no-such-vulkan.so.1) found"),
+            std::string::npos)
+            << e.what();
+    }
+}
+
+DeviceProps fake_device(uint32_t index, std::string name, DeviceType type, uint64_t memory,
+                        bool usable = true) {
+    DeviceProps d;
+    d.index = index;
+    d.name = std::move(name);
+    d.type = type;
+    d.device_local_bytes = memory;
+    d.usable = usable;
+    if (!usable) d.unusable_reason = "no subgroup arithmetic in compute shaders";
+    return d;
+}
+
+TEST(VulkanSelect, PrefersDiscreteThenIntegratedThenCpu) {
+    const std::vector<DeviceProps> all = {
+        fake_device(0, "llvmpipe (LLVM 15.0.6, 256 bits)", DeviceType::Cpu, 2ull << 30),
+        fake_device(1, "Intel(R) UHD Graphics 620", DeviceType::Integrated, 4ull << 30),
+        fake_device(2, "NVIDIA GeForce RTX 3060", DeviceType::Discrete, 12ull << 30),
+        fake_device(3, "NVIDIA GeForce RTX 4090", DeviceType::Discrete, 24ull << 30),
+    };
+    EXPECT_EQ(select_device(all, ""), 3u);  // discrete, the larger one
+    EXPECT_EQ(select_device({all[0], all[1]}, ""), 1u);
+    EXPECT_EQ(select_device({all[0]}, ""), 0u);
+    // An unusable discrete GPU loses to a usable CPU device.
+    EXPECT_EQ(select_device(
+                  {all[0], fake_device(1, "Old GPU", DeviceType::Discrete, 8ull << 30, false)}, ""),
+              0u);
+}
+
+TEST(VulkanSelect, SelectorByIndexOrName) {
+    const std::vector<DeviceProps> all = {
+        fake_device(0, "llvmpipe (LLVM 15.0.6, 256 bits)", DeviceType::Cpu, 2ull << 30),
+        fake_device(1, "AMD Radeon RX 7900", DeviceType::Discrete, 24ull << 30),
+    };
+    EXPECT_EQ(select_device(all, "0"), 0u);
+    EXPECT_EQ(select_device(all, "1"), 1u);
+    EXPECT_EQ(select_device(all, "LLVMPIPE"), 0u);  // case-insensitive substring
+    EXPECT_EQ(select_device(all, "radeon"), 1u);
+    try {
+        select_device(all, "7");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("MLLM_VK_DEVICE=7 matches no Vulkan device"),
+                  std::string::npos)
+            << e.what();
+        EXPECT_NE(std::string(e.what()).find("1: AMD Radeon RX 7900"), std::string::npos);
+    }
+    EXPECT_THROW(select_device(all, "geforce"), Error);
+}
+
+TEST(VulkanSelect, NoDeviceOrNoUsableDevice) {
+    try {
+        select_device({}, "");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(), "no Vulkan device");
+    }
+    const std::vector<DeviceProps> bad = {
+        fake_device(0, "Old GPU", DeviceType::Discrete, 1ull << 30, false)};
+    try {
+        select_device(bad, "");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("no usable Vulkan device: Old GPU: no subgroup"),
+                  std::string::npos)
+            << e.what();
+    }
+    try {
+        select_device(bad, "0");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot run the backend"), std::string::npos);
+    }
+}
+
+TEST(VulkanShaders, EveryModuleIsEmbedded) {
+    for (const char* name : {"matmul_f32", "matmul_q8_0", "matmul_q4_0", "rms_norm"}) {
+        const SpirvModule* m = find_shader(name);
+        ASSERT_NE(m, nullptr) << name;
+        ASSERT_GT(m->word_count, 5u);
+        EXPECT_EQ(m->words[0], 0x07230203u) << name << ": not SPIR-V";  // the magic number
+    }
+    EXPECT_EQ(find_shader("no_such_shader"), nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// With a device.
+
+TEST(VulkanDevice, ListsDevicesWithProperties) {
+    std::vector<DeviceProps> devices;
+    try {
+        devices = list_devices();
+    } catch (const Error& e) {
+        MLLM_NO_VULKAN_DEVICE(e.what());
+    }
+    if (devices.empty()) MLLM_NO_VULKAN_DEVICE("the driver lists no device");
+    bool any_usable = false;
+    for (const DeviceProps& d : devices) {
+        const std::string line = describe(d);
+        SCOPED_TRACE(line);
+        EXPECT_FALSE(d.name.empty());
+        EXPECT_NE(line.find(d.name), std::string::npos);
+        if (!d.usable) {
+            EXPECT_FALSE(d.unusable_reason.empty());
+            continue;
+        }
+        EXPECT_GE(d.api_version, VK_API_VERSION_1_1);
+        any_usable = true;
+        EXPECT_GT(d.subgroup_size, 0u);
+        EXPECT_LE(d.min_subgroup_size, d.subgroup_size);
+        EXPECT_GE(d.max_subgroup_size, d.subgroup_size);
+        EXPECT_TRUE(d.subgroup_arithmetic);
+        EXPECT_GT(d.device_local_bytes, 0u);
+        EXPECT_GE(d.max_workgroup_invocations, 128u);
+        EXPECT_GE(d.max_push_constants_bytes, 128u);
+        EXPECT_GT(d.max_storage_buffer_range, 0u);
+        EXPECT_GT(d.min_storage_buffer_offset_alignment, 0u);
+        if (d.type == DeviceType::Cpu) {
+            EXPECT_TRUE(d.unified_memory) << "a CPU device's memory is the host's";
+        }
+        std::printf("[ device   ] %s\n", line.c_str());
+    }
+    EXPECT_TRUE(any_usable);
+}
+
+class VulkanTest : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        try {
+            ctx_ = Context::open();
+        } catch (const Error& e) {
+            error_ = e.what();
+        }
+    }
+    static void TearDownTestSuite() { ctx_.reset(); }
+    void SetUp() override {
+        if (!ctx_) MLLM_NO_VULKAN_DEVICE(error_);
+    }
+
+    Context& ctx() { return *ctx_; }
+
+    Allocation upload(const void* data, size_t bytes) {
+        Allocation a = ctx().memory().allocate(bytes);
+        ctx().write(a, 0, data, bytes);
+        return a;
+    }
+    template <typename T>
+    Allocation upload(const std::vector<T>& v) {
+        return upload(v.data(), v.size() * sizeof(T));
+    }
+    std::vector<float> download(const Allocation& a, size_t count, size_t offset_floats = 0) {
+        std::vector<float> out(count);
+        ctx().read(a, offset_floats * sizeof(float), out.data(), count * sizeof(float));
+        return out;
+    }
+
+    static std::unique_ptr<Context> ctx_;
+    static std::string error_;
+};
+std::unique_ptr<Context> VulkanTest::ctx_;
+std::string VulkanTest::error_;
+
+TEST_F(VulkanTest, OpensTheSelectedDevice) {
+    const DeviceProps& d = ctx().props();
+    EXPECT_TRUE(d.usable);
+    std::printf("[ using    ] %s\n", describe(d).c_str());
+    // The environment's selection, when given, is honoured.
+    if (const char* env = std::getenv("MLLM_VK_DEVICE"); env != nullptr && *env != '\0') {
+        const auto devices = list_devices();
+        EXPECT_EQ(d.index, select_device(devices, env));
+    }
+}
+
+// --- Memory ---
+
+TEST_F(VulkanTest, TensorsShareOneDeviceMemory) {
+    MemoryManager mem(ctx().device(), 1 << 20);
+    Allocation a = mem.allocate(1000);
+    Allocation b = mem.allocate(3000);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a.memory(), b.memory());
+    EXPECT_EQ(a.buffer(), b.buffer());
+    EXPECT_NE(a.offset(), b.offset());
+    // Aligned for descriptor binding, and not overlapping.
+    const VkDeviceSize align = ctx().props().min_storage_buffer_offset_alignment;
+    EXPECT_EQ(a.offset() % align, 0u);
+    EXPECT_EQ(b.offset() % align, 0u);
+    EXPECT_EQ(a.offset() % mem.alignment(), 0u);
+    EXPECT_GE(a.reserved(), a.size());
+    EXPECT_EQ(a.reserved() % mem.alignment(), 0u);
+    EXPECT_TRUE(a.offset() + a.reserved() <= b.offset() || b.offset() + b.reserved() <= a.offset());
+    const MemoryManager::Stats s = mem.stats(MemoryUse::Device);
+    EXPECT_EQ(s.blocks, 1u);
+    EXPECT_EQ(s.allocations, 2u);
+    EXPECT_EQ(s.used_bytes, a.reserved() + b.reserved());
+    EXPECT_EQ(s.reserved_bytes, VkDeviceSize{1} << 20);
+    EXPECT_EQ(mem.bytes_used(), a.reserved() + b.reserved());
+    // Larger alignments on request.
+    Allocation c = mem.allocate(10, MemoryUse::Device, 4096);
+    EXPECT_EQ(c.offset() % 4096, 0u);
+    EXPECT_EQ(c.memory(), a.memory());
+    a.reset();
+    b.reset();
+    c.reset();
+    EXPECT_EQ(mem.bytes_used(), 0u);
+}
+
+TEST_F(VulkanTest, FreedRangesAreReusedAndMerged) {
+    const VkDeviceSize block = 1 << 20;
+    const VkDeviceSize chunk = 64 << 10;
+    MemoryManager mem(ctx().device(), block);
+    Allocation a = mem.allocate(chunk);
+    Allocation b = mem.allocate(chunk);
+    Allocation c = mem.allocate(chunk);
+    EXPECT_EQ(a.offset(), 0u);
+    EXPECT_EQ(b.offset(), chunk);
+    EXPECT_EQ(c.offset(), 2 * chunk);
+    // First fit: a freed hole is reused before the space after c.
+    const VkDeviceSize b_offset = b.offset();
+    b.reset();
+    Allocation d = mem.allocate(chunk / 2);
+    EXPECT_EQ(d.offset(), b_offset);
+    d.reset();
+    // a's and b's ranges merge into one hole that holds twice the size.
+    a.reset();
+    Allocation e = mem.allocate(2 * chunk);
+    EXPECT_EQ(e.offset(), 0u);
+    EXPECT_EQ(e.memory(), c.memory());
+    e.reset();
+    c.reset();
+    // Everything merged back: the whole block is one free range again, and the block is kept.
+    Allocation whole = mem.allocate(block);
+    EXPECT_EQ(whole.offset(), 0u);
+    EXPECT_EQ(mem.stats(MemoryUse::Device).blocks, 1u);
+}
+
+TEST_F(VulkanTest, NewBlocksWhenFullAndOversizedTensorsGetTheirOwn) {
+    const VkDeviceSize block = 1 << 20;
+    MemoryManager mem(ctx().device(), block);
+    Allocation a = mem.allocate(block - 4096);
+    Allocation b = mem.allocate(8192);  // does not fit in the first block's rest
+    EXPECT_NE(a.memory(), b.memory());
+    EXPECT_EQ(mem.stats(MemoryUse::Device).blocks, 2u);
+    Allocation c = mem.allocate(1000);  // fits after a
+    EXPECT_EQ(c.memory(), a.memory());
+    Allocation big = mem.allocate(3 * block);  // a block of its own
+    EXPECT_EQ(big.offset(), 0u);
+    EXPECT_EQ(mem.stats(MemoryUse::Device).blocks, 3u);
+    EXPECT_GE(mem.stats(MemoryUse::Device).reserved_bytes, 5 * block);
+    big.reset();  // oversized blocks go back to the driver at once
+    EXPECT_EQ(mem.stats(MemoryUse::Device).blocks, 2u);
+    b.reset();  // an emptied block goes back while another remains
+    EXPECT_EQ(mem.stats(MemoryUse::Device).blocks, 1u);
+    a.reset();
+    c.reset();
+    EXPECT_EQ(mem.stats(MemoryUse::Device).blocks, 1u);  // the last one is kept
+    EXPECT_EQ(mem.bytes_used(), 0u);
+}
+
+TEST_F(VulkanTest, MovedAllocationsFreeOnce) {
+    MemoryManager mem(ctx().device(), 1 << 20);
+    Allocation a = mem.allocate(100);
+    Allocation b = std::move(a);
+    EXPECT_FALSE(a);  // NOLINT(bugprone-use-after-move)
+    EXPECT_TRUE(b);
+    std::vector<Allocation> list;
+    list.push_back(std::move(b));
+    list.push_back(mem.allocate(200));
+    EXPECT_EQ(mem.stats().allocations, 2u);
+    list.clear();
+    EXPECT_EQ(mem.stats().allocations, 0u);
+}
+
+TEST_F(VulkanTest, UnifiedMemoryIsMappedInPlace) {
+    MemoryManager& mem = ctx().memory();
+    EXPECT_EQ(mem.host_visible(MemoryUse::Device), ctx().props().unified_memory);
+    EXPECT_TRUE(mem.host_visible(MemoryUse::Upload));
+    EXPECT_TRUE(mem.host_visible(MemoryUse::Readback));
+    Allocation a = mem.allocate(256);
+    if (ctx().props().unified_memory) {
+        ASSERT_NE(a.mapped(), nullptr);
+    } else {
+        EXPECT_EQ(a.mapped(), nullptr);
+    }
+}
+
+TEST_F(VulkanTest, WriteAndReadBothWays) {
+    // Through the mapping where there is one, and through staging buffers (forced here, the
+    // discrete-GPU path) on a second context.
+    ContextOptions staged;
+    staged.always_stage = true;
+    std::unique_ptr<Context> other = Context::open(staged);
+    for (Context* c : {&ctx(), other.get()}) {
+        std::vector<uint8_t> data(100003);
+        for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7 + 3);
+        Allocation a = c->memory().allocate(data.size() + 64);
+        c->write(a, 17, data.data(), data.size());
+        std::vector<uint8_t> back(data.size());
+        c->read(a, 17, back.data(), back.size());
+        EXPECT_EQ(back, data);
+        EXPECT_THROW(c->write(a, a.reserved() - 2, data.data(), 8), Error);
+    }
+}
+
+// --- Pipelines and Sequences ---
+
+TEST_F(VulkanTest, PipelinesAreCreatedOncePerSpecialization) {
+    Pipelines& p = ctx().pipelines();
+    const PipelineDesc desc{"rms_norm", 3, 36, {ctx().props().subgroup_size}};
+    const Pipeline& a = p.get(desc);
+    const Pipeline& b = p.get(desc);
+    EXPECT_EQ(&a, &b);
+    EXPECT_EQ(a.workgroup_size(), ctx().props().subgroup_size);
+    PipelineDesc other = desc;
+    other.spec[0] *= 2;
+    EXPECT_NE(&p.get(other), &a);
+    EXPECT_THROW(p.get({"no_such_shader", 1, 0, {32}}), Error);
+    EXPECT_THROW(p.get({"rms_norm", 3, 36, {ctx().props().max_workgroup_invocations + 1}}), Error);
+}
+
+// --- Op families against the CPU reference ---
+
+// A [rows x k] weight of type t: random floats, or random quant bytes with modest random scales
+// (every quant bit pattern shows up).
+std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
+    std::vector<uint8_t> w(row_bytes(t, k) * static_cast<size_t>(rows));
+    if (t == DType::F32) {
+        std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+        for (size_t i = 0; i < w.size(); i += 4) {
+            const float v = value(rng);
+            std::memcpy(w.data() + i, &v, 4);
+        }
+        return w;
+    }
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
+    std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
+    const size_t block = dtype_traits(t).type_size;  // the fp16 scale opens each block
+    for (size_t off = 0; off < w.size(); off += block) {
+        const uint16_t h = fp32_to_fp16(scale(rng));
+        std::memcpy(w.data() + off, &h, 2);
+    }
+    return w;
+}
+
+std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
+    std::vector<float> v(n);
+    std::uniform_real_distribution<float> value(lo, hi);
+    for (float& f : v) f = value(rng);
+    return v;
+}
+
+// y[t, r] in double from the reference dequantization, and the sum of |w x| for the tolerance.
+void reference_matmul(DType t, const std::vector<uint8_t>& w, const std::vector<float>& x,
+                      int64_t m, int64_t k, int64_t n, std::vector<double>& y,
+                      std::vector<double>& magnitude) {
+    std::vector<float> row(static_cast<size_t>(k));
+    const size_t rb = row_bytes(t, k);
+    y.assign(static_cast<size_t>(m * n), 0.0);
+    magnitude.assign(static_cast<size_t>(m * n), 0.0);
+    for (int64_t r = 0; r < m; ++r) {
+        dequantize_row(t, w.data() + static_cast<size_t>(r) * rb, row.data(), k);
+        for (int64_t tok = 0; tok < n; ++tok) {
+            double s = 0, a = 0;
+            for (int64_t i = 0; i < k; ++i) {
+                const double p = static_cast<double>(row[i]) * x[tok * k + i];
+                s += p;
+                a += std::fabs(p);
+            }
+            y[tok * m + r] = s;
+            magnitude[tok * m + r] = a;
+        }
+    }
+}
+
+struct MatMulCase {
+    DType type;
+    int64_t m, k, n;
+    MatMulConfig config;
+};
+
+std::string describe(const MatMulCase& c) {
+    return str_cat(dtype_name(c.type), " m=", c.m, " k=", c.k, " n=", c.n,
+                   " workgroup=", c.config.workgroup, " rows=", c.config.rows,
+                   " tokens=", c.config.tokens);
+}
+
+TEST_F(VulkanTest, MatMulMatchesReferenceOnOddShapes) {
+    const uint32_t sg = ctx().props().subgroup_size;
+    // The device default, one subgroup per workgroup, and several subgroups with ragged tiles.
+    const MatMulConfig configs[] = {{}, {sg, 1, 1}, {std::min(4 * sg, 256u), 3, 2}};
+    std::vector<MatMulCase> cases;
+    for (DType t : {DType::F32, DType::Q8_0, DType::Q4_0}) {
+        std::vector<int64_t> ks = {32, 96, 576};  // one block, several, a model's width
+        if (t == DType::F32) ks.push_back(33);    // float rows need no blocks
+        for (int64_t k : ks)
+            for (int64_t m : {1, 3, 33, 1000})
+                for (int64_t n : {1, 3, 5})
+                    for (const MatMulConfig& c : configs) cases.push_back({t, m, k, n, c});
+    }
+    std::mt19937 rng(1234);
+    Sequence seq(ctx().device());
+    for (const MatMulCase& c : cases) {
+        SCOPED_TRACE(describe(c));
+        const auto w = random_weights(c.type, c.m, c.k, rng);
+        const auto x = random_floats(static_cast<size_t>(c.n * c.k), rng);
+        Allocation wa = upload(w);
+        Allocation xa = upload(x);
+        Allocation ya = ctx().memory().allocate(static_cast<size_t>(c.n * c.m) * sizeof(float));
+        MatMulArgs args;
+        args.weight_type = c.type;
+        args.m = c.m;
+        args.k = c.k;
+        args.n = c.n;
+        args.w = wa.range();
+        args.x = xa.range();
+        args.y = ya.range();
+        seq.begin();
+        record_matmul(ctx(), seq, args, c.config);
+        seq.end();
+        seq.run();
+        const auto y = download(ya, static_cast<size_t>(c.n * c.m));
+        std::vector<double> ref, mag;
+        reference_matmul(c.type, w, x, c.m, c.k, c.n, ref, mag);
+        int bad = 0;
+        for (size_t i = 0; i < y.size() && bad < 5; ++i) {
+            const double tol = 3e-5 * mag[i] + 1e-6;
+            if (std::fabs(y[i] - ref[i]) > tol) {
+                ADD_FAILURE() << "y[token " << i / c.m << ", row " << i % c.m << "] = " << y[i]
+                              << ", reference " << ref[i] << " (tolerance " << tol << ")";
+                ++bad;
+            }
+        }
+        if (bad > 0) break;
+    }
+}
+
+TEST_F(VulkanTest, MatMulWithOffsetsAndStrides) {
+    // Two weights in one allocation (the second at a 4-byte, not 16-byte, aligned offset), the
+    // input and output rows inside larger buffers with offsets and padded strides.
+    std::mt19937 rng(7);
+    const int64_t m = 5, k = 64, n = 3;
+    for (DType t : {DType::F32, DType::Q8_0, DType::Q4_0}) {
+        SCOPED_TRACE(std::string(dtype_name(t)));
+        const auto w0 = random_weights(t, 3, k, rng);
+        const auto w1 = random_weights(t, m, k, rng);
+        const size_t w1_offset = (w0.size() + 3) / 4 * 4 + 4;
+        std::vector<uint8_t> packed(w1_offset + w1.size(), 0xee);
+        std::copy(w0.begin(), w0.end(), packed.begin());
+        std::copy(w1.begin(), w1.end(), packed.begin() + static_cast<std::ptrdiff_t>(w1_offset));
+        const auto x = random_floats(static_cast<size_t>(n * k), rng);
+        const int64_t x_off = 5, x_stride = k + 3, y_off = 7, y_stride = m + 2;
+        std::vector<float> xs(static_cast<size_t>(x_off + n * x_stride), 1e30f);
+        for (int64_t tok = 0; tok < n; ++tok)
+            std::copy_n(x.begin() + tok * k, k, xs.begin() + x_off + tok * x_stride);
+        const std::vector<float> ys(static_cast<size_t>(y_off + n * y_stride), -3.0f);
+
+        Allocation wa = upload(packed);
+        Allocation xa = upload(xs);
+        Allocation ya = upload(ys);
+        MatMulArgs args;
+        args.weight_type = t;
+        args.m = m;
+        args.k = k;
+        args.n = n;
+        args.w = wa.range();
+        args.w_offset = static_cast<int64_t>(w1_offset);
+        args.x = xa.range();
+        args.x_offset = x_off;
+        args.x_stride = x_stride;
+        args.y = ya.range();
+        args.y_offset = y_off;
+        args.y_stride = y_stride;
+        Sequence seq(ctx().device());
+        seq.begin();
+        record_matmul(ctx(), seq, args);
+        seq.end();
+        seq.run();
+        const auto y = download(ya, ys.size());
+        std::vector<double> ref, mag;
+        reference_matmul(t, w1, x, m, k, n, ref, mag);
+        for (int64_t i = 0; i < static_cast<int64_t>(ys.size()); ++i) {
+            const int64_t rel = i - y_off;
+            const bool inside = rel >= 0 && rel % y_stride < m && rel / y_stride < n;
+            if (!inside) {
+                EXPECT_EQ(y[i], -3.0f) << "wrote outside the output at " << i;
+                continue;
+            }
+            const size_t r = static_cast<size_t>((rel / y_stride) * m + rel % y_stride);
+            EXPECT_NEAR(y[i], ref[r], 3e-5 * mag[r] + 1e-6) << "at " << i;
+        }
+    }
+}
+
+TEST_F(VulkanTest, MatMulBeyondTheWorkgroupCountLimit) {
+    // More row groups than a dispatch's x dimension allows (65535 on most devices): the rest
+    // continues in z.
+    const int64_t m = static_cast<int64_t>(ctx().props().max_workgroup_count[0]) + 4567;
+    const int64_t k = 32;
+    std::mt19937 rng(99);
+    const auto w = random_weights(DType::Q4_0, m, k, rng);
+    const auto x = random_floats(k, rng);
+    Allocation wa = upload(w);
+    Allocation xa = upload(x);
+    Allocation ya = ctx().memory().allocate(static_cast<size_t>(m) * sizeof(float));
+    MatMulArgs args;
+    args.weight_type = DType::Q4_0;
+    args.m = m;
+    args.k = k;
+    args.n = 1;
+    args.w = wa.range();
+    args.x = xa.range();
+    args.y = ya.range();
+    Sequence seq(ctx().device());
+    seq.begin();
+    record_matmul(ctx(), seq, args, {ctx().props().subgroup_size, 1, 1});
+    seq.end();
+    seq.run();
+    const auto y = download(ya, static_cast<size_t>(m));
+    std::vector<double> ref, mag;
+    reference_matmul(DType::Q4_0, w, x, m, k, 1, ref, mag);
+    int bad = 0;
+    for (int64_t r = 0; r < m && bad < 5; ++r)
+        if (std::fabs(y[r] - ref[r]) > 3e-5 * mag[r] + 1e-6) {
+            ADD_FAILURE() << "row " << r << ": " << y[r] << " vs " << ref[r];
+            ++bad;
+        }
+}
+
+TEST_F(VulkanTest, MatMulRejectsWhatItCannotRun) {
+    Allocation a = ctx().memory().allocate(1 << 16);
+    MatMulArgs args;
+    args.m = 4;
+    args.k = 64;
+    args.n = 1;
+    args.w = args.x = args.y = a.range();
+    Sequence seq(ctx().device());
+    seq.begin();
+    args.weight_type = DType::Q4_K;
+    EXPECT_FALSE(matmul_supports(DType::Q4_K));
+    EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
+    args.weight_type = DType::Q8_0;
+    args.k = 48;  // not a whole number of blocks
+    EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
+    args.k = 64;
+    args.m = 1 << 20;  // more weight rows than the binding holds
+    EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
+    seq.end();
+}
+
+TEST_F(VulkanTest, RmsNormMatchesTheCpuKernel) {
+    std::mt19937 rng(5);
+    const uint32_t sg = ctx().props().subgroup_size;
+    for (int64_t rows : {1, 3, 33}) {
+        for (int64_t cols : {1, 7, 576, 4096}) {
+            for (bool weighted : {true, false}) {
+                for (uint32_t wg : {0u, sg, 4 * sg}) {
+                    SCOPED_TRACE(str_cat("rows=", rows, " cols=", cols, " weight=", weighted,
+                                         " workgroup=", wg));
+                    const auto x = random_floats(static_cast<size_t>(rows * cols), rng, -3, 3);
+                    const auto w = random_floats(static_cast<size_t>(cols), rng, 0.5f, 1.5f);
+                    std::vector<float> ref(x.size());
+                    const float eps = 1e-5f;
+                    cpu::rms_norm_mul(x.data(), weighted ? w.data() : nullptr, ref.data(), cols,
+                                      eps, 0, rows);
+                    Allocation xa = upload(x);
+                    Allocation wa = upload(w);
+                    Allocation ya = ctx().memory().allocate(x.size() * sizeof(float));
+                    RmsNormArgs args;
+                    args.rows = rows;
+                    args.cols = cols;
+                    args.eps = eps;
+                    args.x = xa.range();
+                    if (weighted) args.w = wa.range();
+                    args.y = ya.range();
+                    Sequence seq(ctx().device());
+                    seq.begin();
+                    record_rms_norm(ctx(), seq, args, wg);
+                    seq.end();
+                    seq.run();
+                    const auto y = download(ya, x.size());
+                    for (size_t i = 0; i < y.size(); ++i)
+                        ASSERT_NEAR(y[i], ref[i], 1e-5f * std::fabs(ref[i]) + 1e-6f) << "at " << i;
+                }
+            }
+        }
+    }
+}
+
+TEST_F(VulkanTest, RmsNormInPlace) {
+    std::mt19937 rng(11);
+    const int64_t rows = 4, cols = 300;
+    const auto x = random_floats(static_cast<size_t>(rows * cols), rng);
+    const auto w = random_floats(static_cast<size_t>(cols), rng);
+    std::vector<float> ref(x.size());
+    cpu::rms_norm_mul(x.data(), w.data(), ref.data(), cols, 1e-6f, 0, rows);
+    Allocation xa = upload(x);
+    Allocation wa = upload(w);
+    RmsNormArgs args;
+    args.rows = rows;
+    args.cols = cols;
+    args.x = args.y = xa.range();
+    args.w = wa.range();
+    Sequence seq(ctx().device());
+    seq.begin();
+    record_rms_norm(ctx(), seq, args, 4 * ctx().props().subgroup_size);
+    seq.end();
+    seq.run();
+    const auto y = download(xa, x.size());
+    for (size_t i = 0; i < y.size(); ++i)
+        ASSERT_NEAR(y[i], ref[i], 1e-5f * std::fabs(ref[i]) + 1e-6f) << "at " << i;
+}
+
+TEST_F(VulkanTest, SequenceRecordedOnceResubmitted) {
+    // RMSNorm, a barrier, then a Q8_0 GEMV of its output: recorded once, submitted three times
+    // with the output cleared in between, then once more after the input changed.
+    std::mt19937 rng(3);
+    const int64_t k = 576, m = 33, n = 1;
+    const auto w = random_weights(DType::Q8_0, m, k, rng);
+    const auto norm_w = random_floats(static_cast<size_t>(k), rng, 0.5f, 1.5f);
+    auto x = random_floats(static_cast<size_t>(k), rng);
+    Allocation wa = upload(w);
+    Allocation na = upload(norm_w);
+    Allocation xa = upload(x);
+    Allocation ha = ctx().memory().allocate(static_cast<size_t>(k) * sizeof(float));
+    Allocation ya = ctx().memory().allocate(static_cast<size_t>(m) * sizeof(float));
+
+    Sequence seq(ctx().device());
+    seq.begin();
+    RmsNormArgs norm;
+    norm.rows = n;
+    norm.cols = k;
+    norm.x = xa.range();
+    norm.w = na.range();
+    norm.y = ha.range();
+    record_rms_norm(ctx(), seq, norm);
+    seq.barrier();
+    MatMulArgs mm;
+    mm.weight_type = DType::Q8_0;
+    mm.m = m;
+    mm.k = k;
+    mm.n = n;
+    mm.w = wa.range();
+    mm.x = ha.range();
+    mm.y = ya.range();
+    record_matmul(ctx(), seq, mm);
+    seq.end();
+    EXPECT_EQ(seq.dispatches(), 2u);
+
+    auto expected = [&] {
+        std::vector<float> h(x.size());
+        cpu::rms_norm_mul(x.data(), norm_w.data(), h.data(), k, norm.eps, 0, n);
+        std::vector<double> ref, mag;
+        reference_matmul(DType::Q8_0, w, h, m, k, n, ref, mag);
+        return std::make_pair(ref, mag);
+    };
+    auto [ref, mag] = expected();
+    std::vector<float> first;
+    const std::vector<float> zeros(static_cast<size_t>(m), 0.0f);
+    for (int round = 0; round < 3; ++round) {
+        ctx().write(ya, 0, zeros.data(), zeros.size() * sizeof(float));
+        seq.run();
+        const auto y = download(ya, static_cast<size_t>(m));
+        if (round == 0) {
+            first = y;
+            for (int64_t r = 0; r < m; ++r)
+                EXPECT_NEAR(y[r], ref[r], 1e-4 * mag[r] + 1e-6) << "row " << r;
+        } else {
+            EXPECT_EQ(y, first) << "submit " << round + 1 << " differs from the first";
+        }
+    }
+    // New input, same recording.
+    x = random_floats(static_cast<size_t>(k), rng);
+    ctx().write(xa, 0, x.data(), x.size() * sizeof(float));
+    seq.submit();
+    seq.wait();
+    std::tie(ref, mag) = expected();
+    const auto y = download(ya, static_cast<size_t>(m));
+    for (int64_t r = 0; r < m; ++r) EXPECT_NEAR(y[r], ref[r], 1e-4 * mag[r] + 1e-6) << "row " << r;
+}
+
+}  // namespace
+}  // namespace mllm::vk
+
+#endif  // MLLM_HAVE_VULKAN
