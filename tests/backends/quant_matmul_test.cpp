@@ -139,6 +139,26 @@ std::vector<Shape> shapes_for(DType t) {
             }
         }
     }
+    if (block < 256) {
+        // Real decode shapes whose rows are not whole groups of 8 blocks (SmolLM2 k = 576: 18
+        // blocks, Qwen2.5 k = 896: 28) or are (k = 1536), one token: decode streams a thread's
+        // rows as one run of blocks, so a range may start and end mid-group and mid-way through
+        // the activation pattern (which repeats every 4 rows for k = 576, 2 for 896).
+        for (int64_t k : {576, 896, 1536}) {
+            for (int64_t rows : {1, 3, 7, 33}) {
+                out.push_back({k, rows, 0, 1});
+                if (rows > 1) out.push_back({k, rows, rows - 1, 1});  // the last row alone
+                if (rows > 5) out.push_back({k, rows, 5, 1});
+            }
+        }
+        out.push_back({576, 34, 13, 1});  // starts 2 blocks into a group, ends 4 into one
+        out.push_back(
+            {576, 41, 30, 1});  // starts 4 blocks into a group and 3 rows into the pattern
+        out.push_back({896, 9, 3, 1});
+        out.push_back({896, 64, 17, 1});
+        // An odd block count with a pattern too long to prepare: one stream per row.
+        out.push_back({32 * 189, 5, 1, 1});
+    }
     if (t == DType::F32 || t == DType::F16 || t == DType::BF16) {
         // Float rows need not be multiples of 8.
         out.push_back({13, 7, 2, 5});
@@ -308,6 +328,39 @@ TEST_P(QuantMatmulTest, SimdMatchesScalarKernels) {
                 for (int64_t r = s.row_begin; r < s.rows; ++r) {
                     const size_t i = static_cast<size_t>(tok * s.rows + r);
                     ASSERT_NEAR(simd[i], scalar[i],
+                                0.25 * rounding_tol(ref.exact_mag[i], float_terms(p)))
+                        << "r=" << r << " tok=" << tok;
+                }
+            }
+        }
+    }
+}
+
+// Rows further apart than their bytes (w_row_bytes > row_bytes) must give the same results:
+// decode cannot then read the rows as one run of blocks.
+TEST_P(QuantMatmulTest, PaddedRowsMatchPackedRows) {
+    const DType t = GetParam();
+    std::mt19937 rng(5 + static_cast<unsigned>(t));
+    const int64_t block = dtype_traits(t).block_size;
+    for (const Shape& s : {Shape{block < 256 ? 576 : 1536, 9, 2, 1}, Shape{896, 6, 1, 3}}) {
+        if (s.k % block != 0) continue;
+        const Problem p = make_problem(t, s, rng);
+        const size_t padded = p.w_rb + 64;
+        std::vector<uint8_t> w(padded * static_cast<size_t>(s.rows), 0xff);
+        for (int64_t r = 0; r < s.rows; ++r)
+            std::memcpy(w.data() + r * padded, p.w.data() + r * p.w_rb, p.w_rb);
+        const Reference ref = reference(p);
+        for (Isa isa : isas_to_test()) {
+            SCOPED_TRACE(describe(t, s, isa));
+            const std::vector<float> packed = run(p, isa, s.rows);
+            std::vector<float> y(static_cast<size_t>(s.rows * s.n_tokens), std::nanf(""));
+            quant_matmul_isa(isa, t, s.k, w.data(), padded, s.row_begin, s.rows, p.act.data(),
+                             p.act_rb, s.n_tokens, y.data(), s.rows);
+            for (int64_t tok = 0; tok < s.n_tokens; ++tok) {
+                for (int64_t r = s.row_begin; r < s.rows; ++r) {
+                    const size_t i = static_cast<size_t>(tok * s.rows + r);
+                    // The same integer sums; the float additions may differ in order.
+                    ASSERT_NEAR(y[i], packed[i],
                                 0.25 * rounding_tol(ref.exact_mag[i], float_terms(p)))
                         << "r=" << r << " tok=" << tok;
                 }

@@ -15,7 +15,10 @@
 // once per 256 elements.
 //
 // Decode (one token, memory-bound) streams a thread's rows one after the other as a single
-// sequential stream, with software prefetch into L2. Prefill (compute-bound) tiles rows x
+// sequential stream, with software prefetch into L2; for the 32-element formats the stream goes
+// by groups of 8 blocks whatever the row length, a group that straddles two rows being split
+// between them (gemv_stream), so short and ragged rows (k = 576: 18 blocks) cost no more per
+// byte than long ones. Prefill (compute-bound) tiles rows x
 // tokens: weights are decoded once per group (or super-block) of 4 rows into an L1 scratch and
 // reused by every token of a chunk sized to keep its activations in L2.
 #include <immintrin.h>
@@ -23,7 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <utility>
+#include <numeric>
 
 #include "backends/cpu/kernels/quant_matmul.h"
 #include "core/quant/blocks.h"
@@ -144,6 +147,27 @@ inline __m256 load_halves8(const uint8_t* p, size_t stride) {
     return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo)));
 }
 
+// Both fp16 fields of the 4-byte headers at p + lane_block(i) * stride (scale, min), as floats:
+// one 32-bit load per block instead of two 16-bit ones, each u64 holding two lanes' pairs.
+template <Layout L>
+inline void load_half_pairs8(const uint8_t* p, size_t stride, __m256& first, __m256& second) {
+    uint64_t u[4];
+    // u[0], u[2]: lanes 0-1 and 2-3 (low halves); u[1], u[3]: lanes 4-5 and 6-7.
+    for (int j = 0; j < 4; ++j) {
+        const int lane = (j & 1) * 4 + (j >> 1) * 2;
+        uint64_t a = load_u32(p + lane_block<L>(lane) * stride);
+        uint64_t b = load_u32(p + lane_block<L>(lane + 1) * stride);
+        __asm__("" : "+r"(a), "+r"(b));
+        u[j] = a | b << 32;
+    }
+    const __m256 x =
+        _mm256_cvtph_ps(_mm_set_epi64x(static_cast<long long>(u[1]), static_cast<long long>(u[0])));
+    const __m256 y =
+        _mm256_cvtph_ps(_mm_set_epi64x(static_cast<long long>(u[3]), static_cast<long long>(u[2])));
+    first = _mm256_shuffle_ps(x, y, 0x88);
+    second = _mm256_shuffle_ps(x, y, 0xdd);
+}
+
 // Four vectors of int32 lanes -> lane i of half h (= 4 * h + i) is the sum of the 4 lanes of
 // half h of m[i]. Unpacks and adds, no hadd.
 inline __m256i transpose_add4(__m256i m0, __m256i m1, __m256i m2, __m256i m3) {
@@ -225,14 +249,26 @@ inline __m256i spread_bits_to_0x10(uint64_t bits, __m256i select) {
 // the largest unsigned quant; its quants as one block in element order and, for the paired
 // ones, as a pair of blocks (lo, hi). The fp16 scale is at byte 0 in all of them.
 
-// The nibbles of blocks at qs0 and qs1 (kTwo), or of qs0 alone with zeros for the second.
-template <bool kTwo>
+// 16 bytes at p0 in the low half, 16 at p1 in the high half.
+inline __m256i load_pair128(const uint8_t* p0, const uint8_t* p1) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(load128(p0)), load128(p1), 1);
+}
+
+// The nibbles of the blocks at qs0 and qs1.
 inline void pair_nibbles(const uint8_t* qs0, const uint8_t* qs1, __m256i& lo, __m256i& hi) {
-    __m256i both = _mm256_zextsi128_si256(load128(qs0));
-    if constexpr (kTwo) both = _mm256_inserti128_si256(both, load128(qs1), 1);
+    const __m256i both = load_pair128(qs0, qs1);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     lo = _mm256_and_si256(both, low4);
     hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), low4);
+}
+
+// Byte j of each half of the result is 16 when bit (j % 8) of byte select[j] of that half of
+// `bits` is set, else 0. The bit isolated by the mask is positive as a signed byte except bit
+// 7 (-128), so signing +-16 by it gives +16 for every set bit: 4 instructions, no compare.
+inline __m256i spread_bits_to_16(__m256i bits, __m256i select) {
+    const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+    const __m256i sixteen = _mm256_set1_epi64x(static_cast<long long>(0xf010101010101010ull));
+    return _mm256_sign_epi8(sixteen, _mm256_and_si256(_mm256_shuffle_epi8(bits, select), bit));
 }
 
 // One block's 32 nibbles in element order.
@@ -250,9 +286,8 @@ struct Q4_0 {
     static constexpr bool kHasMin = false;
     static constexpr bool kSigned = false;
     static constexpr int kMaxQ = 15;
-    template <bool kTwo = true>
     static void pair(const uint8_t* b, __m256i& lo, __m256i& hi) {
-        pair_nibbles<kTwo>(b + 2, b + kBytes + 2, lo, hi);
+        pair_nibbles(b + 2, b + kBytes + 2, lo, hi);
     }
     static __m256i block(const uint8_t* b) { return block_nibbles(b + 2); }
 };
@@ -264,9 +299,8 @@ struct Q4_1 {
     static constexpr bool kHasMin = true;
     static constexpr bool kSigned = false;
     static constexpr int kMaxQ = 15;
-    template <bool kTwo = true>
     static void pair(const uint8_t* b, __m256i& lo, __m256i& hi) {
-        pair_nibbles<kTwo>(b + 4, b + kBytes + 4, lo, hi);
+        pair_nibbles(b + 4, b + kBytes + 4, lo, hi);
     }
     static __m256i block(const uint8_t* b) { return block_nibbles(b + 4); }
 };
@@ -278,21 +312,19 @@ struct Q5_0 {
     static constexpr bool kHasMin = false;
     static constexpr bool kSigned = false;
     static constexpr int kMaxQ = 31;
-    template <bool kTwo = true>
     static void pair(const uint8_t* b, __m256i& lo, __m256i& hi) {
-        pair_nibbles<kTwo>(b + 6, b + kBytes + 6, lo, hi);
-        // Bits of both blocks in one word: bytes 0-1 and 4-5 hold the lo elements' bits,
-        // bytes 2-3 and 6-7 the hi elements'.
-        uint64_t bits = load_u32(b + 2);
-        if constexpr (kTwo) bits |= static_cast<uint64_t>(load_u32(b + kBytes + 2)) << 32;
+        pair_nibbles(b + 6, b + kBytes + 6, lo, hi);
+        // Each half's bytes 0-3 are its block's 32 fifth bits: bytes 0-1 for the lo elements
+        // (0..15), 2-3 for the hi ones.
+        const __m256i bits = load_pair128(b + 2, b + kBytes + 2);
         const __m256i lo_select =
             _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
-                             4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5);
+                             0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
         const __m256i hi_select =
             _mm256_setr_epi8(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,  //
-                             6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7);
-        lo = _mm256_or_si256(lo, spread_bits_to_0x10(bits, lo_select));
-        hi = _mm256_or_si256(hi, spread_bits_to_0x10(bits, hi_select));
+                             2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        lo = _mm256_add_epi8(lo, spread_bits_to_16(bits, lo_select));
+        hi = _mm256_add_epi8(hi, spread_bits_to_16(bits, hi_select));
     }
     static __m256i block(const uint8_t* b) {
         const __m256i select = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
@@ -396,8 +428,13 @@ template <class F, Layout L>
 inline __m256i reduce_products(const __m256i* p) {
     const __m256i ones = _mm256_set1_epi16(1);
     if constexpr (L == Layout::kPaired) {
-        return transpose_add4(_mm256_madd_epi16(p[0], ones), _mm256_madd_epi16(p[1], ones),
-                              _mm256_madd_epi16(p[2], ones), _mm256_madd_epi16(p[3], ones));
+        // Horizontal adds keep the halves apart, which is the lane order wanted here. p[j]
+        // holds sums of 4 products: 16 products of a 4-bit quant fit in 16 bits (16 * 15 * 128
+        // < 2^15), 8 of a 5-bit one.
+        const __m256i p01 = _mm256_hadd_epi16(p[0], p[1]);
+        const __m256i p23 = _mm256_hadd_epi16(p[2], p[3]);
+        if constexpr (F::kMaxQ <= 15) return _mm256_madd_epi16(_mm256_hadd_epi16(p01, p23), ones);
+        return _mm256_hadd_epi32(_mm256_madd_epi16(p01, ones), _mm256_madd_epi16(p23, ones));
     } else if constexpr (L == Layout::kNatural) {
         __m256i m[8];
         for (int b = 0; b < 8; ++b) m[b] = _mm256_madd_epi16(p[b], ones);
@@ -478,8 +515,8 @@ inline __m256 group_accumulate(__m256i dots, __m256 wd, __m256 wm, const ActGrou
 // activation groups are prepared for one such period (at most 8 rows' worth).
 constexpr size_t kMaxPeriodBytes = 64 * 1024;
 
-// acc_row + the lanes of v whose blocks are before `end` (block positions from `first`): the
-// finished row's value. Those lanes of v are cleared.
+// acc + the lanes of v whose blocks (in the group) are before end_in_group: the value of a row
+// that ends there. Those lanes of v are cleared.
 template <Layout L>
 inline float split_row(__m256 acc, __m256& v, int64_t end_in_group) {
     const __m256i lane_blocks =
@@ -499,58 +536,60 @@ void gemv_stream(const uint8_t* w, int64_t nb, int64_t s0, int64_t s1, const Act
                  int64_t period, float* y) {
     constexpr Layout L = F::kDecodeLayout;
     constexpr size_t kGroupBytes = 8 * F::kBytes;
+    alignas(32) uint8_t edge[kGroupBytes];
     int64_t row = s0 / nb;
     int64_t row_end = s0 + nb;   // where the row being summed ends
     int64_t first = s0 / 8 * 8;  // the current group's first block position
     int64_t phase = (first / 8) % period;
     __m256 acc = _mm256_setzero_ps();
-    const auto add_group = [&](const uint8_t* blocks) {
+    while (first < s1) {
+        const uint8_t* blocks = w + first * F::kBytes;
+        if (first < s0 || first + 8 > s1) [[unlikely]] {
+            // A group cut by an end of the stream: its blocks inside the stream, copied into
+            // zeros (zero scales: the lanes outside add nothing). Never reads past s1, which
+            // may be the end of the matrix.
+            const int64_t lo = s0 > first ? s0 : first;
+            const int64_t hi = min64(s1, first + 8);
+            std::memset(edge, 0, kGroupBytes);
+            std::memcpy(edge + (lo - first) * F::kBytes, w + lo * F::kBytes,
+                        static_cast<size_t>(hi - lo) * F::kBytes);
+            blocks = edge;
+        } else {
+            prefetch_ahead(blocks, kGroupBytes);
+        }
         const ActGroup& a = act[phase];
         __m256i idots = group_dots<F>(blocks, a);
-        if constexpr (F::kZeroShift >= 0)
+        if constexpr (F::kZeroShift >= 0) {
             idots = _mm256_sub_epi32(idots,
                                      _mm256_load_si256(reinterpret_cast<const __m256i*>(a.zsum)));
+        }
         const __m256 dots = _mm256_cvtepi32_ps(idots);
-        const __m256 scale = _mm256_mul_ps(load_halves8<L>(blocks, F::kBytes), _mm256_load_ps(a.d));
-        if (row_end > first + 8) {
+        __m256 wd;
+        __m256 wm;
+        if constexpr (F::kHasMin) {
+            load_half_pairs8<L>(blocks, F::kBytes, wd, wm);
+        } else {
+            wd = load_halves8<L>(blocks, F::kBytes);
+        }
+        const __m256 scale = _mm256_mul_ps(wd, _mm256_load_ps(a.d));
+        if (row_end > first + 8) [[likely]] {
             acc = _mm256_fmadd_ps(dots, scale, acc);
-            if constexpr (F::kHasMin)
-                acc = _mm256_fmadd_ps(load_halves8<L>(blocks + 2, F::kBytes),
-                                      _mm256_load_ps(a.dsum), acc);
+            if constexpr (F::kHasMin) acc = _mm256_fmadd_ps(wm, _mm256_load_ps(a.dsum), acc);
         } else {
             // One row (or, for nb < 8, several) ends in this group.
             __m256 v = _mm256_mul_ps(dots, scale);
-            if constexpr (F::kHasMin)
-                v = _mm256_fmadd_ps(load_halves8<L>(blocks + 2, F::kBytes), _mm256_load_ps(a.dsum),
-                                    v);
+            if constexpr (F::kHasMin) v = _mm256_fmadd_ps(wm, _mm256_load_ps(a.dsum), v);
+            const int64_t last = min64(first + 8, s1);
             do {
                 y[row++] = split_row<L>(acc, v, row_end - first);
                 acc = _mm256_setzero_ps();
                 row_end += nb;
-            } while (row_end <= min64(first + 8, s1));
+            } while (row_end <= last);
             acc = v;
         }
         first += 8;
         if (++phase == period) phase = 0;
-    };
-    // A group cut by the stream's ends: its blocks inside the stream, copied into zeros (zero
-    // scales: the lanes outside contribute nothing). Never reads past s1, which may be the end of
-    // the matrix.
-    const auto add_edge_group = [&]() {
-        alignas(32) uint8_t edge[kGroupBytes] = {};
-        const int64_t lo = s0 > first ? s0 : first;
-        const int64_t hi = min64(s1, first + 8);
-        std::memcpy(edge + (lo - first) * F::kBytes, w + lo * F::kBytes,
-                    static_cast<size_t>(hi - lo) * F::kBytes);
-        add_group(edge);
-    };
-    if (first < s0) add_edge_group();
-    for (; first + 8 <= s1;) {
-        const uint8_t* blocks = w + first * F::kBytes;
-        prefetch_ahead(blocks, kGroupBytes);
-        add_group(blocks);
     }
-    if (first < s1) add_edge_group();
 }
 
 // Prefill: NR rows x tc tokens; each group of a row is decoded once (interleaved) and reused
@@ -584,9 +623,7 @@ void run_q8_0_act(const MatmulArgs& args) {
     const size_t act_bytes = static_cast<size_t>(ng) * sizeof(ActGroup);
     if (args.n_tokens == 1) {
         constexpr Layout L = F::kDecodeLayout;
-        int64_t gcd = nb;
-        for (int64_t b = 8; b != 0;) gcd = std::exchange(b, gcd % b);
-        const int64_t period = nb / gcd;  // groups before the activation pattern repeats
+        const int64_t period = nb / std::gcd(nb, int64_t{8});  // groups per activation pattern
         const size_t period_bytes = static_cast<size_t>(period) * sizeof(ActGroup);
         if (args.w_row_bytes == static_cast<size_t>(nb) * F::kBytes &&
             period_bytes <= kMaxPeriodBytes) {
