@@ -14,20 +14,23 @@ namespace mllm::cpu {
 
 namespace {
 
+// Each instruction set built into this binary covers every weight type the runtime computes
+// with; sets without kernels of their own (AVX-512 today) fall back in resolve().
 bool has_kernel(Isa isa, DType weight) {
+    if (!dtype_traits(weight).weight_supported) return false;
     switch (isa) {
         case Isa::Scalar:
-            return detail::has_scalar_kernel(weight);
+            return true;
 #if defined(__x86_64__)
         case Isa::Avx2:
-            return detail::has_avx2_kernel(weight);
+            return true;
 #endif
 #if defined(__aarch64__)
         case Isa::NeonDotprod:
-            return detail::has_neon_kernel(weight);
+            return true;
 #endif
         default:
-            return false;  // no kernels of their own yet (see quant_matmul_isa)
+            return false;
     }
 }
 

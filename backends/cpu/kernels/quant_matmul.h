@@ -62,14 +62,11 @@ struct MatmulArgs {
 };
 
 // One entry point per instruction set, each in its own file (quant_matmul_<isa>.cpp) compiled
-// for that set. has_* says whether the set has a kernel for a weight type; run_* must only be
-// called when it does (and when the CPU supports the set).
-bool has_scalar_kernel(DType weight);
+// for that set and covering every weight type the runtime computes with; run_* must only be
+// called when the CPU supports the set.
 void run_scalar_kernel(const MatmulArgs& args);
-bool has_avx2_kernel(DType weight);
 void run_avx2_kernel(const MatmulArgs& args);
 // Armv8.2-A with the dot product and fp16 extensions (aarch64 builds only).
-bool has_neon_kernel(DType weight);
 void run_neon_kernel(const MatmulArgs& args);
 
 // quantize_row_q8_0 (core/quant) with AVX2, bit-exact with it; decode pays for one activation

@@ -1121,24 +1121,6 @@ void quantize_row_q8_0_avx2(const float* x, void* dst, int64_t k) {
     }
 }
 
-bool has_avx2_kernel(DType weight) {
-    switch (weight) {
-        case DType::F32:
-        case DType::F16:
-        case DType::BF16:
-        case DType::Q4_0:
-        case DType::Q4_1:
-        case DType::Q5_0:
-        case DType::Q8_0:
-        case DType::Q4_K:
-        case DType::Q5_K:
-        case DType::Q6_K:
-            return true;
-        default:
-            return false;
-    }
-}
-
 void run_avx2_kernel(const MatmulArgs& args) {
     switch (args.weight) {
         case DType::F32:

@@ -689,24 +689,6 @@ void run_float(const MatmulArgs& args) {
 
 }  // namespace
 
-bool has_neon_kernel(DType weight) {
-    switch (weight) {
-        case DType::F32:
-        case DType::F16:
-        case DType::BF16:
-        case DType::Q4_0:
-        case DType::Q4_1:
-        case DType::Q5_0:
-        case DType::Q8_0:
-        case DType::Q4_K:
-        case DType::Q5_K:
-        case DType::Q6_K:
-            return true;
-        default:
-            return false;
-    }
-}
-
 void run_neon_kernel(const MatmulArgs& args) {
     switch (args.weight) {
         case DType::F32:

@@ -211,24 +211,6 @@ void run_dots(const MatmulArgs& args, float (*dot)(const void*, const Act*, int6
 
 }  // namespace
 
-bool has_scalar_kernel(DType weight) {
-    switch (weight) {
-        case DType::F32:
-        case DType::F16:
-        case DType::BF16:
-        case DType::Q4_0:
-        case DType::Q4_1:
-        case DType::Q5_0:
-        case DType::Q8_0:
-        case DType::Q4_K:
-        case DType::Q5_K:
-        case DType::Q6_K:
-            return true;
-        default:
-            return false;
-    }
-}
-
 void run_scalar_kernel(const MatmulArgs& args) {
     const int64_t nb = args.k / kQK;
     const int64_t nbk = args.k / kQK_K;
