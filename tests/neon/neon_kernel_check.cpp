@@ -28,9 +28,12 @@
 #include "core/fp16.h"
 #include "core/quant/blocks.h"
 #include "core/quant/quant.h"
+#include "tests/support/quant_matmul_problem.h"
 
 namespace mllm::cpu {
 namespace {
+
+using namespace matmul_check;  // the shared problem builders and reference
 
 int g_passed = 0;
 int g_failed = 0;
@@ -46,86 +49,6 @@ void check(bool ok, const std::string& what) {
 
 constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
                                   DType::Q4_1, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
-
-// Byte offsets of the fp16 fields (scales, mins) inside one block of each format.
-std::vector<size_t> half_fields(DType t) {
-    switch (t) {
-        case DType::Q4_0:
-        case DType::Q5_0:
-        case DType::Q8_0:
-            return {0};
-        case DType::Q4_1:
-        case DType::Q4_K:
-        case DType::Q5_K:
-            return {0, 2};
-        case DType::Q6_K:
-            return {offsetof(BlockQ6_K, d)};
-        default:
-            return {};
-    }
-}
-
-// Random floats for the float types; random bytes for the quantized ones (every quant bit
-// pattern, extreme sub-block scales) with modest fp16 scale fields of either sign.
-std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
-    const size_t rb = row_bytes(t, k);
-    std::vector<uint8_t> w(rb * static_cast<size_t>(rows));
-    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-    const int64_t n = rows * k;
-    if (t == DType::F32) {
-        for (int64_t i = 0; i < n; ++i) {
-            const float v = value(rng);
-            std::memcpy(w.data() + 4 * i, &v, 4);
-        }
-        return w;
-    }
-    if (t == DType::F16 || t == DType::BF16) {
-        for (int64_t i = 0; i < n; ++i) {
-            const float v = value(rng);
-            const uint16_t h = t == DType::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);
-            std::memcpy(w.data() + 2 * i, &h, 2);
-        }
-        return w;
-    }
-    std::uniform_int_distribution<int> byte(0, 255);
-    for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
-    std::uniform_real_distribution<float> scale(0.001f, 0.01f);
-    for (size_t off = 0; off < w.size(); off += dtype_traits(t).type_size) {
-        for (size_t field : half_fields(t)) {
-            const uint16_t h = fp32_to_fp16((byte(rng) & 1 ? -1.0f : 1.0f) * scale(rng));
-            std::memcpy(w.data() + off + field, &h, 2);
-        }
-    }
-    return w;
-}
-
-// Varied magnitudes per 32 elements and, in token 1, an all-zero first block (a zero
-// activation scale).
-std::vector<float> random_activations(int64_t n_tokens, int64_t k, std::mt19937& rng) {
-    std::vector<float> x(static_cast<size_t>(n_tokens * k));
-    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-    std::uniform_real_distribution<float> magnitude(0.1f, 4.0f);
-    for (int64_t i = 0; i < n_tokens * k; i += 32) {
-        const float m = magnitude(rng);
-        for (int64_t j = i; j < std::min(i + 32, n_tokens * k); ++j) x[j] = m * value(rng);
-    }
-    if (n_tokens > 1)
-        for (int64_t j = 0; j < (k >= 512 ? 256 : std::min<int64_t>(32, k)); ++j) x[k + j] = 0.0f;
-    return x;
-}
-
-struct Shape {
-    int64_t k;
-    int64_t rows;       // rows of the matrix
-    int64_t row_begin;  // the kernel computes [row_begin, rows)
-    int64_t n_tokens;
-};
-
-std::string describe(DType t, const Shape& s, Isa isa) {
-    return std::string(dtype_name(t)) + " k=" + std::to_string(s.k) + " rows=[" +
-           std::to_string(s.row_begin) + "," + std::to_string(s.rows) +
-           ") tokens=" + std::to_string(s.n_tokens) + " isa=" + isa_name(isa);
-}
 
 // k of one block, several, groups of 4 plus ragged tails (1..3 blocks), one and several
 // super-blocks; rows 1/3/7/33 from row 0 and from row 5; tokens 1 (decode) to 17; and a long
@@ -151,102 +74,6 @@ std::vector<Shape> shapes_for(DType t) {
     }
     out.push_back({8192, 9, 1, 50});
     return out;
-}
-
-struct Problem {
-    DType type;
-    Shape shape;
-    std::vector<uint8_t> w;
-    std::vector<float> x;
-    std::vector<uint8_t> act;  // quantized activation rows
-    size_t w_rb = 0;
-    size_t act_rb = 0;
-};
-
-Problem make_problem(DType t, const Shape& s, std::mt19937& rng) {
-    Problem p{t,
-              s,
-              random_weights(t, s.rows, s.k, rng),
-              random_activations(s.n_tokens, s.k, rng),
-              {},
-              row_bytes(t, s.k),
-              row_bytes(activation_type(t), s.k)};
-    p.act.resize(p.act_rb * static_cast<size_t>(s.n_tokens));
-    for (int64_t tok = 0; tok < s.n_tokens; ++tok)
-        quantize_activation_row(t, p.x.data() + tok * s.k, p.act.data() + tok * p.act_rb, s.k);
-    return p;
-}
-
-std::vector<float> run(const Problem& p, Isa isa, int64_t ldy) {
-    std::vector<float> y(static_cast<size_t>(ldy * p.shape.n_tokens), std::nanf(""));
-    quant_matmul_isa(isa, p.type, p.shape.k, p.w.data(), p.w_rb, p.shape.row_begin, p.shape.rows,
-                     p.act.data(), p.act_rb, p.shape.n_tokens, y.data(), ldy);
-    return y;
-}
-
-struct Reference {
-    std::vector<double> exact;      // dequantized weights . dequantized activations
-    std::vector<double> exact_mag;  // sum |w * x_q|
-    std::vector<double> fp;         // dequantized weights . original activations
-    std::vector<double> fp_bound;   // activation quantization error bound
-};
-
-// Per element, the most its quantized activation may be off (see quant_matmul_test.cpp).
-std::vector<double> activation_error_bound(const float* x, int64_t k, int64_t block, DType weight) {
-    std::vector<double> bound(static_cast<size_t>(k), 0.0);
-    if (block == 1) {
-        const double rel = weight == DType::F16    ? std::ldexp(1.0, -11)
-                           : weight == DType::BF16 ? std::ldexp(1.0, -8)
-                                                   : 0.0;
-        for (int64_t j = 0; j < k; ++j) bound[j] = rel * std::fabs(double(x[j]));
-        return bound;
-    }
-    for (int64_t start = 0; start < k; start += block) {
-        double amax = 0;
-        for (int64_t j = start; j < start + block; ++j)
-            amax = std::max(amax, std::fabs(double(x[j])));
-        for (int64_t j = start; j < start + block; ++j) bound[j] = 0.57 * amax / 127.0;
-    }
-    return bound;
-}
-
-Reference reference(const Problem& p) {
-    const Shape& s = p.shape;
-    const DType at = activation_type(p.type);
-    const int64_t act_block = dtype_traits(at).block_size;
-    Reference ref;
-    std::vector<float> wf(static_cast<size_t>(s.rows * s.k)), xq(s.k);
-    for (int64_t r = 0; r < s.rows; ++r)
-        dequantize_row(p.type, p.w.data() + r * p.w_rb, wf.data() + r * s.k, s.k);
-    for (int64_t tok = 0; tok < s.n_tokens; ++tok) {
-        const float* x = p.x.data() + tok * s.k;
-        dequantize_row(at, p.act.data() + tok * p.act_rb, xq.data(), s.k);
-        const std::vector<double> x_err = activation_error_bound(x, s.k, act_block, p.type);
-        for (int64_t r = 0; r < s.rows; ++r) {
-            const float* wrow = wf.data() + r * s.k;
-            double exact = 0, mag = 0, fp = 0, bound = 0;
-            for (int64_t i = 0; i < s.k; ++i) {
-                exact += double(wrow[i]) * xq[i];
-                mag += std::fabs(double(wrow[i]) * xq[i]);
-                fp += double(wrow[i]) * x[i];
-                bound += std::fabs(double(wrow[i])) * x_err[i];
-            }
-            ref.exact.push_back(exact);
-            ref.exact_mag.push_back(mag);
-            ref.fp.push_back(fp);
-            ref.fp_bound.push_back(bound);
-        }
-    }
-    return ref;
-}
-
-double rounding_tol(double mag, int64_t terms) {
-    return 4.0 * double(terms + 16) * std::ldexp(1.0, -24) * mag + 1e-30;
-}
-
-int64_t float_terms(const Problem& p) {
-    const int64_t block = dtype_traits(p.type).block_size;
-    return block == 1 ? p.shape.k : 2 * (p.shape.k / block);
 }
 
 std::string at(int64_t r, int64_t tok, double got, double want, double tol) {
