@@ -45,6 +45,63 @@ void axpy_f16(float p, const uint16_t* x, float* y, int64_t n) {
     for (; i < n; ++i) y[i] += p * fp16_to_fp32(x[i]);
 }
 
+// scores[j] = scale * q . k_j for j in [0, n): four keys at a time, so four independent FMA
+// chains hide the FMA latency and one horizontal reduction serves four keys.
+void key_scores(const float* q, const uint16_t* k, int64_t stride, int64_t n, int hd, float scale,
+                float* scores) {
+    int64_t j = 0;
+#ifdef MLLM_ATTN_AVX2
+    if (hd % 8 == 0) {
+        for (; j + 4 <= n; j += 4) {
+            const uint16_t* k0 = k + j * stride;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int i = 0; i < hd; i += 8) {
+                const __m256 qv = _mm256_loadu_ps(q + i);
+                auto key = [&](int which) {
+                    return _mm256_cvtph_ps(
+                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(k0 + which * stride + i)));
+                };
+                a0 = _mm256_fmadd_ps(qv, key(0), a0);
+                a1 = _mm256_fmadd_ps(qv, key(1), a1);
+                a2 = _mm256_fmadd_ps(qv, key(2), a2);
+                a3 = _mm256_fmadd_ps(qv, key(3), a3);
+            }
+            // Lane sums of a0..a3 into one 4-wide vector.
+            const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+            const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+            _mm_storeu_ps(scores + j, _mm_mul_ps(sums, _mm_set1_ps(scale)));
+        }
+    }
+#endif
+    for (; j < n; ++j) scores[j] = dot_f32_f16(q, k + j * stride, hd) * scale;
+}
+
+// out = sum_j p[j] * v_j. 64 output dims at a time stay in eight registers while the keys
+// stream past, instead of a load and store of the output per key.
+void weighted_values(const float* p, const uint16_t* v, int64_t stride, int64_t n, int hd,
+                     float* out) {
+    int d = 0;
+#ifdef MLLM_ATTN_AVX2
+    for (; d + 64 <= hd; d += 64) {
+        __m256 acc[8];
+        for (auto& a : acc) a = _mm256_setzero_ps();
+        for (int64_t j = 0; j < n; ++j) {
+            const __m256 pj = _mm256_set1_ps(p[j]);
+            const uint16_t* vj = v + j * stride + d;
+            for (int c = 0; c < 8; ++c)
+                acc[c] = _mm256_fmadd_ps(
+                    pj,
+                    _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(vj + 8 * c))),
+                    acc[c]);
+        }
+        for (int c = 0; c < 8; ++c) _mm256_storeu_ps(out + d + 8 * c, acc[c]);
+    }
+#endif
+    if (d == hd) return;
+    std::fill(out + d, out + hd, 0.0f);
+    for (int64_t j = 0; j < n; ++j) axpy_f16(p[j], v + j * stride + d, out + d, hd - d);
+}
+
 }  // namespace
 
 void kv_store(const float* k, const float* v, const KvLayer& cache, int64_t n_past,
@@ -73,20 +130,16 @@ void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past,
         const float* qh = q + t * q_width + h * hd;
         const int64_t n_keys = n_past + t + 1;  // causal: itself and everything before
 
-        float max_score = -INFINITY;
-        for (int64_t j = 0; j < n_keys; ++j) {
-            scores[j] = dot_f32_f16(qh, cache.k + j * cache.width + kv_off, hd) * attrs.attn_scale;
-            max_score = std::max(max_score, scores[j]);
-        }
+        key_scores(qh, cache.k + kv_off, cache.width, n_keys, hd, attrs.attn_scale, scores);
+        const float max_score = *std::max_element(scores, scores + n_keys);
         for (int64_t j = 0; j < n_keys; ++j) scores[j] -= max_score;
         exp_inplace(scores, n_keys);
         float sum = 0;
         for (int64_t j = 0; j < n_keys; ++j) sum += scores[j];
-        float* oh = out + t * q_width + h * hd;
-        std::fill(oh, oh + hd, 0.0f);
         const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < n_keys; ++j)
-            axpy_f16(scores[j] * inv, cache.v + j * cache.width + kv_off, oh, hd);
+        for (int64_t j = 0; j < n_keys; ++j) scores[j] *= inv;
+        weighted_values(scores, cache.v + kv_off, cache.width, n_keys, hd,
+                        out + t * q_width + h * hd);
     }
 }
 
