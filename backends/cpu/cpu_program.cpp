@@ -95,6 +95,19 @@ float* CpuProgram::f32(NodeId id) const {
     return reinterpret_cast<float*>(arena_.get() + n.offset);
 }
 
+CpuProgram::MatMulMember CpuProgram::make_member(NodeId weight, int64_t rows, int64_t k,
+                                                 float* y) const {
+    const Node& w = g_[weight];
+    MatMulMember m{};
+    m.type = w.dtype;
+    m.w = w.weight->data;
+    m.w_row_bytes = row_bytes(w.dtype, w.cols);
+    m.rows = rows;
+    m.y = y;
+    m.act_row_bytes = row_bytes(activation_type(w.dtype), k);
+    return m;
+}
+
 void CpuProgram::prepare_matmul(NodeId leader) {
     MatMulGroup group;
     const Node& first = g_[leader];
@@ -105,15 +118,8 @@ void CpuProgram::prepare_matmul(NodeId leader) {
     for (NodeId id = leader; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
         const Node& n = g_[id];
         if (id != leader && (n.dead || n.op != Op::MatMul || n.group_leader != leader)) continue;
-        const Node& w = g_[n.inputs[1]];
-        MatMulMember m{};
-        m.type = w.dtype;
-        m.w = w.weight->data;
-        m.w_row_bytes = row_bytes(w.dtype, w.cols);
-        m.rows = n.cols;
+        MatMulMember m = make_member(n.inputs[1], n.cols, group.k, f32(id));
         m.bias = n.inputs.size() > 2 ? f32(n.inputs[2]) : nullptr;
-        m.y = f32(id);
-        m.act_row_bytes = row_bytes(activation_type(w.dtype), group.k);
         group.members.push_back(m);
         group.total_rows += m.rows;
         if (first.group_leader == kNoNode) break;
@@ -129,17 +135,9 @@ void CpuProgram::prepare_gated_matmul(NodeId id) {
     group.k = g_[n.inputs[0]].cols;
     group.total_rows = n.cols;
     group.gated = true;
-    for (int i = 1; i <= 2; ++i) {
-        const Node& w = g_[n.inputs[static_cast<size_t>(i)]];
-        MatMulMember m{};
-        m.type = w.dtype;
-        m.w = w.weight->data;
-        m.w_row_bytes = row_bytes(w.dtype, w.cols);
-        m.rows = n.cols;
-        m.y = i == 1 ? f32(id) : nullptr;  // up's buffer is set once the scratch exists
-        m.act_row_bytes = row_bytes(activation_type(w.dtype), group.k);
-        group.members.push_back(m);
-    }
+    group.members.push_back(make_member(n.inputs[1], n.cols, group.k, f32(id)));  // gate
+    // up: its buffer is set once the scratch exists
+    group.members.push_back(make_member(n.inputs[2], n.cols, group.k, nullptr));
     groups_.push_back(std::move(group));
 }
 

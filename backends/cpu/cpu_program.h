@@ -52,6 +52,7 @@ class CpuProgram final : public Executable {
     };
 
     float* f32(graph::NodeId id) const;
+    MatMulMember make_member(graph::NodeId weight, int64_t rows, int64_t k, float* y) const;
     void prepare_matmul(graph::NodeId leader);
     void prepare_gated_matmul(graph::NodeId id);
     void run_step(const Step& s, const StepParams& step);
