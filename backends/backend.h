@@ -4,6 +4,7 @@
 // per step. Backends never include each other, model builders or the runtime.
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -23,13 +24,18 @@ struct DeviceInfo {
 
 struct StepParams {
     int64_t n_past = 0;  // tokens already in the KV cache before this step
+    // Which of the executable's nodes to run: those with ids in [first, last). A graph split
+    // across devices runs one segment at a time, with the runtime copying the tensors that
+    // cross between them.
+    graph::NodeId first = 0;
+    graph::NodeId last = std::numeric_limits<graph::NodeId>::max();
 };
 
 // A graph prepared for one backend: the nodes placed on it, ready to run step after step.
 class Executable {
   public:
     virtual ~Executable() = default;
-    // Copies a step input (an Input node's data) in, or a node's output out.
+    // Copies a node's data in (a step input, or a tensor another device computed) or out.
     virtual void write(graph::NodeId node, const void* src, size_t bytes) = 0;
     virtual void read(graph::NodeId node, void* dst, size_t bytes) = 0;
     virtual void run(const StepParams& step) = 0;

@@ -4,6 +4,9 @@
 #include <mutex>
 
 #include "backends/cpu/cpu_backend.h"
+#ifdef MLLM_HAVE_VULKAN
+#include "backends/vulkan/vk_backend.h"
+#endif
 #include "core/error.h"
 
 namespace mllm {
@@ -25,6 +28,13 @@ std::vector<Entry>& entries() {
         std::vector<Entry> builtin;
         builtin.push_back(
             {"cpu", 0, [](const BackendOptions& o) { return make_cpu_backend(o.n_threads); }});
+#ifdef MLLM_HAVE_VULKAN
+        builtin.push_back({"vulkan", 10, [](const BackendOptions& o) {
+                               return make_vulkan_backend(o.automatic);
+                           }});
+#endif
+        std::stable_sort(builtin.begin(), builtin.end(),
+                         [](const Entry& a, const Entry& b) { return a.priority > b.priority; });
         return builtin;
     }();
     return list;
@@ -50,29 +60,34 @@ std::vector<std::string> backend_names() {
     return names;
 }
 
-std::unique_ptr<Backend> create_backend(std::string_view name, const BackendOptions& options) {
+std::unique_ptr<Backend> create_backend(std::string_view name, const BackendOptions& options,
+                                        std::string* skipped) {
     std::vector<Entry> list;
     {
         std::lock_guard lock(registry_mutex());
         list = entries();
     }
     if (name == "auto") {
+        BackendOptions automatic = options;
+        automatic.automatic = true;
         std::string errors;
         for (const Entry& e : list) {
             try {
-                return e.factory(options);
+                auto backend = e.factory(automatic);
+                if (skipped != nullptr) *skipped = errors;
+                return backend;
             } catch (const Error& err) {
-                errors += "; " + e.name + ": " + err.what();
+                errors += (errors.empty() ? "" : "; ") + e.name + ": " + err.what();
             }
         }
-        fail("no backend could start", errors);
+        fail("no backend could start: ", errors);
     }
     for (const Entry& e : list)
         if (e.name == name) return e.factory(options);
     if (name == "vulkan")
         fail(
-            "the vulkan backend is not built yet (it lands with the Vulkan issue); use --backend "
-            "cpu");
+            "this build has no vulkan backend (configured without the Vulkan headers or "
+            "glslangValidator: run scripts/install-deps.sh and rebuild); use --backend cpu");
     std::string known;
     for (const Entry& e : list) known += (known.empty() ? "" : ", ") + e.name;
     fail("unknown backend '", name, "' (available: ", known, ", auto)");

@@ -13,6 +13,9 @@ namespace mllm {
 
 struct BackendOptions {
     int n_threads = 0;  // CPU worker threads; 0 = one per core
+    // Set when "auto" asks: a backend that would be slower than the CPU backend here (Vulkan on
+    // a CPU device such as lavapipe) declines with a reason.
+    bool automatic = false;
 };
 
 using BackendFactory = std::function<std::unique_ptr<Backend>(const BackendOptions&)>;
@@ -22,7 +25,9 @@ void register_backend(std::string name, int priority, BackendFactory factory);
 // Names of the built and registered backends, best first.
 std::vector<std::string> backend_names();
 // Creates a backend by name ("auto" = the best one that starts); throws mllm::Error if the name
-// is unknown or the backend cannot start on this machine.
-std::unique_ptr<Backend> create_backend(std::string_view name, const BackendOptions& options);
+// is unknown or the backend cannot start on this machine. With "auto", `skipped` (if given)
+// receives why better backends were passed over ("vulkan: no Vulkan device ...").
+std::unique_ptr<Backend> create_backend(std::string_view name, const BackendOptions& options,
+                                        std::string* skipped = nullptr);
 
 }  // namespace mllm

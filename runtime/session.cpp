@@ -10,9 +10,18 @@
 
 namespace mllm {
 
+// A run of consecutive nodes on one device, and the tensors it reads that another device
+// computed (copied in before it runs).
+struct Session::Segment {
+    int device = 0;
+    graph::NodeId first = 0, last = 0;
+    std::vector<graph::NodeId> imports;
+};
+
 struct Session::Plan {
     graph::Graph graph;
-    std::unique_ptr<Executable> exe;
+    std::vector<std::unique_ptr<Executable>> exes;  // per backend; null where no node runs
+    std::vector<Segment> segments;
 };
 
 Session::Session(std::shared_ptr<const Model> model, const SessionOptions& options)
@@ -27,15 +36,27 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
     n_batch_ = std::min(options.n_batch, n_ctx_);
     BackendOptions bo;
     bo.n_threads = options.n_threads;
-    backend_ = create_backend(options.backend, bo);
-    device_ = backend_->info();
-    backend_->allocate_kv_cache(graph::KvSpec{c.n_layer, c.n_head_kv, c.head_dim}, n_ctx_);
+    backends_.push_back(create_backend(options.backend, bo, &backend_notice_));
+    device_ = backends_[0]->info();
+    if (backends_[0]->device_name() != "cpu") backends_.push_back(create_backend("cpu", bo));
+    kv_allocated_.assign(backends_.size(), false);
 }
 
 Session::~Session() = default;
 
 size_t Session::kv_cache_bytes() const {
-    return backend_->kv_cache_bytes();
+    size_t total = 0;
+    for (const auto& b : backends_) total += b->kv_cache_bytes();
+    return total;
+}
+
+int64_t Session::fallback_nodes() {
+    const Plan& plan = plan_for(1, false);
+    int64_t count = 0;
+    for (const graph::Node& n : plan.graph.nodes)
+        if (!n.dead && n.op != graph::Op::Weight && n.op != graph::Op::Input && n.device > 0)
+            ++count;
+    return count;
 }
 
 int64_t Session::arena_bytes() const {
@@ -47,20 +68,67 @@ int64_t Session::arena_bytes() const {
 Session::Plan& Session::plan_for(int64_t n_tokens, bool all_logits) {
     if (n_tokens == 1) all_logits = false;  // the same graph
     auto& slot = plans_[{n_tokens, all_logits}];
-    if (!slot) {
-        auto plan = std::make_unique<Plan>();
-        graph::BuildOptions bo;
-        bo.n_tokens = n_tokens;
-        bo.logits_all = all_logits;
-        plan->graph = graph::build_model_graph(model_->config, *model_->file, bo);
-        graph::fuse(plan->graph);
-        const graph::DeviceCaps* devices[] = {backend_.get()};
-        graph::place(plan->graph, devices);
-        graph::plan_memory(plan->graph);
-        plan->exe = backend_->prepare(plan->graph, 0);
-        slot = std::move(plan);
+    if (slot) return *slot;
+    auto plan = std::make_unique<Plan>();
+    graph::BuildOptions bo;
+    bo.n_tokens = n_tokens;
+    bo.logits_all = all_logits;
+    graph::Graph& g = plan->graph;
+    g = graph::build_model_graph(model_->config, *model_->file, bo);
+    graph::fuse(g);
+    std::vector<const graph::DeviceCaps*> devices;
+    for (const auto& b : backends_) devices.push_back(b.get());
+    graph::place(g, devices);
+    graph::plan_memory(g);
+
+    // Segments, and the tensors each imports from another device.
+    for (graph::NodeId id = 0; id < static_cast<graph::NodeId>(g.nodes.size()); ++id) {
+        const graph::Node& n = g[id];
+        if (n.dead || n.op == graph::Op::Weight || n.op == graph::Op::Input) continue;
+        if (plan->segments.empty() || plan->segments.back().device != n.device)
+            plan->segments.push_back({n.device, id, id + 1, {}});
+        Segment& seg = plan->segments.back();
+        seg.last = id + 1;
+        for (graph::NodeId in : n.inputs) {
+            const graph::Node& src = g[in];
+            if (src.op == graph::Op::Weight || src.op == graph::Op::Input || src.device == n.device)
+                continue;
+            if (std::find(seg.imports.begin(), seg.imports.end(), in) == seg.imports.end())
+                seg.imports.push_back(in);
+        }
     }
+    // A backend holds a KV cache once a graph stores keys on it.
+    const graph::ModelConfig& c = model_->config;
+    for (const graph::Node& n : g.nodes) {
+        if (n.dead || n.op != graph::Op::KvStore) continue;
+        const auto d = static_cast<size_t>(n.device);
+        if (!kv_allocated_[d]) {
+            backends_[d]->allocate_kv_cache(graph::KvSpec{c.n_layer, c.n_head_kv, c.head_dim},
+                                            n_ctx_);
+            kv_allocated_[d] = true;
+        }
+    }
+    plan->exes.resize(backends_.size());
+    for (const Segment& seg : plan->segments) {
+        auto& exe = plan->exes[static_cast<size_t>(seg.device)];
+        if (!exe) exe = backends_[static_cast<size_t>(seg.device)]->prepare(g, seg.device);
+    }
+    slot = std::move(plan);
     return *slot;
+}
+
+void Session::run_plan(Plan& plan) {
+    const graph::Graph& g = plan.graph;
+    for (const Segment& seg : plan.segments) {
+        Executable& exe = *plan.exes[static_cast<size_t>(seg.device)];
+        for (graph::NodeId id : seg.imports) {
+            const size_t bytes = g[id].bytes();
+            transfer_.resize(bytes);
+            plan.exes[static_cast<size_t>(g[id].device)]->read(id, transfer_.data(), bytes);
+            exe.write(id, transfer_.data(), bytes);
+        }
+        exe.run(StepParams{n_past_, seg.first, seg.last});
+    }
 }
 
 std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -83,17 +151,22 @@ std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_l
         positions_.resize(static_cast<size_t>(len));
         for (int64_t i = 0; i < len; ++i)
             positions_[static_cast<size_t>(i)] = static_cast<int32_t>(n_past_ + i);
-        plan.exe->write(plan.graph.tokens, tokens.data() + start,
-                        static_cast<size_t>(len) * sizeof(int32_t));
-        plan.exe->write(plan.graph.positions, positions_.data(),
-                        positions_.size() * sizeof(int32_t));
-        plan.exe->run(StepParams{n_past_});
+        // Every device that runs part of the step gets its inputs.
+        for (const auto& exe : plan.exes) {
+            if (!exe) continue;
+            exe->write(plan.graph.tokens, tokens.data() + start,
+                       static_cast<size_t>(len) * sizeof(int32_t));
+            exe->write(plan.graph.positions, positions_.data(),
+                       positions_.size() * sizeof(int32_t));
+        }
+        run_plan(plan);
         n_past_ += len;
+        Executable& out = *plan.exes[static_cast<size_t>(plan.graph[plan.graph.logits].device)];
         if (all_logits) {
-            plan.exe->read(plan.graph.logits, logits_.data() + static_cast<size_t>(start) * vocab,
-                           static_cast<size_t>(len) * vocab * sizeof(float));
+            out.read(plan.graph.logits, logits_.data() + static_cast<size_t>(start) * vocab,
+                     static_cast<size_t>(len) * vocab * sizeof(float));
         } else if (last_batch) {
-            plan.exe->read(plan.graph.logits, logits_.data(), vocab * sizeof(float));
+            out.read(plan.graph.logits, logits_.data(), vocab * sizeof(float));
         }
     }
     return logits_;
@@ -102,7 +175,11 @@ std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_l
 std::string Session::dump_graph(int64_t n_tokens, bool all_logits) {
     Plan& plan = plan_for(n_tokens, all_logits);
     std::ostringstream out;
-    const std::string names[] = {device_.name + ": " + device_.device};
+    std::vector<std::string> names;
+    for (const auto& b : backends_) {
+        const DeviceInfo info = b->info();
+        names.push_back(info.name + ": " + info.device);
+    }
     graph::write_dot(plan.graph, names, out);
     return out.str();
 }

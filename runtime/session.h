@@ -1,5 +1,7 @@
 #pragma once
-// One conversation with a model on one backend: the KV cache and the prepared step plans.
+// One conversation with a model: the KV cache and the prepared step plans. The chosen backend
+// runs every node it supports; when it is not the CPU, the CPU backend runs the rest (placement
+// picks per node), and the session copies the tensors that cross between them.
 // eval() runs a batch of tokens through the graph (prefill) or a single one (decode).
 #include <map>
 #include <memory>
@@ -26,7 +28,13 @@ class Session {
     ~Session();
 
     const Model& model() const { return *model_; }
+    // The chosen backend (the one that runs everything it can).
     const DeviceInfo& device() const { return device_; }
+    // Why `auto` passed over better backends ("vulkan: no Vulkan device ..."); empty if it did
+    // not.
+    const std::string& backend_notice() const { return backend_notice_; }
+    // Live nodes of the decode graph that the chosen backend refused, run by the CPU instead.
+    int64_t fallback_nodes();
     int64_t n_ctx() const { return n_ctx_; }
     int64_t n_past() const { return n_past_; }
     size_t kv_cache_bytes() const;
@@ -44,17 +52,23 @@ class Session {
 
   private:
     struct Plan;
+    struct Segment;
     Plan& plan_for(int64_t n_tokens, bool all_logits);
+    void run_plan(Plan& plan);
 
     std::shared_ptr<const Model> model_;
-    std::unique_ptr<Backend> backend_;
+    // [0] the chosen backend, then the CPU backend as its fallback (unless [0] is the CPU).
+    std::vector<std::unique_ptr<Backend>> backends_;
+    std::vector<bool> kv_allocated_;
     DeviceInfo device_;
+    std::string backend_notice_;
     int64_t n_ctx_ = 0;
     int64_t n_batch_ = 0;
     int64_t n_past_ = 0;
     std::map<std::pair<int64_t, bool>, std::unique_ptr<Plan>> plans_;
     std::vector<float> logits_;
     std::vector<int32_t> positions_;
+    std::vector<uint8_t> transfer_;  // a tensor crossing between devices
 };
 
 }  // namespace mllm

@@ -1,13 +1,14 @@
 #version 450
-// Matrix times weights, for one weight type per compiled variant (-DWEIGHT_F32, -DWEIGHT_Q8_0,
-// -DWEIGHT_Q4_0): y[t, r] = sum_i W[r, i] * x[t, i], with W [m, k] in its GGUF layout and x, y
-// f32 rows. GEMV when n = 1; a small GEMM for a few tokens.
+// Matrix times weights, for one weight type per compiled variant (dequant.glsl lists them):
+// y[t, r] = sum_i W[r, i] * x[t, i] (+ bias[r]), with W [m, k] in its GGUF layout and x, y f32
+// rows. GEMV when n = 1; a small GEMM for a few tokens.
 //
 // A workgroup computes ROWS weight rows for TOKENS tokens. Its threads stride over each row in
-// chunks of 8 elements (a quarter of a quant block), dequantize a chunk in registers once and
-// use it for every token; partial sums reduce per subgroup (subgroupAdd), then across the
-// workgroup's subgroups in shared memory. Nothing assumes a subgroup size: the workgroup size,
-// ROWS and TOKENS are specialization constants chosen by the host.
+// chunks of 8 elements, dequantize a chunk in registers once and use it for every token; partial
+// sums reduce per subgroup (subgroupAdd), then across the workgroup's subgroups in shared memory.
+// Nothing assumes a subgroup size: the workgroup size, ROWS and TOKENS are specialization
+// constants chosen by the host. The host binds sub-ranges of large buffers (several dispatches
+// when a weight exceeds the device's binding limit), so every offset here is into its binding.
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_GOOGLE_include_directive : require
@@ -15,33 +16,81 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ROWS = 1;
 layout(constant_id = 2) const uint TOKENS = 1;
+// 1: each invocation computes a whole row (ROWS is then 1 and a workgroup covers
+// gl_WorkGroupSize.x rows): no subgroup reductions, no barriers. For CPU devices (lavapipe), which
+// run a workgroup's invocations as SIMD lanes over rows and pay for every barrier; on GPUs the
+// threads of a workgroup share rows so their loads coalesce.
+layout(constant_id = 3) const uint ROW_PER_INVOCATION = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer Weights { uint w[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Input { float x[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer Output { float y[]; };
+layout(std430, set = 0, binding = 3) readonly buffer Bias { float bias[]; };
 
 layout(push_constant) uniform Params {
     uint m;         // weight rows (output features)
     uint k;         // elements per row (input features)
     uint n;         // tokens
-    uint w_offset;  // bytes into the weight binding (a multiple of 4)
+    uint w_offset;  // bytes into the weight binding (even)
     uint x_offset;  // floats into the input binding
     uint x_stride;  // floats between tokens
     uint y_offset;
     uint y_stride;
+    uint bias_offset;  // floats into the bias binding
+    uint has_bias;     // 0: no bias (binding 3 is not read)
 } p;
 
 #include "weights.glsl"
+#include "dequant.glsl"
 
 shared float partial[gl_WorkGroupSize.x];
 
-#if defined(WEIGHT_Q8_0)
-const uint BLOCK_BYTES = 34;
-#elif defined(WEIGHT_Q4_0)
-const uint BLOCK_BYTES = 18;
+vec4 load_x4(uint at) {
+    return round_activation(vec4(x[at], x[at + 1u], x[at + 2u], x[at + 3u]));
+}
+
+void row_per_invocation() {
+    const uint group = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;
+    // Lanes past the last row compute the last row again and store nothing: every lane stays
+    // active through the loop, so llvmpipe loads x once per SIMD vector (the index is uniform)
+    // instead of lane by lane.
+    const uint row = min(group * gl_WorkGroupSize.x + gl_LocalInvocationID.x, p.m - 1u);
+    const bool store = group * gl_WorkGroupSize.x + gl_LocalInvocationID.x < p.m;
+    const uint tok0 = gl_WorkGroupID.y * TOKENS;
+    float acc[TOKENS];
+    for (uint t = 0; t < TOKENS; ++t) acc[t] = 0.0;
+    const uint row_base = p.w_offset + row * row_bytes(p.k);
+    const uint chunks = p.k / 8u;
+    for (uint c = 0; c < chunks; ++c) {
+        vec4 w0, w1;
+        uint i0, i1;
+        dequant_chunk(row_base, c, w0, w1);
+        chunk_index(c, i0, i1);
+        for (uint t = 0; t < TOKENS; ++t) {
+            if (tok0 + t >= p.n) break;
+            const uint xb = p.x_offset + (tok0 + t) * p.x_stride;
+            acc[t] += dot(w0, load_x4(xb + i0)) + dot(w1, load_x4(xb + i1));
+        }
+    }
+#if defined(FLOAT_WEIGHTS)
+    for (uint i = chunks * 8u; i < p.k; ++i) {
+        const float wv = dequant_one(row_base, i);
+        for (uint t = 0; t < TOKENS; ++t) {
+            if (tok0 + t >= p.n) break;
+            acc[t] += wv * round_activation(x[p.x_offset + (tok0 + t) * p.x_stride + i]);
+        }
+    }
 #endif
+    const float b = p.has_bias != 0u ? bias[p.bias_offset + row] : 0.0;
+    for (uint t = 0; t < TOKENS; ++t)
+        if (store && tok0 + t < p.n) y[p.y_offset + (tok0 + t) * p.y_stride + row] = acc[t] + b;
+}
 
 void main() {
+    if (ROW_PER_INVOCATION != 0u) {
+        row_per_invocation();
+        return;
+    }
     // Row groups beyond the dispatch's x limit continue in z.
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;
     const uint row0 = group * ROWS;
@@ -52,54 +101,39 @@ void main() {
     float acc[ROWS * TOKENS];
     for (uint i = 0; i < ROWS * TOKENS; ++i) acc[i] = 0.0;
 
+    const uint chunks = p.k / 8u;
     for (uint r = 0; r < ROWS; ++r) {
         const uint row = row0 + r;
         if (row >= p.m) break;
-#if defined(WEIGHT_F32)
-        const uint wbase = p.w_offset / 4u + row * p.k;
-        for (uint i = tid; i < p.k; i += gl_WorkGroupSize.x) {
-            const float wv = uintBitsToFloat(w[wbase + i]);
-            for (uint t = 0; t < TOKENS; ++t) {
-                if (tok0 + t >= p.n) break;
-                acc[r * TOKENS + t] += wv * x[p.x_offset + (tok0 + t) * p.x_stride + i];
-            }
-        }
-#else
-        const uint row_base = p.w_offset + row * (p.k / 32u) * BLOCK_BYTES;
-        const uint chunks = p.k / 8u;
+        const uint row_base = p.w_offset + row * row_bytes(p.k);
         for (uint c = tid; c < chunks; c += gl_WorkGroupSize.x) {
-            const uint b = c >> 2;   // block
-            const uint s = c & 3u;   // quarter of the block
-            const uint blk = row_base + b * BLOCK_BYTES;
-            const float d = load_half(blk);
-#if defined(WEIGHT_Q8_0)
-            // Elements 8s .. 8s+7: int8 values.
-            const vec4 w0 = unpack_i8x4(load_u32(blk + 2u + 8u * s));
-            const vec4 w1 = unpack_i8x4(load_u32(blk + 6u + 8u * s));
-            const uint i0 = b * 32u + 8u * s;
-            const uint i1 = i0 + 4u;
-#else
-            // Bytes 4s .. 4s+3: elements 4s.. in the low nibbles, 4s+16.. in the high ones.
-            const uvec4 q = uvec4(load_u32(blk + 2u + 4u * s)) >> uvec4(0, 8, 16, 24);
-            const vec4 w0 = vec4(q & 15u) - 8.0;
-            const vec4 w1 = vec4((q >> 4) & 15u) - 8.0;
-            const uint i0 = b * 32u + 4u * s;
-            const uint i1 = i0 + 16u;
-#endif
+            vec4 w0, w1;
+            uint i0, i1;
+            dequant_chunk(row_base, c, w0, w1);
+            chunk_index(c, i0, i1);
             for (uint t = 0; t < TOKENS; ++t) {
                 if (tok0 + t >= p.n) break;
                 const uint xb = p.x_offset + (tok0 + t) * p.x_stride;
-                const vec4 x0 = vec4(x[xb + i0], x[xb + i0 + 1u], x[xb + i0 + 2u], x[xb + i0 + 3u]);
-                const vec4 x1 = vec4(x[xb + i1], x[xb + i1 + 1u], x[xb + i1 + 2u], x[xb + i1 + 3u]);
-                acc[r * TOKENS + t] += d * (dot(w0, x0) + dot(w1, x1));
+                acc[r * TOKENS + t] += dot(w0, load_x4(xb + i0)) + dot(w1, load_x4(xb + i1));
+            }
+        }
+#if defined(FLOAT_WEIGHTS)
+        // Float rows need not be whole chunks: the last k % 8 elements one by one.
+        for (uint i = chunks * 8u + tid; i < p.k; i += gl_WorkGroupSize.x) {
+            const float wv = dequant_one(row_base, i);
+            for (uint t = 0; t < TOKENS; ++t) {
+                if (tok0 + t >= p.n) break;
+                acc[r * TOKENS + t] +=
+                    wv * round_activation(x[p.x_offset + (tok0 + t) * p.x_stride + i]);
             }
         }
 #endif
     }
 
     for (uint r = 0; r < ROWS; ++r) {
+        const uint row = row0 + r;
+        const float b = (p.has_bias != 0u && row < p.m) ? bias[p.bias_offset + row] : 0.0;
         for (uint t = 0; t < TOKENS; ++t) {
-            const uint row = row0 + r;
             const uint tok = tok0 + t;
             float sum = subgroupAdd(acc[r * TOKENS + t]);
             if (gl_NumSubgroups > 1u) {
@@ -109,7 +143,8 @@ void main() {
                 for (uint i = 0; i < gl_NumSubgroups; ++i) sum += partial[i];
                 barrier();  // partial is reused for the next output
             }
-            if (tid == 0u && row < p.m && tok < p.n) y[p.y_offset + tok * p.y_stride + row] = sum;
+            if (tid == 0u && row < p.m && tok < p.n)
+                y[p.y_offset + tok * p.y_stride + row] = sum + b;
         }
     }
 }

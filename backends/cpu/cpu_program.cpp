@@ -156,10 +156,11 @@ void CpuProgram::read(NodeId id, void* dst, size_t bytes) {
 }
 
 void CpuProgram::run(const StepParams& step) {
-    if (step.n_past < 0 || step.n_past + g_.n_tokens > n_ctx_)
+    if (!kv_.empty() && (step.n_past < 0 || step.n_past + g_.n_tokens > n_ctx_))
         fail("context full: ", step.n_past, " + ", g_.n_tokens, " tokens exceed the context of ",
              n_ctx_);
-    for (const Step& s : steps_) run_step(s, step);
+    for (const Step& s : steps_)
+        if (s.id >= step.first && s.id < step.last) run_step(s, step);
 }
 
 void CpuProgram::convert_inputs(const MatMulGroup& group) {

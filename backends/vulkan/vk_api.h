@@ -73,7 +73,12 @@
     X(vkCreateFence)                 \
     X(vkDestroyFence)                \
     X(vkResetFences)                 \
-    X(vkWaitForFences)
+    X(vkWaitForFences)               \
+    X(vkCreateQueryPool)             \
+    X(vkDestroyQueryPool)            \
+    X(vkCmdResetQueryPool)           \
+    X(vkCmdWriteTimestamp)           \
+    X(vkGetQueryPoolResults)
 
 namespace mllm::vk {
 

@@ -105,6 +105,8 @@ Probe probe(const Instance& instance, VkPhysicalDevice pd, uint32_t index) {
     d.max_storage_buffer_range = base.limits.maxStorageBufferRange;
     d.min_storage_buffer_offset_alignment = base.limits.minStorageBufferOffsetAlignment;
     d.non_coherent_atom_size = base.limits.nonCoherentAtomSize;
+    d.timestamp_period_ns =
+        base.limits.timestampComputeAndGraphics ? base.limits.timestampPeriod : 0;
 
     if (api < VK_API_VERSION_1_1) {
         d.unusable_reason = str_cat("Vulkan ", version_string(api), " (the backend needs 1.1)");

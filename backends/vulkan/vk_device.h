@@ -56,6 +56,7 @@ struct DeviceProps {
     uint64_t max_allocation_bytes = 0;
     uint64_t min_storage_buffer_offset_alignment = 0;
     uint64_t non_coherent_atom_size = 0;
+    float timestamp_period_ns = 0;  // 0: the compute queue has no timestamps
 
     uint32_t compute_queue_family = 0;
     bool usable = false;  // meets the backend's minimum (Vulkan 1.1, compute subgroup arithmetic)

@@ -1,6 +1,8 @@
 #include "backends/vulkan/vk_sequence.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "core/error.h"
 
@@ -36,6 +38,7 @@ Sequence::~Sequence() {
     const DeviceFunctions& fn = device_.fn();
     const VkDevice dev = device_.handle();
     if (pending_) fn.vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
+    if (queries_ != VK_NULL_HANDLE) fn.vkDestroyQueryPool(dev, queries_, nullptr);
     for (VkDescriptorPool p : descriptor_pools_) fn.vkDestroyDescriptorPool(dev, p, nullptr);
     fn.vkDestroyFence(dev, fence_, nullptr);
     fn.vkDestroyCommandPool(dev, pool_, nullptr);  // frees cmd_
@@ -57,6 +60,31 @@ void Sequence::begin() {
     recording_ = true;
     recorded_ = false;
     dispatches_ = 0;
+    dispatch_ns_.clear();
+    profiled_runs_ = 0;
+    if (queries_ != VK_NULL_HANDLE) {
+        fn.vkCmdResetQueryPool(cmd_, queries_, 0, query_capacity_);
+        fn.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_, 0);
+    }
+}
+
+void Sequence::enable_profiling() {
+    if (recording_) fail("internal: Sequence::enable_profiling while recording");
+    if (device_.props().timestamp_period_ns <= 0 || queries_ != VK_NULL_HANDLE) return;
+    query_capacity_ = 4096;  // dispatches beyond this are not timed
+    VkQueryPoolCreateInfo info{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+    info.queryType = VK_QUERY_TYPE_TIMESTAMP;
+    info.queryCount = query_capacity_;
+    check(device_.fn().vkCreateQueryPool(device_.handle(), &info, nullptr, &queries_),
+          "vkCreateQueryPool");
+    profiling_ = true;
+}
+
+std::vector<double> Sequence::dispatch_ms() const {
+    std::vector<double> ms;
+    if (profiled_runs_ == 0) return ms;
+    for (double ns : dispatch_ns_) ms.push_back(ns / 1e6 / static_cast<double>(profiled_runs_));
+    return ms;
 }
 
 VkDescriptorSet Sequence::allocate_set(VkDescriptorSetLayout layout) {
@@ -129,6 +157,11 @@ void Sequence::dispatch(const Pipeline& pipeline, std::span<const BufferRange> b
                               push);
     fn.vkCmdDispatch(cmd_, groups.x, groups.y, groups.z);
     ++dispatches_;
+    if (profiling_ && dispatches_ < query_capacity_) {
+        barrier();
+        fn.vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_,
+                               static_cast<uint32_t>(dispatches_));
+    }
 }
 
 void Sequence::barrier() {
@@ -179,6 +212,19 @@ void Sequence::wait() {
     pending_ = false;
     if (r == VK_ERROR_DEVICE_LOST) fail("Vulkan device lost (", device_.props().name, ")");
     check(r, "vkWaitForFences");
+    if (profiling_) {
+        const auto n = static_cast<uint32_t>(std::min<size_t>(dispatches_ + 1, query_capacity_));
+        std::vector<uint64_t> stamps(n);
+        check(device_.fn().vkGetQueryPoolResults(
+                  device_.handle(), queries_, 0, n, n * sizeof(uint64_t), stamps.data(),
+                  sizeof(uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+              "vkGetQueryPoolResults");
+        dispatch_ns_.resize(n - 1, 0.0);
+        const double period = device_.props().timestamp_period_ns;
+        for (uint32_t i = 1; i < n; ++i)
+            dispatch_ns_[i - 1] += static_cast<double>(stamps[i] - stamps[i - 1]) * period;
+        ++profiled_runs_;
+    }
 }
 
 }  // namespace mllm::vk

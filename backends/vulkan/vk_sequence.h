@@ -58,6 +58,12 @@ class Sequence {
     bool recording() const { return recording_; }
     size_t dispatches() const { return dispatches_; }
 
+    // Profiling (call before begin()): every dispatch is followed by a full barrier and a
+    // timestamp, so each one's device time is measured alone. dispatch_ms() is each dispatch's
+    // mean over the submits waited for since begin(); empty when the queue has no timestamps.
+    void enable_profiling();
+    std::vector<double> dispatch_ms() const;
+
   private:
     VkDescriptorSet allocate_set(VkDescriptorSetLayout layout);
 
@@ -70,6 +76,12 @@ class Sequence {
     bool recorded_ = false;
     bool pending_ = false;
     size_t dispatches_ = 0;
+
+    bool profiling_ = false;
+    VkQueryPool queries_ = VK_NULL_HANDLE;
+    uint32_t query_capacity_ = 0;
+    std::vector<double> dispatch_ns_;  // summed over profiled_runs_
+    size_t profiled_runs_ = 0;
 };
 
 }  // namespace mllm::vk

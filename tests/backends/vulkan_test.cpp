@@ -140,7 +140,10 @@ TEST(VulkanSelect, NoDeviceOrNoUsableDevice) {
 }
 
 TEST(VulkanShaders, EveryModuleIsEmbedded) {
-    for (const char* name : {"matmul_f32", "matmul_q8_0", "matmul_q4_0", "rms_norm"}) {
+    for (const char* name :
+         {"matmul_f32", "matmul_f16", "matmul_bf16", "matmul_q8_0", "matmul_q4_0", "matmul_q4_1",
+          "matmul_q5_0", "matmul_q4_k", "matmul_q5_k", "matmul_q6_k", "embed_q4_k", "rms_norm",
+          "elementwise", "rope", "kv_store", "attention"}) {
         const SpirvModule* m = find_shader(name);
         ASSERT_NE(m, nullptr) << name;
         ASSERT_GT(m->word_count, 5u);
@@ -602,8 +605,8 @@ TEST_F(VulkanTest, MatMulRejectsWhatItCannotRun) {
     args.w = args.x = args.y = a.range();
     Sequence seq(ctx().device());
     seq.begin();
-    args.weight_type = DType::Q4_K;
-    EXPECT_FALSE(matmul_supports(DType::Q4_K));
+    args.weight_type = DType::Q8_K;  // an activation format, never a weight
+    EXPECT_FALSE(matmul_supports(DType::Q8_K));
     EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
     args.weight_type = DType::Q8_0;
     args.k = 48;  // not a whole number of blocks

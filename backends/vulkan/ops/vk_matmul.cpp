@@ -15,16 +15,31 @@ struct MatMulPush {
     uint32_t w_offset;
     uint32_t x_offset, x_stride;
     uint32_t y_offset, y_stride;
+    uint32_t bias_offset, has_bias;
 };
 
 const char* shader_name(DType t) {
     switch (t) {
         case DType::F32:
             return "matmul_f32";
+        case DType::F16:
+            return "matmul_f16";
+        case DType::BF16:
+            return "matmul_bf16";
         case DType::Q8_0:
             return "matmul_q8_0";
         case DType::Q4_0:
             return "matmul_q4_0";
+        case DType::Q4_1:
+            return "matmul_q4_1";
+        case DType::Q5_0:
+            return "matmul_q5_0";
+        case DType::Q4_K:
+            return "matmul_q4_k";
+        case DType::Q5_K:
+            return "matmul_q5_k";
+        case DType::Q6_K:
+            return "matmul_q6_k";
         default:
             return nullptr;
     }
@@ -39,9 +54,44 @@ uint32_t u32(int64_t v, const char* what) {
 void need(const BufferRange& r, int64_t bytes, const char* what) {
     if (r.buffer == VK_NULL_HANDLE || static_cast<int64_t>(r.size) < bytes)
         fail("internal: Vulkan matmul ", what, " binding holds ", r.size, " bytes, needs ", bytes);
+    if (r.offset % 4 != 0) fail("internal: Vulkan matmul ", what, " range not 4-byte aligned");
+}
+
+uint64_t alignment(const DeviceProps& d) {
+    return std::max<uint64_t>(d.min_storage_buffer_offset_alignment, 4);
 }
 
 }  // namespace
+
+namespace binding {
+
+uint64_t limit(const DeviceProps& device, uint64_t override_bytes) {
+    const uint64_t max = device.max_storage_buffer_range;
+    return override_bytes != 0 ? std::min(max, override_bytes) : max;
+}
+
+BufferRange part(const DeviceProps& device, const BufferRange& whole, uint64_t begin,
+                 uint64_t bytes, uint64_t& skip) {
+    const uint64_t align = alignment(device);
+    const uint64_t start = whole.offset + begin;
+    const uint64_t offset = start / align * align;
+    skip = start - offset;
+    return {whole.buffer, offset, (skip + bytes + 3) / 4 * 4};
+}
+
+int64_t items_per_binding(const DeviceProps& device, uint64_t limit, uint64_t first, uint64_t bytes,
+                          const char* what) {
+    // Room for the skipped alignment and the rounding to words, wherever the part starts.
+    const uint64_t slack = alignment(device) + 4;
+    if (limit < slack + first)
+        fail("Vulkan: one ", what, " of ", first, " bytes does not fit a ", limit,
+             "-byte storage buffer binding");
+    if (bytes == 0) return std::numeric_limits<int64_t>::max();
+    const uint64_t items = 1 + (limit - slack - first) / bytes;
+    return static_cast<int64_t>(std::min<uint64_t>(items, std::numeric_limits<int64_t>::max()));
+}
+
+}  // namespace binding
 
 bool matmul_supports(DType weight_type) {
     return shader_name(weight_type) != nullptr;
@@ -53,11 +103,21 @@ MatMulConfig matmul_config(const DeviceProps& device, DType, int64_t n, MatMulCo
     c.workgroup = o.workgroup != 0 ? o.workgroup
                                    : std::min(std::max<uint32_t>(32, device.subgroup_size),
                                               device.max_workgroup_invocations);
-    c.rows = o.rows != 0 ? o.rows : 2;
+    c.row_per_invocation =
+        o.row_per_invocation >= 0 ? o.row_per_invocation : (device.type == DeviceType::Cpu ? 1 : 0);
+    if (c.row_per_invocation != 0) {
+        // lavapipe runs 8 rows per SIMD instruction; a workgroup of 64 rows is a few of them.
+        c.workgroup =
+            o.workgroup != 0 ? o.workgroup : std::min(64u, device.max_workgroup_invocations);
+        c.rows = c.workgroup;
+    } else {
+        c.rows = o.rows != 0 ? o.rows : 2;
+    }
     // Each weight chunk is dequantized once for this many tokens (a real tiled GEMM for long
     // prefills is a later step).
     c.tokens =
         o.tokens != 0 ? o.tokens : (n >= 4 ? 4 : static_cast<uint32_t>(std::max<int64_t>(n, 1)));
+    c.max_binding = binding::limit(device, o.max_binding);
     return c;
 }
 
@@ -71,36 +131,78 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     if (a.k % block != 0)
         fail("Vulkan matmul: k = ", a.k, " is not a multiple of the ", dtype_name(a.weight_type),
              " block (", block, ")");
-    if (a.w_offset % 4 != 0) fail("internal: Vulkan matmul weight offset not 4-byte aligned");
+    if (a.w_offset < 0 || a.w_offset % 2 != 0 || a.w.offset % 2 != 0)
+        fail("internal: Vulkan matmul weight offset not 2-byte aligned");
     const int64_t x_stride = a.x_stride < 0 ? a.k : a.x_stride;
     const int64_t y_stride = a.y_stride < 0 ? a.m : a.y_stride;
+    const bool has_bias = a.bias.buffer != VK_NULL_HANDLE;
 
-    // The shader reads whole 32-bit words: the weights' binding covers them rounded up to 4.
-    const int64_t w_bytes = a.w_offset + a.m * static_cast<int64_t>(row_bytes(a.weight_type, a.k));
-    need(a.w, (w_bytes + 3) / 4 * 4, "weight");
+    // The shader reads whole 32-bit words: the weights' range covers the last one.
+    const int64_t rb = static_cast<int64_t>(row_bytes(a.weight_type, a.k));
+    const int64_t w_start = static_cast<int64_t>(a.w.offset) + a.w_offset;
+    if (a.w.buffer == VK_NULL_HANDLE ||
+        static_cast<int64_t>(a.w.offset + a.w.size) < (w_start + a.m * rb + 3) / 4 * 4)
+        fail("internal: Vulkan matmul weight binding holds ", a.w.size, " bytes, needs ",
+             a.w_offset + a.m * rb, " and the rest of the last word");
     need(a.x, 4 * (a.x_offset + (a.n - 1) * x_stride + a.k), "input");
     need(a.y, 4 * (a.y_offset + (a.n - 1) * y_stride + a.m), "output");
+    if (has_bias) need(a.bias, 4 * (a.bias_offset + a.m), "bias");
 
-    const MatMulConfig c = matmul_config(ctx.props(), a.weight_type, a.n, overrides);
+    const DeviceProps& props = ctx.props();
+    const MatMulConfig c = matmul_config(props, a.weight_type, a.n, overrides);
     const Pipeline& pipeline =
-        ctx.pipelines().get({shader, 3, sizeof(MatMulPush), {c.workgroup, c.rows, c.tokens}});
-    const MatMulPush push{u32(a.m, "m"),
-                          u32(a.k, "k"),
-                          u32(a.n, "n"),
-                          u32(a.w_offset, "w_offset"),
-                          u32(a.x_offset, "x_offset"),
-                          u32(x_stride, "x_stride"),
-                          u32(a.y_offset, "y_offset"),
-                          u32(y_stride, "y_stride")};
+        ctx.pipelines().get({shader,
+                             4,
+                             sizeof(MatMulPush),
+                             {c.workgroup, c.row_per_invocation != 0 ? 1u : c.rows, c.tokens,
+                              static_cast<uint32_t>(c.row_per_invocation)}});
 
-    // Row groups fill x up to the device's limit and continue in z.
-    const uint32_t* max = ctx.props().max_workgroup_count;
-    const int64_t row_groups = (a.m + c.rows - 1) / c.rows;
-    Groups g;
-    g.x = static_cast<uint32_t>(std::min<int64_t>(row_groups, max[0]));
-    g.z = static_cast<uint32_t>((row_groups + g.x - 1) / g.x);
-    g.y = u32((a.n + c.tokens - 1) / c.tokens, "token groups");
-    seq.dispatch(pipeline, {a.w, a.x, a.y}, push, g);
+    // Rows per dispatch so the weights' part fits one binding; then tokens so the input's and
+    // the output's parts do, and the token groups fit the dispatch's y limit.
+    const int64_t rows_per =
+        std::min(a.m, binding::items_per_binding(props, c.max_binding, rb, rb, "weight row"));
+    const int64_t tokens_per = std::min(
+        {a.n, binding::items_per_binding(props, c.max_binding, 4 * a.k, 4 * x_stride, "input row"),
+         binding::items_per_binding(props, c.max_binding, 4 * rows_per, 4 * y_stride, "output row"),
+         static_cast<int64_t>(props.max_workgroup_count[1]) * c.tokens});
+
+    const uint32_t* max = props.max_workgroup_count;
+    for (int64_t r0 = 0; r0 < a.m; r0 += rows_per) {
+        const int64_t mr = std::min(rows_per, a.m - r0);
+        uint64_t w_skip = 0;
+        const BufferRange w =
+            binding::part(props, a.w, static_cast<uint64_t>(a.w_offset + r0 * rb), mr * rb, w_skip);
+        uint64_t b_skip = 0;
+        const BufferRange bias =
+            has_bias ? binding::part(props, a.bias, 4 * (a.bias_offset + r0), 4 * mr, b_skip)
+                     : BufferRange{};
+        for (int64_t t0 = 0; t0 < a.n; t0 += tokens_per) {
+            const int64_t nt = std::min(tokens_per, a.n - t0);
+            uint64_t x_skip = 0, y_skip = 0;
+            const BufferRange x = binding::part(props, a.x, 4 * (a.x_offset + t0 * x_stride),
+                                                4 * ((nt - 1) * x_stride + a.k), x_skip);
+            const BufferRange y = binding::part(props, a.y, 4 * (a.y_offset + t0 * y_stride + r0),
+                                                4 * ((nt - 1) * y_stride + mr), y_skip);
+            const MatMulPush push{u32(mr, "m"),
+                                  u32(a.k, "k"),
+                                  u32(nt, "n"),
+                                  u32(static_cast<int64_t>(w_skip), "w_offset"),
+                                  u32(static_cast<int64_t>(x_skip / 4), "x_offset"),
+                                  u32(x_stride, "x_stride"),
+                                  u32(static_cast<int64_t>(y_skip / 4), "y_offset"),
+                                  u32(y_stride, "y_stride"),
+                                  u32(static_cast<int64_t>(b_skip / 4), "bias_offset"),
+                                  has_bias ? 1u : 0u};
+            // Row groups fill x up to the device's limit and continue in z.
+            const int64_t row_groups = (mr + c.rows - 1) / c.rows;
+            Groups g;
+            g.x = static_cast<uint32_t>(std::min<int64_t>(row_groups, max[0]));
+            g.z = static_cast<uint32_t>((row_groups + g.x - 1) / g.x);
+            g.y = u32((nt + c.tokens - 1) / c.tokens, "token groups");
+            // Without a bias, binding 3 repeats the output (valid, never read).
+            seq.dispatch(pipeline, {w, x, y, has_bias ? bias : y}, push, g);
+        }
+    }
 }
 
 }  // namespace mllm::vk

@@ -1,6 +1,8 @@
 #pragma once
-// GEMV/GEMM against weights in their GGUF layout (shaders/matmul.comp): y[n, m] = x[n, k] W^T,
-// W [m, k] of type F32, Q8_0 or Q4_0, dequantized in registers inside the shader; x and y f32.
+// GEMV/GEMM against weights in their GGUF layout (shaders/matmul.comp): y[n, m] = x[n, k] W^T
+// (+ bias), W [m, k] of type F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K or Q6_K,
+// dequantized in registers inside the shader; x, y and the bias f32. For F16/BF16 weights the
+// activations are rounded to the weights' precision first, as the CPU backend does.
 #include <cstdint>
 
 #include "backends/vulkan/vk_context.h"
@@ -11,15 +13,20 @@ namespace mllm::vk {
 struct MatMulArgs {
     DType weight_type = DType::F32;
     int64_t m = 0;  // weight rows: output features
-    int64_t k = 0;  // input features (a multiple of 32 for the quantized types)
+    int64_t k = 0;  // input features (a multiple of the type's block: 32, or 256 for K-quants)
     int64_t n = 0;  // tokens
+    // The ranges may exceed the device's storage-buffer range (a large output matrix): only
+    // the parts bound per dispatch must fit, and record_matmul splits rows (and tokens) so they
+    // do.
     BufferRange w, x, y;
-    // Where the tensors start inside their bindings, and the distance between token rows.
-    int64_t w_offset = 0;   // bytes, a multiple of 4
+    BufferRange bias;  // optional: buffer == VK_NULL_HANDLE means none
+    // Where the tensors start inside their ranges, and the distance between token rows.
+    int64_t w_offset = 0;   // bytes, even (blocks are 2-byte aligned)
     int64_t x_offset = 0;   // floats
     int64_t x_stride = -1;  // floats; -1: k
     int64_t y_offset = 0;
-    int64_t y_stride = -1;  // -1: m
+    int64_t y_stride = -1;    // -1: m
+    int64_t bias_offset = 0;  // floats
 };
 
 // How a dispatch is shaped; 0 picks the device's default.
@@ -27,15 +34,39 @@ struct MatMulConfig {
     uint32_t workgroup = 0;  // threads per workgroup
     uint32_t rows = 0;       // weight rows per workgroup
     uint32_t tokens = 0;     // tokens per workgroup
+    // Each invocation computes whole rows (rows = workgroup); the default on CPU devices.
+    // -1: the device's default, 0: off, 1: on.
+    int row_per_invocation = -1;
+    // The largest binding in bytes, below the device's storage-buffer range (tests use a small
+    // one to exercise the splitting).
+    uint64_t max_binding = 0;
 };
 
 bool matmul_supports(DType weight_type);
 // The configuration record_matmul uses for this device, weight type and token count.
 MatMulConfig matmul_config(const DeviceProps& device, DType weight_type, int64_t n,
                            MatMulConfig overrides = {});
-// Records the product into `seq`. Throws mllm::Error for unsupported types or shapes, or ranges
-// too small for the shape.
+// Records the product into `seq` (one dispatch, or several when a binding would exceed the
+// limit; they write disjoint parts of y). Throws mllm::Error for unsupported types or shapes,
+// or ranges too small for the shape.
 void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& args,
                    MatMulConfig overrides = {});
+
+// Shared by the op families that bind parts of large buffers (matmul, embed).
+namespace binding {
+
+// The largest binding: the device's storage-buffer range, or `override` when smaller (0: none).
+uint64_t limit(const DeviceProps& device, uint64_t override_bytes);
+// A binding of `bytes` bytes starting `begin` bytes into `whole`: its offset aligned down to the
+// device's storage-buffer offset alignment (at least 4), the bytes skipped returned in `skip`
+// for the shader to add, and its size rounded up to whole 32-bit words.
+BufferRange part(const DeviceProps& device, const BufferRange& whole, uint64_t begin,
+                 uint64_t bytes, uint64_t& skip);
+// The most `bytes`-sized items (rows, tokens) one binding of at most `limit` bytes holds at any
+// offset, where the first item takes `first` bytes; throws when not even one fits.
+int64_t items_per_binding(const DeviceProps& device, uint64_t limit, uint64_t first, uint64_t bytes,
+                          const char* what);
+
+}  // namespace binding
 
 }  // namespace mllm::vk

@@ -1,0 +1,24 @@
+#pragma once
+// Fused causal GQA attention over one layer's f16 KV cache (shaders/attention.comp): token t
+// attends to cache rows 0 ..= positions[t].
+#include <cstdint>
+
+#include "backends/vulkan/vk_context.h"
+
+namespace mllm::vk {
+
+struct AttentionArgs {
+    int64_t rows = 0;  // query tokens
+    int n_head = 0, n_head_kv = 0, head_dim = 0;
+    int64_t n_ctx = 0;
+    float scale = 1;
+    BufferRange q, positions, k_cache, v_cache, out;
+    int64_t q_offset = 0, positions_offset = 0, out_offset = 0;  // elements
+};
+
+// Head sizes the shader is built for (a specialization constant; even, at most this).
+constexpr int kVkMaxHeadDim = 256;
+
+void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& args);
+
+}  // namespace mllm::vk

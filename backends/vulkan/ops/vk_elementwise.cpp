@@ -1,0 +1,37 @@
+#include "backends/vulkan/ops/vk_elementwise.h"
+
+#include "backends/vulkan/ops/vk_op_util.h"
+
+namespace mllm::vk {
+
+namespace {
+// Mirrors the push constants of shaders/elementwise.comp.
+struct ElementwisePush {
+    uint32_t n, cols;
+    uint32_t a_offset, b_offset, y_offset;
+    uint32_t b_broadcast;
+};
+}  // namespace
+
+void record_elementwise(Context& ctx, Sequence& seq, const ElementwiseArgs& a) {
+    constexpr const char* kOp = "elementwise";
+    if (a.n <= 0 || a.cols <= 0 || a.n % a.cols != 0)
+        fail("internal: Vulkan elementwise over ", a.n, " elements of rows of ", a.cols);
+    const bool uses_b = a.op != Elementwise::Silu && a.op != Elementwise::Copy;
+    need_bytes(a.a, 4 * (a.a_offset + a.n), kOp, "a");
+    need_bytes(a.y, 4 * (a.y_offset + a.n), kOp, "y");
+    if (uses_b) need_bytes(a.b, 4 * (a.b_offset + (a.b_broadcast ? a.cols : a.n)), kOp, "b");
+    const uint32_t workgroup = flat_workgroup(ctx.props());
+    const Pipeline& pipeline = ctx.pipelines().get(
+        {"elementwise", 3, sizeof(ElementwisePush), {workgroup, static_cast<uint32_t>(a.op)}});
+    const ElementwisePush push{push_u32(a.n, kOp, "n"),
+                               push_u32(a.cols, kOp, "cols"),
+                               push_u32(a.a_offset, kOp, "a_offset"),
+                               push_u32(uses_b ? a.b_offset : 0, kOp, "b_offset"),
+                               push_u32(a.y_offset, kOp, "y_offset"),
+                               a.b_broadcast ? 1u : 0u};
+    seq.dispatch(pipeline, {a.a, uses_b ? a.b : a.a, a.y}, push,
+                 flat_groups(ctx.props(), a.n, workgroup));
+}
+
+}  // namespace mllm::vk

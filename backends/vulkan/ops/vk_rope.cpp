@@ -1,0 +1,44 @@
+#include "backends/vulkan/ops/vk_rope.h"
+
+#include <cmath>
+
+#include "backends/vulkan/ops/vk_op_util.h"
+
+namespace mllm::vk {
+
+namespace {
+// Mirrors the push constants of shaders/rope.comp.
+struct RopePush {
+    uint32_t rows, n_head, head_dim;
+    uint32_t x_offset, y_offset, pos_offset;
+    float freq_scale, theta_scale;
+};
+}  // namespace
+
+void record_rope(Context& ctx, Sequence& seq, const RopeArgs& a) {
+    constexpr const char* kOp = "rope";
+    if (a.rows <= 0 || a.n_head <= 0 || a.head_dim <= 0 || a.head_dim % 2 != 0)
+        fail("internal: Vulkan rope of ", a.rows, " rows, ", a.n_head, " heads of ", a.head_dim);
+    const int64_t width = static_cast<int64_t>(a.n_head) * a.head_dim;
+    need_bytes(a.x, 4 * (a.x_offset + a.rows * width), kOp, "input");
+    need_bytes(a.y, 4 * (a.y_offset + a.rows * width), kOp, "output");
+    need_bytes(a.positions, 4 * (a.positions_offset + a.rows), kOp, "positions");
+    const uint32_t workgroup = flat_workgroup(ctx.props());
+    const uint32_t mode = a.mode == graph::RopeMode::Normal ? 0 : 1;
+    const Pipeline& pipeline =
+        ctx.pipelines().get({"rope", 3, sizeof(RopePush), {workgroup, mode}});
+    // Computed on the host exactly as the CPU backend does, so both round the angles alike.
+    const float theta_scale = std::pow(a.base, -2.0f / static_cast<float>(a.head_dim));
+    const RopePush push{push_u32(a.rows, kOp, "rows"),
+                        push_u32(a.n_head, kOp, "n_head"),
+                        push_u32(a.head_dim, kOp, "head_dim"),
+                        push_u32(a.x_offset, kOp, "x_offset"),
+                        push_u32(a.y_offset, kOp, "y_offset"),
+                        push_u32(a.positions_offset, kOp, "positions_offset"),
+                        a.freq_scale,
+                        theta_scale};
+    seq.dispatch(pipeline, {a.x, a.positions, a.y}, push,
+                 flat_groups(ctx.props(), a.rows * width / 2, workgroup));
+}
+
+}  // namespace mllm::vk

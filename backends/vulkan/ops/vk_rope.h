@@ -1,0 +1,22 @@
+#pragma once
+// Rotary position embedding (shaders/rope.comp), both variants, positions read from a device
+// buffer so a recorded step serves every position.
+#include <cstdint>
+
+#include "backends/vulkan/vk_context.h"
+#include "graph/ir.h"
+
+namespace mllm::vk {
+
+struct RopeArgs {
+    int64_t rows = 0;  // tokens
+    int n_head = 0, head_dim = 0;
+    graph::RopeMode mode = graph::RopeMode::Normal;
+    float base = 10000, freq_scale = 1;
+    BufferRange x, positions, y;  // x, y f32 [rows, n_head * head_dim]; positions i32 [rows]
+    int64_t x_offset = 0, y_offset = 0, positions_offset = 0;  // elements
+};
+
+void record_rope(Context& ctx, Sequence& seq, const RopeArgs& args);
+
+}  // namespace mllm::vk

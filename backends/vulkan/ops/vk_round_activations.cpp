@@ -1,0 +1,51 @@
+#include "backends/vulkan/ops/vk_round_activations.h"
+
+#include "backends/vulkan/ops/vk_op_util.h"
+
+namespace mllm::vk {
+
+namespace {
+// Mirrors the push constants of shaders/round_activations.comp.
+struct RoundPush {
+    uint32_t rows, cols;
+    uint32_t x_offset, x_stride, y_offset, y_stride;
+};
+}  // namespace
+
+DType activation_format(DType weight_type) {
+    switch (weight_type) {
+        case DType::Q4_0:
+        case DType::Q4_1:
+        case DType::Q5_0:
+        case DType::Q8_0:
+            return DType::Q8_0;
+        case DType::Q4_K:
+        case DType::Q5_K:
+        case DType::Q6_K:
+            return DType::Q8_K;
+        default:
+            return DType::F32;  // F16/BF16 round inside the matmul, element by element
+    }
+}
+
+void record_round_activations(Context& ctx, Sequence& seq, const RoundActivationsArgs& a) {
+    constexpr const char* kOp = "round_activations";
+    if (a.format != DType::Q8_0 && a.format != DType::Q8_K)
+        fail("internal: Vulkan activations rounded to ", dtype_name(a.format));
+    const int64_t block = a.format == DType::Q8_0 ? 32 : 256;
+    if (a.rows <= 0 || a.cols <= 0 || a.cols % block != 0)
+        fail("internal: Vulkan round_activations of ", a.rows, " x ", a.cols);
+    need_bytes(a.x, 4 * (a.x_offset + a.rows * a.cols), kOp, "input");
+    need_bytes(a.y, 4 * (a.y_offset + a.rows * a.cols), kOp, "output");
+    const uint32_t workgroup = flat_workgroup(ctx.props());
+    const uint32_t format = a.format == DType::Q8_0 ? 0 : 1;
+    const Pipeline& pipeline =
+        ctx.pipelines().get({"round_activations", 2, sizeof(RoundPush), {workgroup, format}});
+    const RoundPush push{push_u32(a.rows, kOp, "rows"),         push_u32(a.cols, kOp, "cols"),
+                         push_u32(a.x_offset, kOp, "x_offset"), push_u32(a.cols, kOp, "x_stride"),
+                         push_u32(a.y_offset, kOp, "y_offset"), push_u32(a.cols, kOp, "y_stride")};
+    seq.dispatch(pipeline, {a.x, a.y}, push,
+                 flat_groups(ctx.props(), a.rows * a.cols / block, workgroup));
+}
+
+}  // namespace mllm::vk

@@ -1,0 +1,27 @@
+#pragma once
+// Rounds f32 activations to the 8-bit blocks (Q8_0 or Q8_K) that quantized weights multiply on
+// the CPU backend, written back as floats (shaders/round_activations.comp): the matmul's float
+// dot products then compute what the CPU's integer ones do, so the backends agree with each
+// other and with llama.cpp.
+#include <cstdint>
+
+#include "backends/vulkan/vk_context.h"
+#include "core/dtype.h"
+
+namespace mllm::vk {
+
+struct RoundActivationsArgs {
+    DType format = DType::Q8_0;  // Q8_0 or Q8_K
+    int64_t rows = 0;
+    int64_t cols = 0;  // a multiple of the format's block
+    BufferRange x, y;
+    int64_t x_offset = 0, y_offset = 0;  // floats; rows are contiguous
+};
+
+// The format activations are rounded to for weights of `weight_type`; F32 when they are used as
+// they are (float weights).
+DType activation_format(DType weight_type);
+
+void record_round_activations(Context& ctx, Sequence& seq, const RoundActivationsArgs& args);
+
+}  // namespace mllm::vk

@@ -1,0 +1,18 @@
+#pragma once
+// The Vulkan backend behind the plug (backends/backend.h): opens a device on creation (nothing
+// touches the driver before), keeps the weights and the f16 KV cache in device memory, and
+// prepares graphs into recorded command buffers (VkProgram).
+#include <memory>
+#include <string>
+
+#include "backends/backend.h"
+
+namespace mllm {
+
+// Opens the device MLLM_VK_DEVICE (an index or name substring) selects, else the best one.
+// Throws mllm::Error when there is no Vulkan loader, no usable device, or the device fails to
+// open; when `automatic` (--backend auto), also when the device is a CPU device such as
+// lavapipe, which is slower than the CPU backend on the same cores.
+std::unique_ptr<Backend> make_vulkan_backend(bool automatic = false);
+
+}  // namespace mllm

@@ -1,0 +1,521 @@
+#include "backends/vulkan/vk_program.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "backends/vulkan/ops/vk_attention.h"
+#include "backends/vulkan/ops/vk_elementwise.h"
+#include "backends/vulkan/ops/vk_embed.h"
+#include "backends/vulkan/ops/vk_kv_store.h"
+#include "backends/vulkan/ops/vk_matmul.h"
+#include "backends/vulkan/ops/vk_rms_norm.h"
+#include "backends/vulkan/ops/vk_rope.h"
+#include "backends/vulkan/ops/vk_round_activations.h"
+#include "core/error.h"
+
+namespace mllm::vk {
+
+using graph::kNoNode;
+using graph::Node;
+using graph::NodeId;
+using graph::Op;
+
+namespace {
+constexpr int kArena = 0;
+constexpr int kScratch = 1;
+constexpr int kRounded = 2;
+constexpr int kKvBase = 3;
+
+}  // namespace
+
+VkProgram::VkProgram(Context& ctx, const graph::Graph& g, int device, WeightStore& weights,
+                     const KvCache& kv, bool profile)
+    : ctx_(ctx), g_(g), device_(device), weights_(weights), kv_(kv), profile_(profile) {
+    arena_ =
+        ctx_.memory().allocate(static_cast<VkDeviceSize>(std::max<int64_t>(g.arena_bytes, 16)));
+    int64_t scratch = 16;
+    for (const Node& n : g.nodes)
+        if (!n.dead && n.device == device && n.op == Op::GatedMatMul)
+            scratch = std::max<int64_t>(scratch, static_cast<int64_t>(n.bytes()));
+    scratch_ = ctx_.memory().allocate(static_cast<VkDeviceSize>(scratch));
+    for (const Node& n : g.nodes)
+        if (!n.dead && n.device == device && (n.op == Op::MatMul || n.op == Op::GatedMatMul))
+            rounded_slot_ = std::max(rounded_slot_, static_cast<int64_t>(g[n.inputs[0]].bytes()));
+    rounded_slot_ = (rounded_slot_ + 255) / 256 * 256;
+    rounded_ =
+        ctx_.memory().allocate(static_cast<VkDeviceSize>(std::max<int64_t>(2 * rounded_slot_, 16)));
+    if (!ctx_.memory().host_visible(MemoryUse::Device)) {
+        upload_ = ctx_.memory().allocate(positions_upload_offset() + g[g.positions].bytes(),
+                                         MemoryUse::Upload);
+        readback_ = ctx_.memory().allocate(g[g.logits].bytes(), MemoryUse::Readback);
+    }
+    record();
+}
+
+VkProgram::~VkProgram() {
+    if (profile_) print_profile();
+}
+
+void VkProgram::print_profile() const {
+    std::map<std::string, double> by_label;
+    double total = 0;
+    size_t runs = 0;
+    for (const Segment& s : segments_) {
+        const std::vector<double> ms = s.seq->dispatch_ms();
+        for (size_t i = 0; i < ms.size() && i < s.labels.size(); ++i) {
+            by_label[s.labels[i]] += ms[i];
+            total += ms[i];
+        }
+        runs = std::max(runs, ms.empty() ? size_t{0} : size_t{1});
+    }
+    if (runs == 0 || total <= 0) return;
+    std::vector<std::pair<double, std::string>> rows;
+    for (const auto& [label, ms] : by_label) rows.emplace_back(ms, label);
+    std::sort(rows.rbegin(), rows.rend());
+    std::fprintf(stderr, "[mllm] vulkan profile, %lld-token step: %.3f ms of dispatches per step\n",
+                 static_cast<long long>(g_.n_tokens), total);
+    for (const auto& [ms, label] : rows)
+        std::fprintf(stderr, "[mllm]   %-24s %8.3f ms  %5.1f%%\n", label.c_str(), ms,
+                     100.0 * ms / total);
+}
+
+size_t VkProgram::dispatches() const {
+    size_t total = 0;
+    for (const Segment& s : segments_) total += s.seq->dispatches();
+    return total;
+}
+
+VkProgram::Bound VkProgram::bind(const Allocation& a, int64_t byte_offset, int64_t bytes) const {
+    const DeviceProps& props = ctx_.props();
+    const auto max_range = static_cast<int64_t>(props.max_storage_buffer_range);
+    const auto total = static_cast<int64_t>(a.reserved());
+    if (total <= max_range) return {a.range(), byte_offset / 4};  // the whole allocation
+    // Too large to bind whole: a window from the aligned start of the tensor.
+    const auto align = static_cast<int64_t>(
+        std::max<uint64_t>(props.min_storage_buffer_offset_alignment, ctx_.memory().alignment()));
+    const int64_t start = byte_offset / align * align;
+    const int64_t size = std::min(total - start, max_range);
+    if (byte_offset + bytes - start > max_range)
+        fail("a tensor of ", bytes, " bytes exceeds the ", max_range,
+             "-byte storage buffer range of ", props.name);
+    return {a.range(static_cast<VkDeviceSize>(start), static_cast<VkDeviceSize>(size)),
+            (byte_offset - start) / 4};
+}
+
+VkProgram::Bound VkProgram::node(NodeId id) const {
+    const Node& n = g_[id];
+    if (n.op == Op::Weight) {
+        const Allocation& w = weights_.get(*n.weight);
+        return bind(w, 0, static_cast<int64_t>(n.weight->nbytes));
+    }
+    return bind(arena_, n.offset, static_cast<int64_t>(n.bytes()));
+}
+
+VkProgram::Access VkProgram::arena_access(NodeId id) const {
+    const Node& n = g_[id];
+    return {kArena, n.offset, n.offset + static_cast<int64_t>(n.bytes())};
+}
+
+void VkProgram::sync(std::span<const Access> reads, std::span<const Access> writes) {
+    auto hits = [](const Access& a, const std::vector<Access>& list) {
+        return std::any_of(list.begin(), list.end(), [&](const Access& b) {
+            return a.resource == b.resource && a.begin < b.end && b.begin < a.end;
+        });
+    };
+    bool hazard = false;
+    for (const Access& r : reads) hazard = hazard || hits(r, pending_writes_);
+    for (const Access& w : writes)
+        hazard = hazard || hits(w, pending_writes_) || hits(w, pending_reads_);
+    if (hazard) {
+        seq_->barrier();
+        pending_reads_.clear();
+        pending_writes_.clear();
+    }
+    pending_reads_.insert(pending_reads_.end(), reads.begin(), reads.end());
+    pending_writes_.insert(pending_writes_.end(), writes.begin(), writes.end());
+}
+
+void VkProgram::record() {
+    for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
+        const Node& n = g_[id];
+        if (n.dead || n.op == Op::Weight || n.op == Op::Input) continue;
+        if (n.device != device_) {
+            // Another device runs this node: what follows goes in the next command buffer.
+            if (seq_ != nullptr) seq_->end();
+            seq_ = nullptr;
+            continue;
+        }
+        if (n.op == Op::MatMul && n.group_leader != kNoNode && n.group_leader != id) continue;
+        if (seq_ == nullptr) begin_segment(id);
+        record_node(id);
+        if (profile_) {
+            std::string label(graph::op_name(n.op));
+            if (n.op == Op::MatMul || n.op == Op::GatedMatMul || n.op == Op::Embed)
+                label += str_cat(" ", dtype_name(g_[n.inputs[n.op == Op::Embed ? 0 : 1]].dtype));
+            segments_.back().labels.resize(seq_->dispatches(), label);
+        }
+        segments_.back().last = id + 1;
+    }
+    if (seq_ == nullptr) return;
+    if (staged() && g_[g_.logits].device == device_) {
+        const Node& logits = g_[g_.logits];
+        seq_->barrier();
+        seq_->copy(arena_.range(static_cast<VkDeviceSize>(logits.offset), logits.bytes()),
+                   readback_.range(0, logits.bytes()));
+    }
+    seq_->end();
+    seq_ = nullptr;
+}
+
+void VkProgram::begin_segment(NodeId first) {
+    segments_.push_back({first, first + 1, std::make_unique<Sequence>(ctx_.device())});
+    seq_ = segments_.back().seq.get();
+    if (profile_) seq_->enable_profiling();
+    seq_->begin();
+    pending_reads_.clear();
+    pending_writes_.clear();
+    if (staged() && segments_.size() == 1) {
+        // Step inputs: host -> upload buffer (write()) -> arena, inside the step's submit.
+        const Node& tokens = g_[g_.tokens];
+        const Node& positions = g_[g_.positions];
+        seq_->copy(upload_.range(0, tokens.bytes()),
+                   arena_.range(static_cast<VkDeviceSize>(tokens.offset), tokens.bytes()));
+        seq_->copy(upload_.range(positions_upload_offset(), positions.bytes()),
+                   arena_.range(static_cast<VkDeviceSize>(positions.offset), positions.bytes()));
+        seq_->barrier();
+    }
+}
+
+VkDeviceSize VkProgram::positions_upload_offset() const {
+    return (g_[g_.tokens].bytes() + 255) / 256 * 256;
+}
+
+const VkProgram::Bound& VkProgram::MatMulInputs::for_weight(DType weight_type) const {
+    switch (activation_format(weight_type)) {
+        case DType::Q8_0:
+            return q8_0;
+        case DType::Q8_K:
+            return q8_k;
+        default:
+            return plain;
+    }
+}
+
+VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DType> weights) {
+    MatMulInputs in;
+    in.plain = node(x_id);
+    const Node& x = g_[x_id];
+    const int64_t bytes = static_cast<int64_t>(x.bytes());
+    bool used[2] = {false, false};
+    for (DType t : weights) {
+        const DType f = activation_format(t);
+        if (f == DType::F32) {
+            in.reads.push_back(arena_access(x_id));
+            continue;
+        }
+        const int slot = f == DType::Q8_0 ? 0 : 1;
+        const Access where{kRounded, slot * rounded_slot_, slot * rounded_slot_ + bytes};
+        in.reads.push_back(where);
+        Bound& out = slot == 0 ? in.q8_0 : in.q8_k;
+        out = bind(rounded_, slot * rounded_slot_, bytes);
+        if (used[slot]) continue;
+        used[slot] = true;
+        const Access reads[] = {arena_access(x_id)};
+        const Access writes[] = {where};
+        sync(reads, writes);
+        RoundActivationsArgs a;
+        a.format = f;
+        a.rows = x.rows;
+        a.cols = x.cols;
+        a.x = in.plain.range;
+        a.x_offset = in.plain.offset;
+        a.y = out.range;
+        a.y_offset = out.offset;
+        record_round_activations(ctx_, *seq_, a);
+    }
+    return in;
+}
+
+void VkProgram::record_matmul_group(NodeId leader) {
+    const Node& first = g_[leader];
+    const NodeId x_id = first.inputs[0];
+    std::vector<NodeId> members;
+    std::vector<DType> types;
+    for (NodeId id = leader; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
+        const Node& n = g_[id];
+        if (id != leader && (n.dead || n.op != Op::MatMul || n.group_leader != leader)) continue;
+        members.push_back(id);
+        types.push_back(g_[n.inputs[1]].dtype);
+        if (first.group_leader == kNoNode) break;
+    }
+    const MatMulInputs in = matmul_inputs(x_id, types);
+    std::vector<Access> writes;
+    for (NodeId m : members) writes.push_back(arena_access(m));
+    sync(in.reads, writes);
+    for (NodeId id : members) {
+        const Node& n = g_[id];
+        const Node& w = g_[n.inputs[1]];
+        const Bound& x = in.for_weight(w.dtype);
+        const Bound y = node(id);
+        MatMulArgs a;
+        a.weight_type = w.dtype;
+        a.m = n.cols;
+        a.k = g_[x_id].cols;
+        a.n = n.rows;
+        a.w = weights_.get(*w.weight).range();
+        a.x = x.range;
+        a.x_offset = x.offset;
+        a.y = y.range;
+        a.y_offset = y.offset;
+        if (n.inputs.size() > 2) {
+            const Bound bias = node(n.inputs[2]);
+            a.bias = bias.range;
+            a.bias_offset = bias.offset;
+        }
+        record_matmul(ctx_, *seq_, a);
+    }
+}
+
+void VkProgram::record_gated_matmul(NodeId id) {
+    // gate -> the output, up -> scratch, then silu(gate) * up in place.
+    const Node& n = g_[id];
+    const NodeId x_id = n.inputs[0];
+    const int64_t bytes = static_cast<int64_t>(n.bytes());
+    const DType types[] = {g_[n.inputs[1]].dtype, g_[n.inputs[2]].dtype};
+    const MatMulInputs in = matmul_inputs(x_id, types);
+    const Access writes[] = {arena_access(id), {kScratch, 0, bytes}};
+    sync(in.reads, writes);
+    const Bound y = node(id);
+    const Bound up = bind(scratch_, 0, bytes);
+    for (int i = 0; i < 2; ++i) {
+        const Node& w = g_[n.inputs[1 + static_cast<size_t>(i)]];
+        const Bound& x = in.for_weight(w.dtype);
+        const Bound& out = i == 0 ? y : up;
+        MatMulArgs a;
+        a.weight_type = w.dtype;
+        a.m = n.cols;
+        a.k = g_[x_id].cols;
+        a.n = n.rows;
+        a.w = weights_.get(*w.weight).range();
+        a.x = x.range;
+        a.x_offset = x.offset;
+        a.y = out.range;
+        a.y_offset = out.offset;
+        record_matmul(ctx_, *seq_, a);
+    }
+    const Access glu_reads[] = {arena_access(id), {kScratch, 0, bytes}};
+    const Access glu_writes[] = {arena_access(id)};
+    sync(glu_reads, glu_writes);
+    ElementwiseArgs e;
+    e.op = Elementwise::SwiGlu;
+    e.n = n.rows * n.cols;
+    e.cols = n.cols;
+    e.a = y.range;
+    e.a_offset = y.offset;
+    e.b = up.range;
+    e.b_offset = up.offset;
+    e.y = y.range;
+    e.y_offset = y.offset;
+    record_elementwise(ctx_, *seq_, e);
+}
+
+void VkProgram::record_node(NodeId id) {
+    const Node& n = g_[id];
+    // Activation inputs are read; the output is written.
+    std::vector<Access> reads;
+    for (NodeId in : n.inputs)
+        if (g_[in].op != Op::Weight) reads.push_back(arena_access(in));
+    std::vector<Access> writes;
+    if (n.offset >= 0 && n.op != Op::KvStore) writes.push_back(arena_access(id));
+    const int layer = n.attrs.layer;
+    const Access k_cache{kKvBase + 2 * layer, 0, 1}, v_cache{kKvBase + 2 * layer + 1, 0, 1};
+
+    switch (n.op) {
+        case Op::Embed: {
+            sync(reads, writes);
+            const Node& table = g_[n.inputs[0]];
+            const Bound ids = node(n.inputs[1]);
+            const Bound y = node(id);
+            EmbedArgs a;
+            a.table_type = table.dtype;
+            a.cols = n.cols;
+            a.rows = n.rows;
+            a.table = weights_.get(*table.weight).range();
+            a.table_rows = table.rows;
+            a.ids = ids.range;
+            a.ids_offset = ids.offset;
+            a.y = y.range;
+            a.y_offset = y.offset;
+            record_embed(ctx_, *seq_, a);
+            return;
+        }
+        case Op::RmsNorm:
+        case Op::RmsNormMul: {
+            sync(reads, writes);
+            const Bound x = node(n.inputs[0]);
+            const Bound y = node(id);
+            RmsNormArgs a;
+            a.rows = n.rows;
+            a.cols = n.cols;
+            a.eps = n.attrs.eps;
+            a.x = x.range;
+            a.x_offset = x.offset;
+            a.y = y.range;
+            a.y_offset = y.offset;
+            if (n.op == Op::RmsNormMul) {
+                const Bound w = node(n.inputs[1]);
+                a.w = w.range;
+                a.w_offset = w.offset;
+            }
+            record_rms_norm(ctx_, *seq_, a);
+            return;
+        }
+        case Op::Add:
+        case Op::Mul:
+        case Op::Silu:
+        case Op::SwiGlu:
+        case Op::TakeLast: {
+            sync(reads, writes);
+            const Bound a_in = node(n.inputs[0]);
+            const Bound y = node(id);
+            ElementwiseArgs e;
+            e.n = n.rows * n.cols;
+            e.cols = n.cols;
+            e.a = a_in.range;
+            e.a_offset = a_in.offset;
+            e.y = y.range;
+            e.y_offset = y.offset;
+            if (n.op == Op::TakeLast) {
+                e.op = Elementwise::Copy;
+                e.a_offset += (g_[n.inputs[0]].rows - 1) * n.cols;
+            } else if (n.op == Op::Silu) {
+                e.op = Elementwise::Silu;
+            } else {
+                const Bound b = node(n.inputs[1]);
+                e.op = n.op == Op::Add   ? Elementwise::Add
+                       : n.op == Op::Mul ? Elementwise::Mul
+                                         : Elementwise::SwiGlu;
+                e.b = b.range;
+                e.b_offset = b.offset;
+                e.b_broadcast = g_[n.inputs[1]].rows == 1 && n.rows > 1;
+            }
+            record_elementwise(ctx_, *seq_, e);
+            return;
+        }
+        case Op::Rope: {
+            sync(reads, writes);
+            const Bound x = node(n.inputs[0]);
+            const Bound pos = node(n.inputs[1]);
+            const Bound y = node(id);
+            RopeArgs a;
+            a.rows = n.rows;
+            a.n_head = n.attrs.n_head;
+            a.head_dim = n.attrs.head_dim;
+            a.mode = n.attrs.rope_mode;
+            a.base = n.attrs.rope_base;
+            a.freq_scale = n.attrs.rope_freq_scale;
+            a.x = x.range;
+            a.x_offset = x.offset;
+            a.positions = pos.range;
+            a.positions_offset = pos.offset;
+            a.y = y.range;
+            a.y_offset = y.offset;
+            record_rope(ctx_, *seq_, a);
+            return;
+        }
+        case Op::KvStore: {
+            reads.push_back(arena_access(g_.positions));
+            writes.push_back(k_cache);
+            writes.push_back(v_cache);
+            sync(reads, writes);
+            const Bound k = node(n.inputs[0]);
+            const Bound v = node(n.inputs[1]);
+            const Bound pos = node(g_.positions);
+            const KvBuffers& cache = kv_.layers[static_cast<size_t>(layer)];
+            KvStoreArgs a;
+            a.rows = g_[n.inputs[0]].rows;
+            a.width = kv_.width;
+            a.n_ctx = kv_.n_ctx;
+            a.k = k.range;
+            a.k_offset = k.offset;
+            a.v = v.range;
+            a.v_offset = v.offset;
+            a.positions = pos.range;
+            a.positions_offset = pos.offset;
+            a.k_cache = cache.k.range();
+            a.v_cache = cache.v.range();
+            record_kv_store(ctx_, *seq_, a);
+            return;
+        }
+        case Op::Attention: {
+            reads.push_back(arena_access(g_.positions));
+            reads.push_back(k_cache);
+            reads.push_back(v_cache);
+            sync(reads, writes);
+            const Bound q = node(n.inputs[0]);
+            const Bound pos = node(g_.positions);
+            const Bound y = node(id);
+            const KvBuffers& cache = kv_.layers[static_cast<size_t>(layer)];
+            AttentionArgs a;
+            a.rows = n.rows;
+            a.n_head = n.attrs.n_head;
+            a.n_head_kv = n.attrs.n_head_kv;
+            a.head_dim = n.attrs.head_dim;
+            a.n_ctx = kv_.n_ctx;
+            a.scale = n.attrs.attn_scale;
+            a.q = q.range;
+            a.q_offset = q.offset;
+            a.positions = pos.range;
+            a.positions_offset = pos.offset;
+            a.k_cache = cache.k.range();
+            a.v_cache = cache.v.range();
+            a.out = y.range;
+            a.out_offset = y.offset;
+            record_attention(ctx_, *seq_, a);
+            return;
+        }
+        case Op::MatMul:
+            record_matmul_group(id);
+            return;
+        case Op::GatedMatMul:
+            record_gated_matmul(id);
+            return;
+        case Op::Input:
+        case Op::Weight:
+            return;
+    }
+    fail("internal: the Vulkan backend cannot record ", graph::op_name(n.op));
+}
+
+void VkProgram::write(NodeId id, const void* src, size_t bytes) {
+    const Node& n = g_[id];
+    if (bytes != n.bytes())
+        fail("internal: input '", n.name, "' takes ", n.bytes(), " bytes, got ", bytes);
+    if (staged() && (id == g_.tokens || id == g_.positions)) {
+        ctx_.write(upload_, id == g_.tokens ? 0 : positions_upload_offset(), src, bytes);
+        return;
+    }
+    ctx_.write(arena_, static_cast<VkDeviceSize>(n.offset), src, bytes);
+}
+
+void VkProgram::read(NodeId id, void* dst, size_t bytes) {
+    const Node& n = g_[id];
+    if (bytes > n.bytes())
+        fail("internal: output '", n.name, "' has ", n.bytes(), " bytes, asked ", bytes);
+    if (staged() && id == g_.logits) {
+        ctx_.read(readback_, 0, dst, bytes);
+        return;
+    }
+    ctx_.read(arena_, static_cast<VkDeviceSize>(n.offset), dst, bytes);
+}
+
+void VkProgram::run(const StepParams& step) {
+    if (!kv_.layers.empty() && (step.n_past < 0 || step.n_past + g_.n_tokens > kv_.n_ctx))
+        fail("context full: ", step.n_past, " + ", g_.n_tokens, " tokens exceed the context of ",
+             kv_.n_ctx);
+    for (Segment& s : segments_)
+        if (s.first >= step.first && s.first < step.last) s.seq->run();
+}
+
+}  // namespace mllm::vk

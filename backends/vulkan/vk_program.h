@@ -1,0 +1,103 @@
+#pragma once
+// A graph prepared for a Vulkan device: the nodes placed here recorded once into command buffers
+// (one per run of consecutive nodes on this device: one for a graph wholly on the GPU), with
+// barriers only where a node reads (or overwrites) memory an earlier unsynchronised
+// node writes (or reads). run() submits and waits: one submit per step on a whole-GPU graph. Step
+// inputs (token ids, positions) and the logits go through host-mapped memory; on devices without
+// unified memory the command buffer itself copies them from and to small staging buffers.
+// n_past reaches the shaders through the positions buffer (KV rows are written at positions[t],
+// token t attends to rows 0 ..= positions[t]), so nothing is re-recorded per step.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/vulkan/vk_context.h"
+#include "backends/vulkan/vk_weights.h"
+
+namespace mllm::vk {
+
+// One layer's f16 cache: rows of n_head_kv * head_dim halfs, one row per position.
+struct KvBuffers {
+    Allocation k, v;
+};
+
+struct KvCache {
+    std::vector<KvBuffers> layers;
+    int64_t n_ctx = 0;
+    int64_t width = 0;
+};
+
+class VkProgram final : public Executable {
+  public:
+    // `profile`: time every dispatch (MLLM_VK_PROFILE=1) and print each op family's mean time
+    // per step to stderr when the program is destroyed.
+    VkProgram(Context& ctx, const graph::Graph& g, int device, WeightStore& weights,
+              const KvCache& kv, bool profile = false);
+    ~VkProgram() override;
+
+    void write(graph::NodeId node, const void* src, size_t bytes) override;
+    void read(graph::NodeId node, void* dst, size_t bytes) override;
+    void run(const StepParams& step) override;
+
+    size_t dispatches() const;
+    size_t submits_per_step() const { return segments_.size(); }
+
+  private:
+    // A range of one of the memories the program writes, for hazard tracking.
+    struct Access {
+        int resource;  // kArena, kScratch, or kKvBase + 2 * layer (+1 for V)
+        int64_t begin, end;
+    };
+    // A tensor as a shader binds it: a range within the device's storage-buffer limits, and
+    // where the tensor starts inside it, in 4-byte elements.
+    struct Bound {
+        BufferRange range;
+        int64_t offset = 0;
+    };
+
+    Bound bind(const Allocation& a, int64_t byte_offset, int64_t bytes) const;
+    Bound node(graph::NodeId id) const;  // an activation in the arena, or a weight
+    Access arena_access(graph::NodeId id) const;
+    void sync(std::span<const Access> reads, std::span<const Access> writes);
+    void record();
+    void begin_segment(graph::NodeId first);
+    VkDeviceSize positions_upload_offset() const;
+    void record_node(graph::NodeId id);
+    void print_profile() const;
+    // The matmuls' input: x itself, or x rounded to each activation format `weights` need.
+    struct MatMulInputs {
+        Bound plain, q8_0, q8_k;
+        std::vector<Access> reads;
+        const Bound& for_weight(DType weight_type) const;
+    };
+    MatMulInputs matmul_inputs(graph::NodeId x, std::span<const DType> weights);
+    void record_matmul_group(graph::NodeId leader);
+    void record_gated_matmul(graph::NodeId id);
+    bool staged() const { return upload_ ? true : false; }
+
+    Context& ctx_;
+    const graph::Graph& g_;
+    int device_;
+    WeightStore& weights_;
+    const KvCache& kv_;
+    Allocation arena_;
+    Allocation scratch_;        // the up projection of gated matmuls
+    Allocation rounded_;        // matmul inputs rounded to Q8_0 and to Q8_K, one slot each
+    int64_t rounded_slot_ = 0;  // bytes
+    Allocation upload_;         // staged step inputs (devices without unified memory)
+    Allocation readback_;       // staged logits
+    struct Segment {
+        graph::NodeId first, last;  // node ids, last exclusive
+        std::unique_ptr<Sequence> seq;
+        std::vector<std::string> labels;  // per dispatch, when profiling
+    };
+    bool profile_ = false;
+    std::vector<Segment> segments_;
+    Sequence* seq_ = nullptr;  // the segment being recorded
+    std::vector<Access> pending_reads_, pending_writes_;
+};
+
+}  // namespace mllm::vk

@@ -1,0 +1,27 @@
+#pragma once
+// The model's weights on the device: each tensor copied once, on first use by any prepared
+// graph (the prefill and decode plans share them), into its own sub-allocation. On
+// unified-memory devices the copy is a memcpy into host-mapped device memory; otherwise it goes
+// through staging.
+#include <cstdint>
+#include <map>
+
+#include "backends/vulkan/vk_context.h"
+#include "core/gguf/gguf_reader.h"
+
+namespace mllm::vk {
+
+class WeightStore {
+  public:
+    explicit WeightStore(Context& ctx) : ctx_(ctx) {}
+    // The tensor's device copy (padded to a multiple of 4 bytes: shaders read 32-bit words).
+    const Allocation& get(const GgufTensor& tensor);
+    uint64_t bytes() const { return bytes_; }
+
+  private:
+    Context& ctx_;
+    std::map<const GgufTensor*, Allocation> tensors_;
+    uint64_t bytes_ = 0;
+};
+
+}  // namespace mllm::vk

@@ -1,0 +1,45 @@
+#version 450
+// Rotary position embedding over the heads of x [rows, n_head * head_dim]: one invocation per
+// rotated pair. MODE 0 (llama) rotates neighbours (2i, 2i+1); MODE 1 (NeoX: qwen2, phi)
+// rotates (i, i + head_dim/2). theta_i = position * freq_scale * theta_scale^i, built by
+// repeated multiplication as the CPU backend and ggml do, so the angles round the same way.
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint MODE = 0;
+
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Positions { int pos[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer Y { float y[]; };
+
+layout(push_constant) uniform Params {
+    uint rows;
+    uint n_head;
+    uint head_dim;
+    uint x_offset;  // floats
+    uint y_offset;
+    uint pos_offset;  // ints
+    float freq_scale;
+    float theta_scale;
+} p;
+
+void main() {
+    const uint half_dim = p.head_dim / 2u;
+    const uint pairs_per_row = p.n_head * half_dim;
+    const uint id = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    if (id >= p.rows * pairs_per_row) return;
+    const uint row = id / pairs_per_row;
+    const uint head = (id % pairs_per_row) / half_dim;
+    const uint i = id % half_dim;
+
+    float theta = float(pos[p.pos_offset + row]) * p.freq_scale;
+    for (uint j = 0; j < i; ++j) theta *= p.theta_scale;
+    const float c = cos(theta);
+    const float s = sin(theta);
+
+    const uint base = row * p.n_head * p.head_dim + head * p.head_dim;
+    const uint ia = base + (MODE == 0u ? 2u * i : i);
+    const uint ib = base + (MODE == 0u ? 2u * i + 1u : i + half_dim);
+    const float x0 = x[p.x_offset + ia];
+    const float x1 = x[p.x_offset + ib];
+    y[p.y_offset + ia] = x0 * c - x1 * s;
+    y[p.y_offset + ib] = x0 * s + x1 * c;
+}

@@ -1,0 +1,575 @@
+// The Vulkan matmul and embedding lookup for every weight type, against core/quant's reference
+// dequantization (double dot products): odd shapes, offsets and strides, a bias, buffers split
+// over several bindings (under an artificially small binding limit), out-of-range ids.
+//
+// Weights are random bytes with sane fp16 scale fields (some of them subnormal), so every bit of
+// every block layout matters: a wrong nibble order, bit position or field offset fails.
+//
+// Device tests run on whatever device MLLM_VK_DEVICE selects (lavapipe on CI). Without a Vulkan
+// device they are skipped with the reason, except when CI=true: there a missing device fails.
+#ifdef MLLM_HAVE_VULKAN
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/vulkan/ops/vk_embed.h"
+#include "backends/vulkan/ops/vk_matmul.h"
+#include "backends/vulkan/vk_context.h"
+#include "backends/vulkan/vk_memory.h"
+#include "backends/vulkan/vk_sequence.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/fp16.h"
+#include "core/quant/quant.h"
+
+namespace mllm::vk {
+namespace {
+
+bool in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci != nullptr && std::string_view(ci) == "true";
+}
+
+// Skips a test that needs a device, or fails it on CI, where a missing device is an error.
+#define MLLM_NO_VULKAN_DEVICE(reason)                                            \
+    do {                                                                         \
+        if (in_ci()) FAIL() << "no Vulkan device on CI (CI=true): " << (reason); \
+        GTEST_SKIP() << "Vulkan unavailable: " << (reason);                      \
+    } while (0)
+
+constexpr DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                            DType::Q4_1, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// One tiling for every test, so each type compiles one pipeline (LLVM takes about half a second
+// per pipeline on lavapipe): the default workgroup (several subgroups), 2 rows and 4 tokens per
+// workgroup, ragged against the odd m and n of the tests.
+const MatMulConfig kTiles{0, 0, 4};
+
+bool is_float(DType t) {
+    return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
+
+// The byte offsets of a block's fp16 fields (scales and mins).
+std::vector<size_t> half_fields(DType t) {
+    switch (t) {
+        case DType::Q4_1:
+        case DType::Q4_K:
+        case DType::Q5_K:
+            return {0, 2};
+        case DType::Q6_K:
+            return {208};
+        default:
+            return {0};
+    }
+}
+
+// `rows` rows of k elements of type t.
+std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
+    std::vector<uint8_t> w(row_bytes(t, k) * static_cast<size_t>(rows));
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    if (is_float(t)) {
+        const size_t size = t == DType::F32 ? 4 : 2;
+        for (size_t i = 0; i * size < w.size(); ++i) {
+            float v = value(rng);
+            if (i % 29 == 5) v *= 1e-6f;  // a half subnormal
+            if (t == DType::F32) {
+                std::memcpy(w.data() + 4 * i, &v, 4);
+            } else {
+                const uint16_t h = t == DType::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);
+                std::memcpy(w.data() + 2 * i, &h, 2);
+            }
+        }
+        return w;
+    }
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
+    std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
+    const size_t block = dtype_traits(t).type_size;
+    for (size_t off = 0, n = 0; off < w.size(); off += block, ++n) {
+        for (size_t field : half_fields(t)) {
+            // Every seventh block's scale is subnormal: the shader must not flush it.
+            const uint16_t h = n % 7 == 3 ? static_cast<uint16_t>(0x8000u * (n % 2) + 1 + n % 1000)
+                                          : fp32_to_fp16(scale(rng));
+            std::memcpy(w.data() + off + field, &h, 2);
+        }
+    }
+    return w;
+}
+
+size_t w_bytes(DType t, int64_t rows, int64_t k) {
+    return row_bytes(t, k) * static_cast<size_t>(rows);
+}
+
+std::vector<float> random_floats(size_t n, std::mt19937& rng) {
+    std::vector<float> v(n);
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    for (float& f : v) f = value(rng);
+    return v;
+}
+
+// The activation as the CPU backend multiplies it with weights of type t.
+float activation(DType t, float v) {
+    if (t == DType::F16) return fp16_to_fp32(fp32_to_fp16(v));
+    if (t == DType::BF16) return bf16_to_fp32(fp32_to_bf16(v));
+    return v;
+}
+
+// y[t, r] (token-major, m apart) in double, and the sum of |w x| (+ |bias|) for the tolerance.
+struct Reference {
+    std::vector<double> y, magnitude;
+};
+
+Reference reference_matmul(DType t, const std::vector<uint8_t>& w, const std::vector<float>& x,
+                           int64_t m, int64_t k, int64_t n, const std::vector<float>& bias = {}) {
+    Reference ref;
+    ref.y.assign(static_cast<size_t>(m * n), 0.0);
+    ref.magnitude.assign(static_cast<size_t>(m * n), 0.0);
+    std::vector<float> row(static_cast<size_t>(k));
+    const size_t rb = row_bytes(t, k);
+    for (int64_t r = 0; r < m; ++r) {
+        dequantize_row(t, w.data() + static_cast<size_t>(r) * rb, row.data(), k);
+        for (int64_t tok = 0; tok < n; ++tok) {
+            double s = bias.empty() ? 0.0 : bias[r];
+            double a = std::fabs(s);
+            for (int64_t i = 0; i < k; ++i) {
+                const double p = static_cast<double>(row[i]) * activation(t, x[tok * k + i]);
+                s += p;
+                a += std::fabs(p);
+            }
+            ref.y[tok * m + r] = s;
+            ref.magnitude[tok * m + r] = a;
+        }
+    }
+    return ref;
+}
+
+double tolerance(double magnitude) {
+    return 3e-5 * magnitude + 1e-6;
+}
+
+// x [n, k] spread into a buffer with an offset and a padded stride, the rest NaN (never read).
+std::vector<float> spread(const std::vector<float>& x, int64_t k, int64_t n, int64_t offset,
+                          int64_t stride) {
+    std::vector<float> out(static_cast<size_t>(offset + n * stride), std::nanf(""));
+    for (int64_t t = 0; t < n; ++t)
+        std::copy_n(x.begin() + t * k, k, out.begin() + offset + t * stride);
+    return out;
+}
+
+class VulkanMatMul : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        try {
+            ctx_ = Context::open();
+        } catch (const Error& e) {
+            error_ = e.what();
+        }
+    }
+    static void TearDownTestSuite() { ctx_.reset(); }
+    void SetUp() override {
+        if (!ctx_) MLLM_NO_VULKAN_DEVICE(error_);
+    }
+
+    Context& ctx() { return *ctx_; }
+
+    template <typename T>
+    Allocation upload(const std::vector<T>& v) {
+        const size_t bytes = v.size() * sizeof(T);
+        Allocation a = ctx().memory().allocate(bytes);
+        ctx().write(a, 0, v.data(), bytes);
+        return a;
+    }
+    std::vector<float> download(const Allocation& a, size_t count) {
+        std::vector<float> out(count);
+        ctx().read(a, 0, out.data(), count * sizeof(float));
+        return out;
+    }
+    // Records `record` into a fresh sequence, runs it, and returns its dispatch count.
+    template <typename F>
+    size_t run(F&& record) {
+        Sequence seq(ctx().device());
+        seq.begin();
+        record(seq);
+        seq.end();
+        seq.run();
+        return seq.dispatches();
+    }
+
+    // y [n, m] for contiguous x and y.
+    std::vector<float> matmul(DType t, const std::vector<uint8_t>& w, const std::vector<float>& x,
+                              int64_t m, int64_t k, int64_t n, MatMulConfig config = {}) {
+        Allocation wa = upload(w);
+        Allocation xa = upload(x);
+        Allocation ya = ctx().memory().allocate(static_cast<size_t>(m * n) * sizeof(float));
+        MatMulArgs args;
+        args.weight_type = t;
+        args.m = m;
+        args.k = k;
+        args.n = n;
+        args.w = wa.range();
+        args.x = xa.range();
+        args.y = ya.range();
+        run([&](Sequence& seq) { record_matmul(ctx(), seq, args, config); });
+        return download(ya, static_cast<size_t>(m * n));
+    }
+
+    // What a binding needs beyond its payload: the offset aligned down, rounding to words.
+    uint64_t slack() {
+        return std::max<uint64_t>(ctx().props().min_storage_buffer_offset_alignment, 4) + 4;
+    }
+
+    static std::unique_ptr<Context> ctx_;
+    static std::string error_;
+};
+std::unique_ptr<Context> VulkanMatMul::ctx_;
+std::string VulkanMatMul::error_;
+using VulkanEmbed = VulkanMatMul;
+
+// Compares y (token-major, m apart) with the reference; at most a few failures per call.
+void expect_close(const std::vector<float>& y, const Reference& ref, int64_t m) {
+    ASSERT_EQ(y.size(), ref.y.size());
+    int bad = 0;
+    for (size_t i = 0; i < y.size() && bad < 5; ++i) {
+        const double tol = tolerance(ref.magnitude[i]);
+        if (!(std::fabs(y[i] - ref.y[i]) <= tol)) {
+            ADD_FAILURE() << "y[token " << i / m << ", row " << i % m << "] = " << y[i]
+                          << ", reference " << ref.y[i] << " (tolerance " << tol << ")";
+            ++bad;
+        }
+    }
+}
+
+std::vector<int64_t> test_ks(DType t) {
+    if (is_float(t)) return {8, 40, 37};  // 37: a partial chunk at the end of each row
+    const int64_t b = dtype_traits(t).block_size;
+    return {b, 3 * b};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matmul
+
+TEST_F(VulkanMatMul, SupportsEveryWeightType) {
+    for (DType t : kTypes) {
+        EXPECT_TRUE(matmul_supports(t)) << dtype_name(t);
+        EXPECT_TRUE(embed_supports(t)) << dtype_name(t);
+    }
+    EXPECT_FALSE(matmul_supports(DType::Q8_K));
+    EXPECT_FALSE(embed_supports(DType::I32));
+}
+
+TEST_F(VulkanMatMul, EveryTypeMatchesTheReferenceOnOddShapes) {
+    std::mt19937 rng(1234);
+    for (DType t : kTypes) {
+        for (int64_t k : test_ks(t)) {
+            for (int64_t m : {1, 5, 67}) {
+                for (int64_t n : {1, 3, 7}) {
+                    SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n));
+                    const auto w = random_weights(t, m, k, rng);
+                    const auto x = random_floats(static_cast<size_t>(n * k), rng);
+                    expect_close(matmul(t, w, x, m, k, n, kTiles),
+                                 reference_matmul(t, w, x, m, k, n), m);
+                    if (HasFailure()) return;
+                }
+            }
+        }
+    }
+}
+
+TEST_F(VulkanMatMul, HalfWeightsRoundActivationsLikeTheCpu) {
+    // An identity matrix makes y exactly the rounded activations: ties to even in the normal
+    // and the subnormal range, underflow to zero, the largest finite half.
+    const std::vector<float> x = {
+        1.0f + 0x1p-11f,  1.0f + 0x3p-11f, 1.0f + 0x1p-8f, 1.0f + 0x3p-8f,  0x3p-25f, 0x1p-25f,
+        0x1.0002p-25f,    -0x5p-25f,       65519.0f,       -1.0f / 3.0f,    0.1f,     0x1p-30f,
+        1.0f + 0x1.8p-9f, 3.14159265f,     -2.71828183f,   0x1.fffffep-15f,
+    };
+    const int64_t k = static_cast<int64_t>(x.size());
+    for (DType t : {DType::F16, DType::BF16}) {
+        SCOPED_TRACE(std::string(dtype_name(t)));
+        std::vector<uint8_t> w(row_bytes(t, k) * static_cast<size_t>(k), 0);
+        const uint16_t one = t == DType::F16 ? fp32_to_fp16(1.0f) : fp32_to_bf16(1.0f);
+        for (int64_t r = 0; r < k; ++r) std::memcpy(w.data() + 2 * (r * k + r), &one, 2);
+        const auto y = matmul(t, w, x, k, k, 1);  // the device's default GEMV tiling
+        for (int64_t i = 0; i < k; ++i)
+            EXPECT_EQ(y[i], activation(t, x[i])) << "x[" << i << "] = " << x[i];
+    }
+}
+
+TEST_F(VulkanMatMul, BiasOffsetsAndStrides) {
+    // The weights at a 2-mod-4 byte offset after other bytes, x and y inside larger buffers with
+    // offsets and padded strides, a bias at an offset; nothing outside y's rows is written.
+    std::mt19937 rng(7);
+    const int64_t m = 5, n = 3;
+    for (DType t : kTypes) {
+        for (bool with_bias : {false, true}) {
+            SCOPED_TRACE(str_cat(dtype_name(t), with_bias ? " with bias" : ""));
+            const int64_t k = is_float(t) ? 37 : dtype_traits(t).block_size;
+            const auto w = random_weights(t, m, k, rng);
+            const int64_t w_offset = 6;
+            std::vector<uint8_t> packed(static_cast<size_t>(w_offset) + w.size() + 8, 0xee);
+            std::copy(w.begin(), w.end(), packed.begin() + w_offset);
+            const auto x = random_floats(static_cast<size_t>(n * k), rng);
+            const int64_t x_off = 5, x_stride = k + 3, y_off = 7, y_stride = m + 2, b_off = 3;
+            const auto bias = random_floats(static_cast<size_t>(m), rng);
+            std::vector<float> bias_buf(static_cast<size_t>(b_off + m + 2), 1e30f);
+            std::copy(bias.begin(), bias.end(), bias_buf.begin() + b_off);
+            const std::vector<float> ys(static_cast<size_t>(y_off + n * y_stride + 4), -3.0f);
+
+            Allocation wa = upload(packed);
+            Allocation xa = upload(spread(x, k, n, x_off, x_stride));
+            Allocation ya = upload(ys);
+            Allocation ba = upload(bias_buf);
+            MatMulArgs args;
+            args.weight_type = t;
+            args.m = m;
+            args.k = k;
+            args.n = n;
+            args.w = wa.range();
+            args.w_offset = w_offset;
+            args.x = xa.range();
+            args.x_offset = x_off;
+            args.x_stride = x_stride;
+            args.y = ya.range();
+            args.y_offset = y_off;
+            args.y_stride = y_stride;
+            if (with_bias) {
+                args.bias = ba.range();
+                args.bias_offset = b_off;
+            }
+            run([&](Sequence& seq) { record_matmul(ctx(), seq, args, kTiles); });
+            const auto y = download(ya, ys.size());
+            const Reference ref =
+                reference_matmul(t, w, x, m, k, n, with_bias ? bias : std::vector<float>{});
+            for (int64_t i = 0; i < static_cast<int64_t>(ys.size()); ++i) {
+                const int64_t rel = i - y_off;
+                const bool inside = rel >= 0 && rel % y_stride < m && rel / y_stride < n;
+                if (!inside) {
+                    EXPECT_EQ(y[i], -3.0f) << "wrote outside the output at " << i;
+                    continue;
+                }
+                const size_t r = static_cast<size_t>((rel / y_stride) * m + rel % y_stride);
+                EXPECT_NEAR(y[i], ref.y[r], tolerance(ref.magnitude[r])) << "at " << i;
+            }
+        }
+    }
+}
+
+TEST_F(VulkanMatMul, SplitsBindingsBeyondTheLimit) {
+    // Under a binding limit of a few rows, the weights are bound in parts (each aligned down to
+    // the device's offset alignment, the rest passed as an offset), as are x, y and the bias.
+    std::mt19937 rng(11);
+    const int64_t m = 37, n = 3;
+    for (DType t : {DType::F32, DType::F16, DType::Q4_0, DType::Q5_0, DType::Q6_K}) {
+        SCOPED_TRACE(std::string(dtype_name(t)));
+        const int64_t k = is_float(t) ? 100 : dtype_traits(t).block_size;
+        // One input row just fits: a few weight rows per binding.
+        const uint64_t limit = slack() + static_cast<uint64_t>(4 * k + 8);
+        ASSERT_LT(limit, w_bytes(t, m, k)) << "the weights would fit one binding";
+        const auto w = random_weights(t, m, k, rng);
+        const int64_t w_offset = 2;
+        std::vector<uint8_t> packed(static_cast<size_t>(w_offset) + w.size() + 4, 0);
+        std::copy(w.begin(), w.end(), packed.begin() + w_offset);
+        const auto x = random_floats(static_cast<size_t>(n * k), rng);
+        const auto bias = random_floats(static_cast<size_t>(m), rng);
+        const int64_t y_stride = m + 1;
+        Allocation wa = upload(packed);
+        Allocation xa = upload(x);
+        Allocation ba = upload(bias);
+        Allocation ya = ctx().memory().allocate(static_cast<size_t>(n * y_stride) * 4);
+        MatMulArgs args;
+        args.weight_type = t;
+        args.m = m;
+        args.k = k;
+        args.n = n;
+        args.w = wa.range();
+        args.w_offset = w_offset;
+        args.x = xa.range();
+        args.y = ya.range();
+        args.y_stride = y_stride;
+        args.bias = ba.range();
+        MatMulConfig config = kTiles;
+        config.max_binding = limit;
+        const size_t dispatches =
+            run([&](Sequence& seq) { record_matmul(ctx(), seq, args, config); });
+        EXPECT_GE(dispatches, (w_bytes(t, m, k) + limit - 1) / limit)
+            << "the weights were not split";
+        const auto ys = download(ya, static_cast<size_t>(n * y_stride));
+        std::vector<float> y;
+        for (int64_t tok = 0; tok < n; ++tok)
+            y.insert(y.end(), ys.begin() + tok * y_stride, ys.begin() + tok * y_stride + m);
+        expect_close(y, reference_matmul(t, w, x, m, k, n, bias), m);
+    }
+}
+
+TEST_F(VulkanMatMul, RejectsWhatItCannotRun) {
+    Allocation a = ctx().memory().allocate(1 << 16);
+    MatMulArgs args;
+    args.m = 4;
+    args.k = 512;
+    args.n = 1;
+    args.w = args.x = args.y = a.range();
+    Sequence seq(ctx().device());
+    seq.begin();
+    args.weight_type = DType::Q8_K;
+    EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
+    args.weight_type = DType::Q4_K;
+    args.k = 128;  // not a whole super-block
+    EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
+    args.k = 512;
+    args.w_offset = 3;  // blocks are 2-byte aligned
+    EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
+    args.w_offset = 0;
+    args.m = 1 << 20;  // more weight rows than the binding holds
+    EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
+    args.m = 4;
+    MatMulConfig tiny;
+    tiny.max_binding = 256;  // not even one row fits
+    EXPECT_THROW(record_matmul(ctx(), seq, args, tiny), Error);
+    seq.end();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedding lookup
+
+struct EmbedCase {
+    DType type;
+    int64_t cols, table_rows;
+    std::vector<int32_t> ids;
+    uint64_t max_binding;
+};
+
+// Looks the ids up into rows of a padded output and checks every value: the dequantized row,
+// bit for bit, zeros for ids outside the table, untouched padding. Returns the dispatch count.
+size_t check_embed(Context& ctx, const EmbedCase& c, std::mt19937& rng);
+
+TEST_F(VulkanEmbed, EveryTypeGivesTheReferenceRowsBitForBit) {
+    std::mt19937 rng(3);
+    for (DType t : kTypes) {
+        for (int64_t cols : test_ks(t)) {
+            SCOPED_TRACE(str_cat(dtype_name(t), " cols=", cols));
+            // Repeated ids, the first and last rows, and ids outside the table both ways.
+            check_embed(ctx(), {t, cols, 13, {4, 0, 12, 4, -1, 13, 1 << 30, 7, 2}, 0}, rng);
+            if (HasFailure()) return;
+        }
+    }
+}
+
+TEST_F(VulkanEmbed, SplitsTablesBeyondTheLimit) {
+    std::mt19937 rng(5);
+    for (DType t : {DType::F16, DType::Q8_0, DType::Q4_1, DType::Q4_K, DType::Q5_K}) {
+        SCOPED_TRACE(std::string(dtype_name(t)));
+        const int64_t cols = is_float(t) ? 300 : dtype_traits(t).block_size;
+        const int64_t rb = static_cast<int64_t>(row_bytes(t, cols));
+        // Room for about 4 table rows (and at least one output row) per binding.
+        const uint64_t limit = slack() + static_cast<uint64_t>(std::max(4 * rb, 4 * cols));
+        const size_t dispatches =
+            check_embed(ctx(), {t, cols, 31, {30, 0, 17, -5, 31, 3, 4, 5, 29, 16}, limit}, rng);
+        EXPECT_GE(dispatches, (w_bytes(t, 31, cols) + limit - 1) / limit)
+            << "the table was not split";
+    }
+}
+
+TEST_F(VulkanEmbed, RejectsWhatItCannotRun) {
+    Allocation a = ctx().memory().allocate(1 << 16);
+    EmbedArgs args;
+    args.cols = 512;
+    args.rows = 2;
+    args.table_rows = 4;
+    args.table = args.ids = args.y = a.range();
+    Sequence seq(ctx().device());
+    seq.begin();
+    args.table_type = DType::Q8_K;
+    EXPECT_THROW(record_embed(ctx(), seq, args), Error);
+    args.table_type = DType::Q6_K;
+    args.cols = 100;  // not a whole super-block
+    EXPECT_THROW(record_embed(ctx(), seq, args), Error);
+    args.cols = 512;
+    args.table_rows = 1000;  // more rows than the binding holds
+    EXPECT_THROW(record_embed(ctx(), seq, args), Error);
+    seq.end();
+}
+
+size_t check_embed(Context& ctx, const EmbedCase& c, std::mt19937& rng) {
+    const auto table = random_weights(c.type, c.table_rows, c.cols, rng);
+    const int64_t tokens = static_cast<int64_t>(c.ids.size());
+    const int64_t table_offset = 10, ids_offset = 3, y_offset = 5, y_stride = c.cols + 3;
+    std::vector<uint8_t> packed(static_cast<size_t>(table_offset) + table.size() + 4, 0x5a);
+    std::copy(table.begin(), table.end(), packed.begin() + table_offset);
+    std::vector<int32_t> ids(static_cast<size_t>(ids_offset), 0);
+    ids.insert(ids.end(), c.ids.begin(), c.ids.end());
+    const std::vector<float> ys(static_cast<size_t>(y_offset + tokens * y_stride + 2), -7.0f);
+
+    auto upload = [&](const auto& v) {
+        const size_t bytes = v.size() * sizeof(v[0]);
+        Allocation a = ctx.memory().allocate(bytes);
+        ctx.write(a, 0, v.data(), bytes);
+        return a;
+    };
+    Allocation ta = upload(packed);
+    Allocation ia = upload(ids);
+    Allocation ya = upload(ys);
+    EmbedArgs args;
+    args.table_type = c.type;
+    args.cols = c.cols;
+    args.rows = tokens;
+    args.table = ta.range();
+    args.table_offset = table_offset;
+    args.table_rows = c.table_rows;
+    args.ids = ia.range();
+    args.ids_offset = ids_offset;
+    args.y = ya.range();
+    args.y_offset = y_offset;
+    args.y_stride = y_stride;
+    EmbedConfig config;
+    config.max_binding = c.max_binding;
+
+    Sequence seq(ctx.device());
+    seq.begin();
+    record_embed(ctx, seq, args, config);
+    seq.end();
+    seq.run();
+    std::vector<float> y(ys.size());
+    ctx.read(ya, 0, y.data(), y.size() * sizeof(float));
+
+    const size_t rb = row_bytes(c.type, c.cols);
+    std::vector<float> row(static_cast<size_t>(c.cols));
+    int bad = 0;
+    for (int64_t t = 0; t < tokens; ++t) {
+        const int32_t id = c.ids[static_cast<size_t>(t)];
+        if (id >= 0 && id < c.table_rows)
+            dequantize_row(c.type, table.data() + static_cast<size_t>(id) * rb, row.data(), c.cols);
+        else
+            std::fill(row.begin(), row.end(), 0.0f);
+        for (int64_t i = 0; i < c.cols && bad < 5; ++i) {
+            const float got = y[static_cast<size_t>(y_offset + t * y_stride + i)];
+            if (std::memcmp(&got, &row[i], 4) != 0) {
+                ADD_FAILURE() << "token " << t << " (id " << id << ") element " << i << ": " << got
+                              << ", reference " << row[i];
+                ++bad;
+            }
+        }
+    }
+    for (size_t i = 0; i < y.size(); ++i) {
+        const int64_t rel = static_cast<int64_t>(i) - y_offset;
+        const bool inside = rel >= 0 && rel / y_stride < tokens && rel % y_stride < c.cols;
+        if (!inside && y[i] != -7.0f) {
+            ADD_FAILURE() << "wrote outside the output at " << i;
+            break;
+        }
+    }
+    return seq.dispatches();
+}
+
+}  // namespace
+}  // namespace mllm::vk
+
+#endif  // MLLM_HAVE_VULKAN
