@@ -7,6 +7,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "graph/device_caps.h"
 #include "graph/ir.h"
@@ -41,9 +42,19 @@ class Executable {
     virtual void run(const StepParams& step) = 0;
 };
 
+// One pipeline family's self-test on a device (see backends/vulkan/vk_self_test.h).
+struct SelfTestLine {
+    std::string name;
+    bool ok = false;
+    std::string detail;
+};
+
 class Backend : public graph::DeviceCaps {
   public:
     virtual DeviceInfo info() const = 0;
+    // Checks every kernel on a small problem against a reference now (for --self-test); empty
+    // for backends without a self-test.
+    virtual std::vector<SelfTestLine> self_test() { return {}; }
     std::string_view device_name() const override { return name_; }
 
     // (Re)creates the KV cache for `n_ctx` positions; the runtime calls it before prepare().

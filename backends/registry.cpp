@@ -60,6 +60,17 @@ std::vector<std::string> backend_names() {
     return names;
 }
 
+std::vector<std::string> describe_devices(const BackendOptions& options) {
+    std::vector<std::string> lines = {"cpu: " + make_cpu_backend(options.n_threads)->info().device};
+#ifdef MLLM_HAVE_VULKAN
+    for (std::string& line : describe_vulkan_devices()) lines.push_back(std::move(line));
+#else
+    lines.push_back(
+        "vulkan: not built (configured without the Vulkan headers or glslangValidator)");
+#endif
+    return lines;
+}
+
 std::unique_ptr<Backend> create_backend(std::string_view name, const BackendOptions& options,
                                         std::string* skipped) {
     std::vector<Entry> list;

@@ -24,6 +24,10 @@ using BackendFactory = std::function<std::unique_ptr<Backend>(const BackendOptio
 void register_backend(std::string name, int priority, BackendFactory factory);
 // Names of the built and registered backends, best first.
 std::vector<std::string> backend_names();
+// One line per device each backend can run on (`mllm-run --list-devices`): the CPU, then every
+// Vulkan device or why there is none.
+std::vector<std::string> describe_devices(const BackendOptions& options);
+
 // Creates a backend by name ("auto" = the best one that starts); throws mllm::Error if the name
 // is unknown or the backend cannot start on this machine. With "auto", `skipped` (if given)
 // receives why better backends were passed over ("vulkan: no Vulkan device ...").

@@ -24,6 +24,9 @@ layout(constant_id = 3) const uint ROW_PER_INVOCATION = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer Weights { uint w[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Input { float x[]; };
+// The same input as vec4: llvmpipe (lavapipe) turns every load instruction into a loop over the
+// SIMD lanes, so one vec4 load costs about what one float load does.
+layout(std430, set = 0, binding = 1) readonly buffer Input4 { vec4 x4[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer Output { float y[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Bias { float bias[]; };
 
@@ -50,40 +53,52 @@ vec4 load_x4(uint at) {
 }
 
 void row_per_invocation() {
+    // Invocation i of the workgroup computes rows base + i + j * gl_WorkGroupSize.x, j < ROWS:
+    // each x vector loaded serves ROWS rows. Lanes past the last row compute the last row again
+    // and store nothing, so every lane stays active.
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;
-    // Lanes past the last row compute the last row again and store nothing: every lane stays
-    // active through the loop, so llvmpipe loads x once per SIMD vector (the index is uniform)
-    // instead of lane by lane.
-    const uint row = min(group * gl_WorkGroupSize.x + gl_LocalInvocationID.x, p.m - 1u);
-    const bool store = group * gl_WorkGroupSize.x + gl_LocalInvocationID.x < p.m;
+    const uint base = group * gl_WorkGroupSize.x * ROWS + gl_LocalInvocationID.x;
     const uint tok0 = gl_WorkGroupID.y * TOKENS;
-    float acc[TOKENS];
-    for (uint t = 0; t < TOKENS; ++t) acc[t] = 0.0;
-    const uint row_base = p.w_offset + row * row_bytes(p.k);
+    const bool aligned_x = ((p.x_offset | p.x_stride) & 3u) == 0u;
+    uint row_base[ROWS];
+    for (uint j = 0; j < ROWS; ++j)
+        row_base[j] = p.w_offset + min(base + j * gl_WorkGroupSize.x, p.m - 1u) * row_bytes(p.k);
+    float acc[ROWS * TOKENS];
+    for (uint i = 0; i < ROWS * TOKENS; ++i) acc[i] = 0.0;
     const uint chunks = p.k / 8u;
     for (uint c = 0; c < chunks; ++c) {
-        vec4 w0, w1;
         uint i0, i1;
-        dequant_chunk(row_base, c, w0, w1);
         chunk_index(c, i0, i1);
+        vec4 x0[TOKENS], x1[TOKENS];
         for (uint t = 0; t < TOKENS; ++t) {
-            if (tok0 + t >= p.n) break;
-            const uint xb = p.x_offset + (tok0 + t) * p.x_stride;
-            acc[t] += dot(w0, load_x4(xb + i0)) + dot(w1, load_x4(xb + i1));
+            const uint xb = p.x_offset + min(tok0 + t, p.n - 1u) * p.x_stride;
+            x0[t] = aligned_x ? round_activation(x4[(xb + i0) >> 2]) : load_x4(xb + i0);
+            x1[t] = aligned_x ? round_activation(x4[(xb + i1) >> 2]) : load_x4(xb + i1);
+        }
+        for (uint j = 0; j < ROWS; ++j) {
+            vec4 w0, w1;
+            dequant_chunk(row_base[j], c, w0, w1);
+            for (uint t = 0; t < TOKENS; ++t)
+                acc[j * TOKENS + t] += dot(w0, x0[t]) + dot(w1, x1[t]);
         }
     }
 #if defined(FLOAT_WEIGHTS)
     for (uint i = chunks * 8u; i < p.k; ++i) {
-        const float wv = dequant_one(row_base, i);
-        for (uint t = 0; t < TOKENS; ++t) {
-            if (tok0 + t >= p.n) break;
-            acc[t] += wv * round_activation(x[p.x_offset + (tok0 + t) * p.x_stride + i]);
+        for (uint j = 0; j < ROWS; ++j) {
+            const float wv = dequant_one(row_base[j], i);
+            for (uint t = 0; t < TOKENS; ++t)
+                acc[j * TOKENS + t] += wv * round_activation(
+                                               x[p.x_offset + min(tok0 + t, p.n - 1u) * p.x_stride + i]);
         }
     }
 #endif
-    const float b = p.has_bias != 0u ? bias[p.bias_offset + row] : 0.0;
-    for (uint t = 0; t < TOKENS; ++t)
-        if (store && tok0 + t < p.n) y[p.y_offset + (tok0 + t) * p.y_stride + row] = acc[t] + b;
+    for (uint j = 0; j < ROWS; ++j) {
+        const uint row = base + j * gl_WorkGroupSize.x;
+        if (row >= p.m) break;
+        const float b = p.has_bias != 0u ? bias[p.bias_offset + row] : 0.0;
+        for (uint t = 0; t < TOKENS; ++t)
+            if (tok0 + t < p.n) y[p.y_offset + (tok0 + t) * p.y_stride + row] = acc[j * TOKENS + t] + b;
+    }
 }
 
 void main() {

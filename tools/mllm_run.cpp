@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "backends/registry.h"
 #include "runtime/chat.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
@@ -26,7 +27,38 @@ struct Args {
     std::string dump_graph;
     bool chat = false;
     std::string system;
+    bool list_devices = false;
+    bool self_test = false;
 };
+
+// --list-devices: what each backend could run on.
+int list_devices(const Args& a) {
+    mllm::BackendOptions bo;
+    bo.n_threads = a.threads;
+    for (const std::string& line : mllm::describe_devices(bo)) std::cout << line << "\n";
+    return 0;
+}
+
+// --self-test: every kernel of the chosen backend against its reference, now (no cache).
+int self_test(const Args& a) {
+    mllm::BackendOptions bo;
+    bo.n_threads = a.threads;
+    auto backend = mllm::create_backend(a.backend, bo);
+    const auto lines = backend->self_test();
+    std::cout << backend->info().name << " (" << backend->info().device << "): ";
+    if (lines.empty()) {
+        std::cout << "no self-test (its kernels are checked by the test suite)\n";
+        return 0;
+    }
+    std::cout << lines.size() << " pipeline families\n";
+    int failed = 0;
+    for (const mllm::SelfTestLine& l : lines) {
+        std::cout << "  " << l.name << ": " << (l.ok ? "ok" : "FAILED (" + l.detail + ")") << "\n";
+        failed += l.ok ? 0 : 1;
+    }
+    if (failed > 0) std::cout << failed << " failed: their nodes run on the CPU\n";
+    return failed > 0 ? 1 : 0;
+}
 
 void print_stats(const mllm::Session& s, double load_ms, const mllm::GenerateResult& r) {
     std::fprintf(stderr,
@@ -49,6 +81,9 @@ int run(const Args& a) {
     so.n_threads = a.threads;
     so.n_ctx = a.n_ctx;
     Session session(model, so);
+    if (!session.backend_notice().empty())
+        std::fprintf(stderr, "[mllm] running on %s; passed over: %s\n",
+                     session.device().name.c_str(), session.backend_notice().c_str());
     const double load_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
@@ -101,7 +136,7 @@ int run(const Args& a) {
 int main(int argc, char** argv) {
     Args a;
     CLI::App app{"mllm-run: generate text with a GGUF model"};
-    app.add_option("-m,--model", a.model, "GGUF model file")->required();
+    app.add_option("-m,--model", a.model, "GGUF model file");
     auto* p = app.add_option("-p,--prompt", a.prompt, "prompt text (\"\" starts from BOS)");
     app.add_option("-f,--file", a.prompt_file, "read the prompt from a file")->excludes(p);
     app.add_option("-n,--n-predict", a.n_predict,
@@ -122,10 +157,16 @@ int main(int argc, char** argv) {
     app.add_option("--dump-graph", a.dump_graph, "write the planned decode graph as Graphviz DOT");
     app.add_flag("-i,--chat", a.chat, "interactive chat using the model's chat template");
     app.add_option("--system", a.system, "system message for --chat");
+    app.add_flag("--list-devices", a.list_devices, "list the devices each backend can use");
+    app.add_flag("--self-test", a.self_test,
+                 "check every kernel of --backend on a small problem against its reference");
     CLI11_PARSE(app, argc, argv);
     return mllm::tools::run_main("mllm-run", [&] {
         if (a.threads == 0 || a.threads < -1) mllm::fail("--threads must be at least 1");
         if (a.threads == -1) a.threads = 0;
+        if (a.list_devices) return list_devices(a);
+        if (a.self_test) return self_test(a);
+        if (a.model.empty()) mllm::fail("--model is required (-m FILE)");
         return run(a);
     });
 }

@@ -78,7 +78,10 @@
     X(vkDestroyQueryPool)            \
     X(vkCmdResetQueryPool)           \
     X(vkCmdWriteTimestamp)           \
-    X(vkGetQueryPoolResults)
+    X(vkGetQueryPoolResults)         \
+    X(vkCreatePipelineCache)         \
+    X(vkGetPipelineCacheData)        \
+    X(vkDestroyPipelineCache)
 
 namespace mllm::vk {
 

@@ -4,6 +4,7 @@
 // prepares graphs into recorded command buffers (VkProgram).
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backends/backend.h"
 
@@ -14,5 +15,9 @@ namespace mllm {
 // open; when `automatic` (--backend auto), also when the device is a CPU device such as
 // lavapipe, which is slower than the CPU backend on the same cores.
 std::unique_ptr<Backend> make_vulkan_backend(bool automatic = false);
+
+// One line per Vulkan device of this machine (`mllm-run --list-devices`), the one the backend
+// would pick marked; or one line saying why there is none.
+std::vector<std::string> describe_vulkan_devices();
 
 }  // namespace mllm

@@ -1,4 +1,5 @@
 #include "backends/vulkan/vk_device.h"
+#include <cstdio>
 
 #include <algorithm>
 #include <cctype>
@@ -270,6 +271,39 @@ std::string_view device_type_name(DeviceType t) {
         default:
             return "other";
     }
+}
+
+std::vector<std::string> env_list(const char* name) {
+    std::vector<std::string> items;
+    const char* value = std::getenv(name);
+    std::string item;
+    for (const char* c = value != nullptr ? value : "";; ++c) {
+        if (*c == ',' || *c == '\0') {
+            if (!item.empty()) items.push_back(item);
+            item.clear();
+            if (*c == '\0') break;
+        } else {
+            item += *c;
+        }
+    }
+    return items;
+}
+
+std::string user_cache_dir() {
+    if (const char* d = std::getenv("MLLM_CACHE_DIR"); d != nullptr && *d != '\0') return d;
+    if (const char* d = std::getenv("XDG_CACHE_HOME"); d != nullptr && *d != '\0')
+        return std::string(d) + "/mllm";
+    if (const char* d = std::getenv("HOME"); d != nullptr && *d != '\0')
+        return std::string(d) + "/.cache/mllm";
+    return "";
+}
+
+std::string device_cache_path(const DeviceProps& d, const std::string& what) {
+    const std::string dir = user_cache_dir();
+    if (dir.empty()) return "";
+    char ids[64];
+    std::snprintf(ids, sizeof ids, "%x-%x-%x", d.vendor_id, d.device_id, d.driver_version);
+    return str_cat(dir, "/vulkan-", ids, "-", what);
 }
 
 std::string describe(const DeviceProps& d) {

@@ -63,6 +63,17 @@ struct DeviceProps {
     std::string unusable_reason;
 };
 
+// The comma-separated items of an environment variable (MLLM_VK_DISABLE, MLLM_VK_CORRUPT);
+// empty when it is unset.
+std::vector<std::string> env_list(const char* name);
+
+// Where the backend keeps what it learns about a device across runs (self-test results, the
+// pipeline cache): $MLLM_CACHE_DIR, else $XDG_CACHE_HOME/mllm, else ~/.cache/mllm; empty if
+// none of them is set.
+std::string user_cache_dir();
+// A file name for `what` on this device and driver, under user_cache_dir(); empty without one.
+std::string device_cache_path(const DeviceProps& d, const std::string& what);
+
 // One line per device, for `mllm-run --list-devices`.
 std::string describe(const DeviceProps& d);
 

@@ -1,5 +1,11 @@
 #include "backends/vulkan/vk_pipeline.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
 #include "backends/vulkan/vk_shaders.h"
 #include "core/error.h"
 
@@ -11,7 +17,7 @@ const SpirvModule* find_shader(std::string_view name) {
     return nullptr;
 }
 
-Pipeline::Pipeline(const Device& device, PipelineDesc desc)
+Pipeline::Pipeline(const Device& device, PipelineDesc desc, VkPipelineCache cache)
     : device_(device), desc_(std::move(desc)) {
     const DeviceProps& props = device.props();
     const SpirvModule* code = find_shader(desc_.shader);
@@ -72,8 +78,7 @@ Pipeline::Pipeline(const Device& device, PipelineDesc desc)
         info.stage.pName = "main";
         info.stage.pSpecializationInfo = entries.empty() ? nullptr : &spec;
         info.layout = layout_;
-        const VkResult r =
-            fn.vkCreateComputePipelines(dev, VK_NULL_HANDLE, 1, &info, nullptr, &pipeline_);
+        const VkResult r = fn.vkCreateComputePipelines(dev, cache, 1, &info, nullptr, &pipeline_);
         fn.vkDestroyShaderModule(dev, module, nullptr);
         check(r, str_cat("vkCreateComputePipelines (", desc_.shader, ")"));
     } catch (...) {
@@ -92,11 +97,60 @@ Pipeline::~Pipeline() {
     fn.vkDestroyDescriptorSetLayout(dev, set_layout_, nullptr);
 }
 
+Pipelines::Pipelines(const Device& device) : device_(device) {
+    cache_path_ = device_cache_path(device.props(), "pipelines.bin");
+    std::vector<char> data;
+    if (!cache_path_.empty()) {
+        std::ifstream in(cache_path_, std::ios::binary);
+        data.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    VkPipelineCacheCreateInfo info{VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
+    info.initialDataSize = data.size();
+    info.pInitialData = data.empty() ? nullptr : data.data();
+    const DeviceFunctions& fn = device.fn();
+    if (fn.vkCreatePipelineCache(device.handle(), &info, nullptr, &cache_) != VK_SUCCESS) {
+        // A file the driver rejects: start empty (and overwrite it on exit).
+        info.initialDataSize = 0;
+        info.pInitialData = nullptr;
+        if (fn.vkCreatePipelineCache(device.handle(), &info, nullptr, &cache_) != VK_SUCCESS)
+            cache_ = VK_NULL_HANDLE;  // pipelines are then created without one
+    }
+}
+
+Pipelines::~Pipelines() {
+    pipelines_.clear();
+    if (cache_ == VK_NULL_HANDLE) return;
+    const DeviceFunctions& fn = device_.fn();
+    size_t size = 0;
+    if (created_ && !cache_path_.empty() &&
+        fn.vkGetPipelineCacheData(device_.handle(), cache_, &size, nullptr) == VK_SUCCESS &&
+        size > 0) {
+        std::vector<char> data(size);
+        if (fn.vkGetPipelineCacheData(device_.handle(), cache_, &size, data.data()) == VK_SUCCESS) {
+            // Written to a temporary file and renamed: concurrent processes never read half.
+            std::error_code ec;
+            std::filesystem::create_directories(std::filesystem::path(cache_path_).parent_path(),
+                                                ec);
+            const std::string tmp = str_cat(cache_path_, ".", ::getpid());
+            std::ofstream out(tmp, std::ios::binary);
+            out.write(data.data(), static_cast<std::streamsize>(size));
+            out.close();
+            if (out)
+                std::filesystem::rename(tmp, cache_path_, ec);
+            else
+                std::filesystem::remove(tmp, ec);
+        }
+    }
+    fn.vkDestroyPipelineCache(device_.handle(), cache_, nullptr);
+}
+
 const Pipeline& Pipelines::get(const PipelineDesc& desc) {
     std::lock_guard lock(mutex_);
     auto it = pipelines_.find(desc);
-    if (it == pipelines_.end())
-        it = pipelines_.emplace(desc, std::make_unique<Pipeline>(device_, desc)).first;
+    if (it == pipelines_.end()) {
+        it = pipelines_.emplace(desc, std::make_unique<Pipeline>(device_, desc, cache_)).first;
+        created_ = true;
+    }
     return *it->second;
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 // Compute pipelines from the embedded SPIR-V: each with its descriptor set layout (storage
 // buffers at bindings 0..n-1 of set 0), push-constant range and specialization constants.
-// Created on first use and kept for the device's lifetime. (An on-disk VkPipelineCache is a
-// later step.)
+// Created on first use and kept for the device's lifetime, through a VkPipelineCache loaded from
+// and saved to the user's cache directory (drivers validate its header, so a stale or foreign
+// file is ignored by them).
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -28,7 +29,7 @@ struct PipelineDesc {
 
 class Pipeline {
   public:
-    Pipeline(const Device& device, PipelineDesc desc);
+    Pipeline(const Device& device, PipelineDesc desc, VkPipelineCache cache);
     ~Pipeline();
     Pipeline(const Pipeline&) = delete;
     Pipeline& operator=(const Pipeline&) = delete;
@@ -51,7 +52,8 @@ class Pipeline {
 // destroyed.
 class Pipelines {
   public:
-    explicit Pipelines(const Device& device) : device_(device) {}
+    explicit Pipelines(const Device& device);
+    ~Pipelines();  // saves the pipeline cache when pipelines were created
     // Throws mllm::Error for an unknown shader, limits the device does not meet, or a driver
     // failure.
     const Pipeline& get(const PipelineDesc& desc);
@@ -61,6 +63,9 @@ class Pipelines {
     const Device& device_;
     mutable std::mutex mutex_;
     std::map<PipelineDesc, std::unique_ptr<Pipeline>> pipelines_;
+    VkPipelineCache cache_ = VK_NULL_HANDLE;
+    std::string cache_path_;
+    bool created_ = false;
 };
 
 }  // namespace mllm::vk

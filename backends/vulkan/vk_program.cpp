@@ -149,12 +149,10 @@ void VkProgram::record() {
         if (n.op == Op::MatMul && n.group_leader != kNoNode && n.group_leader != id) continue;
         if (seq_ == nullptr) begin_segment(id);
         record_node(id);
-        if (profile_) {
-            std::string label(graph::op_name(n.op));
-            if (n.op == Op::MatMul || n.op == Op::GatedMatMul || n.op == Op::Embed)
-                label += str_cat(" ", dtype_name(g_[n.inputs[n.op == Op::Embed ? 0 : 1]].dtype));
-            segments_.back().labels.resize(seq_->dispatches(), label);
-        }
+        std::string label(graph::op_name(n.op));
+        if (n.op == Op::MatMul || n.op == Op::GatedMatMul || n.op == Op::Embed)
+            label += str_cat(" ", dtype_name(g_[n.inputs[n.op == Op::Embed ? 0 : 1]].dtype));
+        label_dispatches(label);
         segments_.back().last = id + 1;
     }
     if (seq_ == nullptr) return;
@@ -166,6 +164,10 @@ void VkProgram::record() {
     }
     seq_->end();
     seq_ = nullptr;
+}
+
+void VkProgram::label_dispatches(const std::string& label) {
+    if (profile_) segments_.back().labels.resize(seq_->dispatches(), label);
 }
 
 void VkProgram::begin_segment(NodeId first) {
@@ -233,6 +235,7 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
         a.y = out.range;
         a.y_offset = out.offset;
         record_round_activations(ctx_, *seq_, a);
+        label_dispatches("round_activations");
     }
     return in;
 }

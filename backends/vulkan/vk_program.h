@@ -67,6 +67,8 @@ class VkProgram final : public Executable {
     VkDeviceSize positions_upload_offset() const;
     void record_node(graph::NodeId id);
     void print_profile() const;
+    // Names the dispatches recorded since the last call (profiling).
+    void label_dispatches(const std::string& label);
     // The matmuls' input: x itself, or x rounded to each activation format `weights` need.
     struct MatMulInputs {
         Bound plain, q8_0, q8_k;

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error.h"
@@ -10,6 +13,16 @@ namespace mllm::vk {
 
 namespace {
 constexpr uint32_t kSetsPerPool = 256;
+
+// MLLM_VK_CORRUPT=<shader>[,<shader>...]: dispatches of those shaders (name prefixes, e.g.
+// "matmul_q8_0") get zeroed push constants, so they compute nothing useful: how tests play a
+// driver that computes garbage, to check that the self-test catches it and the nodes fall back.
+bool corrupted(std::string_view shader) {
+    static const std::vector<std::string> list = env_list("MLLM_VK_CORRUPT");
+    for (const std::string& name : list)
+        if (shader.substr(0, name.size()) == name) return true;
+    return false;
+}
 constexpr uint32_t kBuffersPerSet = 8;  // on average; a pool that runs out is followed by another
 }  // namespace
 
@@ -152,9 +165,11 @@ void Sequence::dispatch(const Pipeline& pipeline, std::span<const BufferRange> b
     fn.vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.handle());
     fn.vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout(), 0, 1, &set,
                                0, nullptr);
-    if (push_bytes > 0)
+    if (push_bytes > 0) {
+        const std::vector<uint8_t> zeros(corrupted(desc.shader) ? push_bytes : 0, 0);
         fn.vkCmdPushConstants(cmd_, pipeline.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes,
-                              push);
+                              zeros.empty() ? push : zeros.data());
+    }
     fn.vkCmdDispatch(cmd_, groups.x, groups.y, groups.z);
     ++dispatches_;
     if (profiling_ && dispatches_ < query_capacity_) {

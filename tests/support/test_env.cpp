@@ -17,7 +17,9 @@ std::vector<std::string>* g_temp_files = nullptr;
 void remove_temp_files() {
     std::lock_guard lock(g_mutex);
     if (g_temp_files == nullptr) return;
-    for (const auto& p : *g_temp_files) std::filesystem::remove(p);
+    // A path may have become a directory (a cache dir a tool filled): remove it whole.
+    std::error_code ec;
+    for (const auto& p : *g_temp_files) std::filesystem::remove_all(p, ec);
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <vector>
 
 #include "core/gguf/gguf_writer.h"
@@ -34,10 +36,13 @@ std::string quote(const std::string& s) {
     return q;
 }
 
-RunResult run_tool(const std::string& tool, const std::vector<std::string>& args) {
+// `env`: assignments put before the command ("MLLM_VK_CORRUPT=matmul_f32").
+RunResult run_tool(const std::string& tool, const std::vector<std::string>& args,
+                   const std::string& env = "") {
     const std::string err_path = test::temp_path(".err");
     // Built with append() alone: GCC 12 warns falsely (-Wrestrict) on operator+ chains here.
-    std::string cmd = "timeout 120 ";
+    std::string cmd = env;
+    cmd.append(" timeout 120 ");
     cmd.append(quote(test::build_dir() + "/tools/" + tool));
     for (const auto& a : args) cmd.append(" ").append(quote(a));
     cmd.append(" 2>").append(quote(err_path)).append(" </dev/null");
@@ -234,6 +239,87 @@ TEST(MllmPerplexityErrors, TextShorterThanOneChunk) {
     std::ofstream(path) << "short";
     expect_clean_error(run_tool("mllm-perplexity", {"-m", kModel, "-f", path, "-c", "64"}),
                        "fewer than one chunk");
+}
+
+TEST(MllmRunErrors, MissingModel) {
+    const RunResult r = run_tool("mllm-run", {"-p", "hello"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("--model is required"), std::string::npos) << r.err;
+}
+
+TEST(MllmRun, ListDevicesNamesTheCpuAndVulkan) {
+    const RunResult r = run_tool("mllm-run", {"--list-devices"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out.rfind("cpu: ", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find("\nvulkan"), std::string::npos) << r.out;
+}
+
+bool in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci != nullptr && std::string_view(ci) == "true";
+}
+
+// Runs `mllm-run --backend vulkan ...`; false (after skipping, or failing on CI) when the
+// machine has no Vulkan device.
+bool vulkan_available() {
+    const RunResult r = run_tool("mllm-run", {"--list-devices"});
+    return r.out.find("<- selected") != std::string::npos;
+}
+
+#define MLLM_NEED_VULKAN()                                                \
+    do {                                                                  \
+        if (!vulkan_available()) {                                        \
+            if (in_ci()) FAIL() << "no Vulkan device on CI (CI=true)";    \
+            GTEST_SKIP() << "no Vulkan device (mllm-run --list-devices)"; \
+        }                                                                 \
+    } while (0)
+
+TEST(MllmRunVulkan, GreedyFromBosMatchesGolden) {
+    MLLM_NEED_VULKAN();
+    const RunResult r = run_tool(
+        "mllm-run", {"-m", kModel, "-p", "", "-n", "60", "--temp", "0", "--backend", "vulkan"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, std::string(kGolden) + "\n");
+    EXPECT_NE(r.err.find("backend vulkan"), std::string::npos) << r.err;
+}
+
+TEST(MllmRunVulkan, SelfTestPassesEveryPipeline) {
+    MLLM_NEED_VULKAN();
+    const RunResult r = run_tool("mllm-run", {"--self-test", "--backend", "vulkan"});
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    for (const char* family : {"matmul_q4_k: ok", "embed_q6_k: ok", "attention: ok", "rope: ok"})
+        EXPECT_NE(r.out.find(family), std::string::npos) << r.out;
+}
+
+// A driver that computes garbage in one pipeline (played by MLLM_VK_CORRUPT): the self-test
+// catches it, its nodes run on the CPU, and the text stays right.
+TEST(MllmRunVulkan, CorruptPipelineFallsBackToTheCpu) {
+    MLLM_NEED_VULKAN();
+    const std::string env =
+        "MLLM_VK_CORRUPT=matmul_f32 MLLM_CACHE_DIR=" + test::temp_path(".cache");
+    const RunResult r = run_tool("mllm-run",
+                                 {"-m", kModel, "-p", "", "-n", "60", "--temp", "0", "--backend",
+                                  "vulkan", "--dump-graph", test::temp_path(".dot")},
+                                 env);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, std::string(kGolden) + "\n");
+    EXPECT_NE(r.err.find("matmul_f32 failed its self-test"), std::string::npos) << r.err;
+    const RunResult self = run_tool("mllm-run", {"--self-test", "--backend", "vulkan"}, env);
+    EXPECT_EQ(self.status, 1);
+    EXPECT_NE(self.out.find("matmul_f32: FAILED"), std::string::npos) << self.out;
+}
+
+TEST(MllmRunVulkan, AutoPassesOverCpuDevicesAndSaysSo) {
+    const RunResult r = run_tool(
+        "mllm-run", {"-m", kModel, "-p", "", "-n", "4", "--temp", "0", "--backend", "auto"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    // On a machine whose only Vulkan device is lavapipe (CI), auto runs on the CPU and says why.
+    const RunResult devices = run_tool("mllm-run", {"--list-devices"});
+    if (devices.out.find("cpu, Vulkan") != std::string::npos &&
+        devices.out.find("GPU") == std::string::npos) {
+        EXPECT_NE(r.err.find("backend cpu"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("passed over: vulkan"), std::string::npos) << r.err;
+    }
 }
 
 }  // namespace

@@ -109,7 +109,8 @@ MatMulConfig matmul_config(const DeviceProps& device, DType, int64_t n, MatMulCo
         // lavapipe runs 8 rows per SIMD instruction; a workgroup of 64 rows is a few of them.
         c.workgroup =
             o.workgroup != 0 ? o.workgroup : std::min(64u, device.max_workgroup_invocations);
-        c.rows = c.workgroup;
+        // Each invocation computes this many rows, reusing every input vector it loads.
+        c.rows = o.rows != 0 ? o.rows : 4;
     } else {
         c.rows = o.rows != 0 ? o.rows : 2;
     }
@@ -154,7 +155,7 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         ctx.pipelines().get({shader,
                              4,
                              sizeof(MatMulPush),
-                             {c.workgroup, c.row_per_invocation != 0 ? 1u : c.rows, c.tokens,
+                             {c.workgroup, c.rows, c.tokens,
                               static_cast<uint32_t>(c.row_per_invocation)}});
 
     // Rows per dispatch so the weights' part fits one binding; then tokens so the input's and
@@ -194,7 +195,9 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                                   u32(static_cast<int64_t>(b_skip / 4), "bias_offset"),
                                   has_bias ? 1u : 0u};
             // Row groups fill x up to the device's limit and continue in z.
-            const int64_t row_groups = (mr + c.rows - 1) / c.rows;
+            const int64_t rows_per_group =
+                c.row_per_invocation != 0 ? int64_t{c.rows} * c.workgroup : int64_t{c.rows};
+            const int64_t row_groups = (mr + rows_per_group - 1) / rows_per_group;
             Groups g;
             g.x = static_cast<uint32_t>(std::min<int64_t>(row_groups, max[0]));
             g.z = static_cast<uint32_t>((row_groups + g.x - 1) / g.x);

@@ -1,0 +1,473 @@
+#include "backends/vulkan/vk_self_test.h"
+
+#include <unistd.h>
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "backends/vulkan/ops/vk_attention.h"
+#include "backends/vulkan/ops/vk_elementwise.h"
+#include "backends/vulkan/ops/vk_embed.h"
+#include "backends/vulkan/ops/vk_kv_store.h"
+#include "backends/vulkan/ops/vk_matmul.h"
+#include "backends/vulkan/ops/vk_rms_norm.h"
+#include "backends/vulkan/ops/vk_rope.h"
+#include "backends/vulkan/ops/vk_round_activations.h"
+#include "backends/vulkan/vk_shaders.h"
+#include "core/error.h"
+#include "core/fp16.h"
+#include "core/quant/quant.h"
+
+namespace mllm::vk {
+
+namespace {
+
+constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                                  DType::Q4_1, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+std::vector<float> random_floats(size_t n, uint64_t seed) {
+    std::vector<float> v(n);
+    uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
+    for (float& f : v) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        f = static_cast<float>(static_cast<double>(s >> 40) / static_cast<double>(1 << 24) * 2 - 1);
+    }
+    return v;
+}
+
+Allocation upload(Context& ctx, const void* data, size_t bytes) {
+    Allocation a = ctx.memory().allocate(std::max<size_t>(bytes, 16));
+    ctx.write(a, 0, data, bytes);
+    return a;
+}
+
+Allocation upload(Context& ctx, const std::vector<float>& v) {
+    return upload(ctx, v.data(), v.size() * sizeof(float));
+}
+
+std::vector<float> download(Context& ctx, const Allocation& a, size_t n) {
+    std::vector<float> v(n);
+    ctx.read(a, 0, v.data(), n * sizeof(float));
+    return v;
+}
+
+// Records what `body` records into a fresh sequence and runs it.
+template <typename F>
+void run(Context& ctx, F&& body) {
+    Sequence seq(ctx.device());
+    seq.begin();
+    body(seq);
+    seq.end();
+    seq.run();
+}
+
+// "" when every |got - want| <= tolerance[i], else where and by how much it is off.
+std::string compare(const std::vector<float>& got, const std::vector<double>& want,
+                    const std::vector<double>& tolerance) {
+    for (size_t i = 0; i < want.size(); ++i) {
+        const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+        if (!(err <= tolerance[i]))
+            return str_cat("element ", i, " is ", got[i], ", expected ", want[i]);
+    }
+    return "";
+}
+
+std::vector<double> tolerance(const std::vector<double>& want, double relative, double absolute) {
+    std::vector<double> t(want.size());
+    for (size_t i = 0; i < want.size(); ++i) t[i] = relative * std::fabs(want[i]) + absolute;
+    return t;
+}
+
+std::string test_matmul(Context& ctx, DType type) {
+    const int64_t m = 37, k = 256;
+    const size_t rb = row_bytes(type, k);
+    const std::vector<float> wf = random_floats(static_cast<size_t>(m * k), 1);
+    std::vector<uint8_t> wq(rb * static_cast<size_t>(m));
+    std::vector<float> w(static_cast<size_t>(m * k));
+    for (int64_t r = 0; r < m; ++r) {
+        quantize_row(type, wf.data() + r * k, wq.data() + static_cast<size_t>(r) * rb, k);
+        dequantize_row(type, wq.data() + static_cast<size_t>(r) * rb, w.data() + r * k, k);
+    }
+    const Allocation wa = upload(ctx, wq.data(), wq.size());
+    for (int64_t n : {int64_t{1}, int64_t{5}}) {
+        std::vector<float> x =
+            random_floats(static_cast<size_t>(n * k), 2 + static_cast<uint64_t>(n));
+        const Allocation xa = upload(ctx, x);
+        // Half-precision weights multiply activations rounded to their precision.
+        if (type == DType::F16 || type == DType::BF16) {
+            std::vector<uint8_t> tmp(row_bytes(type, k));
+            for (int64_t t = 0; t < n; ++t) {
+                quantize_row(type, x.data() + t * k, tmp.data(), k);
+                dequantize_row(type, tmp.data(), x.data() + t * k, k);
+            }
+        }
+        std::vector<double> want(static_cast<size_t>(n * m)), tol(want.size());
+        for (int64_t t = 0; t < n; ++t)
+            for (int64_t r = 0; r < m; ++r) {
+                double sum = 0, magnitude = 0;
+                for (int64_t i = 0; i < k; ++i) {
+                    const double p = static_cast<double>(w[static_cast<size_t>(r * k + i)]) *
+                                     x[static_cast<size_t>(t * k + i)];
+                    sum += p;
+                    magnitude += std::fabs(p);
+                }
+                want[static_cast<size_t>(t * m + r)] = sum;
+                tol[static_cast<size_t>(t * m + r)] = 1e-4 * magnitude + 1e-5;
+            }
+        const Allocation ya = ctx.memory().allocate(static_cast<VkDeviceSize>(n * m * 4));
+        run(ctx, [&](Sequence& seq) {
+            MatMulArgs a;
+            a.weight_type = type;
+            a.m = m;
+            a.k = k;
+            a.n = n;
+            a.w = wa.range();
+            a.x = xa.range();
+            a.y = ya.range();
+            record_matmul(ctx, seq, a);
+        });
+        const std::string err = compare(download(ctx, ya, want.size()), want, tol);
+        if (!err.empty()) return str_cat(n, " token(s): ", err);
+    }
+    return "";
+}
+
+std::string test_embed(Context& ctx, DType type) {
+    const int64_t rows = 5, cols = 256;
+    const size_t rb = row_bytes(type, cols);
+    const std::vector<float> f = random_floats(static_cast<size_t>(rows * cols), 3);
+    std::vector<uint8_t> table(rb * static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r)
+        quantize_row(type, f.data() + r * cols, table.data() + static_cast<size_t>(r) * rb, cols);
+    const int32_t ids[] = {3, 0, 4, 1};
+    std::vector<double> want;
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int32_t id : ids) {
+        dequantize_row(type, table.data() + static_cast<size_t>(id) * rb, row.data(), cols);
+        want.insert(want.end(), row.begin(), row.end());
+    }
+    const Allocation ta = upload(ctx, table.data(), table.size());
+    const Allocation ia = upload(ctx, ids, sizeof(ids));
+    const Allocation ya = ctx.memory().allocate(want.size() * 4);
+    run(ctx, [&](Sequence& seq) {
+        EmbedArgs a;
+        a.table_type = type;
+        a.cols = cols;
+        a.rows = 4;
+        a.table = ta.range();
+        a.table_rows = rows;
+        a.ids = ia.range();
+        a.y = ya.range();
+        record_embed(ctx, seq, a);
+    });
+    return compare(download(ctx, ya, want.size()), want, tolerance(want, 0, 1e-6));
+}
+
+std::string test_rms_norm(Context& ctx) {
+    const int64_t rows = 3, cols = 96;
+    const float eps = 1e-5f;
+    const std::vector<float> x = random_floats(static_cast<size_t>(rows * cols), 4);
+    const std::vector<float> w = random_floats(static_cast<size_t>(cols), 5);
+    std::vector<double> want(x.size());
+    for (int64_t r = 0; r < rows; ++r) {
+        double ss = 0;
+        for (int64_t i = 0; i < cols; ++i)
+            ss += static_cast<double>(x[r * cols + i]) * x[r * cols + i];
+        const double scale = 1 / std::sqrt(ss / static_cast<double>(cols) + eps);
+        for (int64_t i = 0; i < cols; ++i)
+            want[static_cast<size_t>(r * cols + i)] =
+                x[static_cast<size_t>(r * cols + i)] * scale * w[static_cast<size_t>(i)];
+    }
+    const Allocation xa = upload(ctx, x), wa = upload(ctx, w);
+    const Allocation ya = ctx.memory().allocate(x.size() * 4);
+    run(ctx, [&](Sequence& seq) {
+        RmsNormArgs a;
+        a.rows = rows;
+        a.cols = cols;
+        a.eps = eps;
+        a.x = xa.range();
+        a.w = wa.range();
+        a.y = ya.range();
+        record_rms_norm(ctx, seq, a);
+    });
+    return compare(download(ctx, ya, want.size()), want, tolerance(want, 1e-5, 1e-6));
+}
+
+std::string test_elementwise(Context& ctx) {
+    const int64_t rows = 3, cols = 64, n = rows * cols;
+    const std::vector<float> a = random_floats(static_cast<size_t>(n), 6);
+    const std::vector<float> b = random_floats(static_cast<size_t>(n), 7);
+    const Allocation aa = upload(ctx, a), ba = upload(ctx, b);
+    for (Elementwise op : {Elementwise::Add, Elementwise::Mul, Elementwise::Silu,
+                           Elementwise::SwiGlu, Elementwise::Copy}) {
+        const bool broadcast = op == Elementwise::Add;  // b's first row, for every row
+        std::vector<double> want(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) {
+            const double av = a[static_cast<size_t>(i)];
+            const double bv = b[static_cast<size_t>(broadcast ? i % cols : i)];
+            const double silu = av / (1 + std::exp(-av));
+            want[static_cast<size_t>(i)] = op == Elementwise::Add      ? av + bv
+                                           : op == Elementwise::Mul    ? av * bv
+                                           : op == Elementwise::Silu   ? silu
+                                           : op == Elementwise::SwiGlu ? silu * bv
+                                                                       : av;
+        }
+        const Allocation ya = ctx.memory().allocate(static_cast<VkDeviceSize>(n * 4));
+        run(ctx, [&](Sequence& seq) {
+            ElementwiseArgs e;
+            e.op = op;
+            e.n = n;
+            e.cols = cols;
+            e.a = aa.range();
+            e.b = ba.range();
+            e.y = ya.range();
+            e.b_broadcast = broadcast;
+            record_elementwise(ctx, seq, e);
+        });
+        const std::string err =
+            compare(download(ctx, ya, want.size()), want, tolerance(want, 1e-5, 1e-6));
+        if (!err.empty()) return str_cat("op ", static_cast<int>(op), ": ", err);
+    }
+    return "";
+}
+
+std::string test_rope(Context& ctx) {
+    const int64_t rows = 3;
+    const int n_head = 2, hd = 64, width = n_head * hd;
+    const int32_t pos[] = {0, 7, 100};
+    const std::vector<float> x = random_floats(static_cast<size_t>(rows * width), 8);
+    const Allocation xa = upload(ctx, x), pa = upload(ctx, pos, sizeof(pos));
+    for (graph::RopeMode mode : {graph::RopeMode::Normal, graph::RopeMode::Neox}) {
+        std::vector<double> want(x.size());
+        const float theta_scale = std::pow(10000.0f, -2.0f / static_cast<float>(hd));
+        for (int64_t r = 0; r < rows; ++r) {
+            float theta = static_cast<float>(pos[r]);
+            for (int i = 0; i < hd / 2; ++i, theta *= theta_scale) {
+                for (int h = 0; h < n_head; ++h) {
+                    const int64_t base = r * width + h * hd;
+                    const int64_t ia = base + (mode == graph::RopeMode::Normal ? 2 * i : i);
+                    const int64_t ib =
+                        base + (mode == graph::RopeMode::Normal ? 2 * i + 1 : i + hd / 2);
+                    const double x0 = x[static_cast<size_t>(ia)], x1 = x[static_cast<size_t>(ib)];
+                    want[static_cast<size_t>(ia)] = x0 * std::cos(theta) - x1 * std::sin(theta);
+                    want[static_cast<size_t>(ib)] = x0 * std::sin(theta) + x1 * std::cos(theta);
+                }
+            }
+        }
+        const Allocation ya = ctx.memory().allocate(x.size() * 4);
+        run(ctx, [&](Sequence& seq) {
+            RopeArgs a;
+            a.rows = rows;
+            a.n_head = n_head;
+            a.head_dim = hd;
+            a.mode = mode;
+            a.x = xa.range();
+            a.positions = pa.range();
+            a.y = ya.range();
+            record_rope(ctx, seq, a);
+        });
+        // Vulkan's sin and cos promise about 2^-11 absolute.
+        const std::string err =
+            compare(download(ctx, ya, want.size()), want, tolerance(want, 0, 2e-3));
+        if (!err.empty())
+            return str_cat(mode == graph::RopeMode::Normal ? "normal" : "neox", ": ", err);
+    }
+    return "";
+}
+
+// kv_store then attention: 3 tokens at positions 0..2, 4 query heads over 2 KV heads of 64.
+std::string test_attention(Context& ctx) {
+    const int64_t rows = 3, n_ctx = 8;
+    const int n_head = 4, n_head_kv = 2, hd = 64;
+    const int64_t qw = n_head * hd, kw = n_head_kv * hd;
+    const float scale = 1.0f / 8.0f;
+    const int32_t pos[] = {0, 1, 2};
+    const std::vector<float> q = random_floats(static_cast<size_t>(rows * qw), 9);
+    const std::vector<float> k = random_floats(static_cast<size_t>(rows * kw), 10);
+    const std::vector<float> v = random_floats(static_cast<size_t>(rows * kw), 11);
+    auto half = [](float f) { return static_cast<double>(fp16_to_fp32(fp32_to_fp16(f))); };
+    std::vector<double> want(q.size());
+    for (int64_t t = 0; t < rows; ++t)
+        for (int h = 0; h < n_head; ++h) {
+            const int64_t kv = (h / (n_head / n_head_kv)) * hd;
+            std::vector<double> s(static_cast<size_t>(t + 1));
+            for (int64_t j = 0; j <= t; ++j) {
+                double dot = 0;
+                for (int d = 0; d < hd; ++d)
+                    dot += q[static_cast<size_t>(t * qw + h * hd + d)] *
+                           half(k[static_cast<size_t>(j * kw + kv + d)]);
+                s[static_cast<size_t>(j)] = dot * scale;
+            }
+            const double mx = *std::max_element(s.begin(), s.end());
+            double sum = 0;
+            for (double& e : s) sum += (e = std::exp(e - mx));
+            for (int d = 0; d < hd; ++d) {
+                double o = 0;
+                for (int64_t j = 0; j <= t; ++j)
+                    o += s[static_cast<size_t>(j)] / sum *
+                         half(v[static_cast<size_t>(j * kw + kv + d)]);
+                want[static_cast<size_t>(t * qw + h * hd + d)] = o;
+            }
+        }
+    const Allocation qa = upload(ctx, q), ka = upload(ctx, k), va = upload(ctx, v);
+    const Allocation pa = upload(ctx, pos, sizeof(pos));
+    const Allocation kc = ctx.memory().allocate(static_cast<VkDeviceSize>(2 * n_ctx * kw));
+    const Allocation vc = ctx.memory().allocate(static_cast<VkDeviceSize>(2 * n_ctx * kw));
+    const Allocation ya = ctx.memory().allocate(q.size() * 4);
+    run(ctx, [&](Sequence& seq) {
+        KvStoreArgs s;
+        s.rows = rows;
+        s.width = kw;
+        s.n_ctx = n_ctx;
+        s.k = ka.range();
+        s.v = va.range();
+        s.positions = pa.range();
+        s.k_cache = kc.range();
+        s.v_cache = vc.range();
+        record_kv_store(ctx, seq, s);
+        seq.barrier();
+        AttentionArgs a;
+        a.rows = rows;
+        a.n_head = n_head;
+        a.n_head_kv = n_head_kv;
+        a.head_dim = hd;
+        a.n_ctx = n_ctx;
+        a.scale = scale;
+        a.q = qa.range();
+        a.positions = pa.range();
+        a.k_cache = kc.range();
+        a.v_cache = vc.range();
+        a.out = ya.range();
+        record_attention(ctx, seq, a);
+    });
+    return compare(download(ctx, ya, want.size()), want, tolerance(want, 1e-4, 1e-5));
+}
+
+std::string test_round_activations(Context& ctx) {
+    const int64_t rows = 2, cols = 256;
+    const std::vector<float> x = random_floats(static_cast<size_t>(rows * cols), 12);
+    const Allocation xa = upload(ctx, x);
+    for (DType format : {DType::Q8_0, DType::Q8_K}) {
+        std::vector<double> want;
+        std::vector<uint8_t> blocks(row_bytes(format, cols));
+        std::vector<float> row(static_cast<size_t>(cols));
+        for (int64_t r = 0; r < rows; ++r) {
+            quantize_row(format, x.data() + r * cols, blocks.data(), cols);
+            dequantize_row(format, blocks.data(), row.data(), cols);
+            want.insert(want.end(), row.begin(), row.end());
+        }
+        const Allocation ya = ctx.memory().allocate(x.size() * 4);
+        run(ctx, [&](Sequence& seq) {
+            RoundActivationsArgs a;
+            a.format = format;
+            a.rows = rows;
+            a.cols = cols;
+            a.x = xa.range();
+            a.y = ya.range();
+            record_round_activations(ctx, seq, a);
+        });
+        const std::string err =
+            compare(download(ctx, ya, want.size()), want, tolerance(want, 1e-6, 1e-7));
+        if (!err.empty()) return str_cat(dtype_name(format), ": ", err);
+    }
+    return "";
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// Changes whenever any embedded shader does, so a rebuilt backend tests itself again.
+uint64_t shader_hash() {
+    uint64_t h = 1469598103934665603ULL;
+    for (const SpirvModule& m : embedded_shaders())
+        for (size_t i = 0; i < m.word_count; ++i) h = (h ^ m.words[i]) * 1099511628211ULL;
+    return h;
+}
+
+}  // namespace
+
+std::string matmul_family(DType t) {
+    return "matmul_" + lower(dtype_name(t));
+}
+
+std::string embed_family(DType t) {
+    return "embed_" + lower(dtype_name(t));
+}
+
+std::vector<std::string> self_test_families() {
+    std::vector<std::string> f;
+    for (DType t : kWeightTypes) f.push_back(matmul_family(t));
+    for (DType t : kWeightTypes) f.push_back(embed_family(t));
+    for (const char* name : {"round_activations", "rms_norm", "elementwise", "rope", "attention"})
+        f.emplace_back(name);
+    return f;
+}
+
+SelfTestResult run_self_test(Context& ctx, const std::string& family) {
+    SelfTestResult r{family, false, ""};
+    try {
+        std::string err = "unknown pipeline family";
+        for (DType t : kWeightTypes) {
+            if (family == matmul_family(t)) err = test_matmul(ctx, t);
+            if (family == embed_family(t)) err = test_embed(ctx, t);
+        }
+        if (family == "round_activations") err = test_round_activations(ctx);
+        if (family == "rms_norm") err = test_rms_norm(ctx);
+        if (family == "elementwise") err = test_elementwise(ctx);
+        if (family == "rope") err = test_rope(ctx);
+        if (family == "attention") err = test_attention(ctx);
+        r.ok = err.empty();
+        r.detail = err;
+    } catch (const Error& e) {
+        r.detail = e.what();
+    }
+    return r;
+}
+
+SelfTestCache::SelfTestCache(const DeviceProps& d) {
+    if (std::getenv("MLLM_VK_CORRUPT") != nullptr) return;  // a test run: trust nothing stored
+    std::ostringstream what;
+    what << "self-test-" << std::hex << shader_hash() << ".txt";
+    path_ = device_cache_path(d, what.str());
+    if (path_.empty()) return;
+    std::ifstream in(path_);
+    std::string family, verdict;
+    while (in >> family >> verdict) {
+        std::string detail;
+        std::getline(in, detail);
+        results_[family] = {family, verdict == "ok", detail.empty() ? "" : detail.substr(1)};
+    }
+}
+
+const SelfTestResult& SelfTestCache::get(Context& ctx, const std::string& family) {
+    auto it = results_.find(family);
+    if (it != results_.end()) return it->second;
+    const SelfTestResult& r = results_[family] = run_self_test(ctx, family);
+    save();
+    return r;
+}
+
+void SelfTestCache::save() const {
+    if (path_.empty()) return;
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ec);
+    // Written whole to a temporary file and renamed, so concurrent processes never read half.
+    const std::string tmp = str_cat(path_, ".", ::getpid());
+    {
+        std::ofstream out(tmp);
+        for (const auto& [family, r] : results_)
+            out << family << (r.ok ? " ok" : " fail") << (r.detail.empty() ? "" : " " + r.detail)
+                << "\n";
+        if (!out) return;  // an unwritable cache only costs a re-test next time
+    }
+    std::filesystem::rename(tmp, path_, ec);
+}
+
+}  // namespace mllm::vk
