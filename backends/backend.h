@@ -40,6 +40,9 @@ class Executable {
     virtual void write(graph::NodeId node, const void* src, size_t bytes) = 0;
     virtual void read(graph::NodeId node, void* dst, size_t bytes) = 0;
     virtual void run(const StepParams& step) = 0;
+    // Device work one step records (GPU backends): kernel dispatches and queue submits.
+    virtual size_t dispatches_per_step() const { return 0; }
+    virtual size_t submits_per_step() const { return 0; }
 };
 
 // One pipeline family's self-test on a device (see backends/vulkan/vk_self_test.h).

@@ -7,7 +7,9 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
+#include "core/error.h"
 #include "perf/bandwidth.h"
 #include "runtime/session.h"
 #include "tests/support/random_model.h"
@@ -20,6 +22,12 @@ struct ModelCase {
     const char* name;
     test::ModelShape (*shape)();
     DType type;
+};
+
+// Backend, as the dashboard reads it from the name ("Decode/vulkan/..."; none means the CPU).
+struct E2eCase {
+    const ModelCase* model;
+    const char* backend;
 };
 
 const ModelCase kCases[] = {
@@ -65,12 +73,35 @@ constexpr int kThreads = 2;
 
 // Decode as llama-bench's tg128 measures it: 128 tokens after a short prompt, then start over,
 // so attention reads a short KV cache and the weights dominate, as the roofline assumes.
-void BM_Decode(benchmark::State& state, const ModelCase* c) {
+// A session on the case's backend, or nullptr after marking the benchmark skipped (no device).
+std::unique_ptr<Session> open_session(benchmark::State& state, std::shared_ptr<const Model> model,
+                                      SessionOptions o, const char* backend) {
+    o.backend = backend;
+    try {
+        return std::make_unique<Session>(std::move(model), o);
+    } catch (const Error& e) {
+        state.SkipWithError(e.what());
+        return nullptr;
+    }
+}
+
+// Device work per decode token (GPU backends).
+void count_work(benchmark::State& state, Session& s, int64_t n_tokens) {
+    const Session::StepWork w = s.step_work(n_tokens);
+    if (w.dispatches == 0) return;
+    state.counters["dispatches"] = static_cast<double>(w.dispatches);
+    state.counters["submits"] = static_cast<double>(w.submits);
+}
+
+void BM_Decode(benchmark::State& state, E2eCase e) {
+    const ModelCase* c = e.model;
     auto model = load_model(model_path(*c));
     SessionOptions o;
     o.n_threads = kThreads;
     o.n_ctx = 136;
-    Session s(model, o);
+    auto session = open_session(state, model, o, e.backend);
+    if (!session) return;
+    Session& s = *session;
     const std::vector<int32_t> prompt = {1, 300, 400, 500, 600, 700, 800, 900};
     s.eval(prompt);
     int32_t next = 1000;
@@ -90,14 +121,17 @@ void BM_Decode(benchmark::State& state, const ModelCase* c) {
     state.counters["bandwidth_GBps"] = bandwidth() / 1e9;
     state.counters["roofline_tok/s"] = bandwidth() / bytes;
     state.SetBytesProcessed(static_cast<int64_t>(bytes * static_cast<double>(state.iterations())));
+    count_work(state, s, 1);
 }
 
-void BM_Prefill128(benchmark::State& state, const ModelCase* c) {
-    auto model = load_model(model_path(*c));
+void BM_Prefill128(benchmark::State& state, E2eCase e) {
+    auto model = load_model(model_path(*e.model));
     SessionOptions o;
     o.n_threads = kThreads;
     o.n_ctx = 256;
-    Session s(model, o);
+    auto session = open_session(state, model, o, e.backend);
+    if (!session) return;
+    Session& s = *session;
     std::vector<int32_t> prompt(128);
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(300 + 7 * i);
     for (auto _ : state) {
@@ -106,6 +140,7 @@ void BM_Prefill128(benchmark::State& state, const ModelCase* c) {
     }
     state.counters["tok/s"] = benchmark::Counter(128.0 * static_cast<double>(state.iterations()),
                                                  benchmark::Counter::kIsRate);
+    count_work(state, s, 128);
 }
 
 void BM_MemoryReadBandwidth(benchmark::State& state) {
@@ -121,16 +156,35 @@ int register_all() {
         ->UseRealTime();
     for (const ModelCase& c : kCases) {
         // Wall-clock time: the work runs on several threads, so the caller's CPU time undercounts.
-        benchmark::RegisterBenchmark((std::string("Decode/") + c.name).c_str(), BM_Decode, &c)
+        benchmark::RegisterBenchmark((std::string("Decode/") + c.name).c_str(), BM_Decode,
+                                     E2eCase{&c, "cpu"})
             ->Unit(benchmark::kMillisecond)
             ->MinTime(2.0)
             ->UseRealTime();
         benchmark::RegisterBenchmark((std::string("Prefill128/") + c.name).c_str(), BM_Prefill128,
-                                     &c)
+                                     E2eCase{&c, "cpu"})
             ->Unit(benchmark::kMillisecond)
             ->MinTime(2.0)
             ->UseRealTime();
     }
+#ifdef MLLM_HAVE_VULKAN
+    // The Vulkan cases: SmolLM2 Q4_0 and Q8_0 (on lavapipe, against the CPU backend on
+    // the same cores) and TinyLlama Q4_0 (on a real GPU, against its memory roofline). Skipped
+    // with the reason where there is no Vulkan device.
+    for (const ModelCase& c : kCases) {
+        if (std::string_view(c.name).starts_with("Qwen")) continue;
+        benchmark::RegisterBenchmark((std::string("Decode/vulkan/") + c.name).c_str(), BM_Decode,
+                                     E2eCase{&c, "vulkan"})
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(2.0)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark((std::string("Prefill128/vulkan/") + c.name).c_str(),
+                                     BM_Prefill128, E2eCase{&c, "vulkan"})
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(1.0)
+            ->UseRealTime();
+    }
+#endif
     return 0;
 }
 const int kRegistered = register_all();

@@ -50,6 +50,16 @@ size_t Session::kv_cache_bytes() const {
     return total;
 }
 
+Session::StepWork Session::step_work(int64_t n_tokens) {
+    StepWork w;
+    for (const auto& exe : plan_for(n_tokens, false).exes) {
+        if (!exe) continue;
+        w.dispatches += exe->dispatches_per_step();
+        w.submits += exe->submits_per_step();
+    }
+    return w;
+}
+
 int64_t Session::fallback_nodes() {
     const Plan& plan = plan_for(1, false);
     int64_t count = 0;

@@ -32,8 +32,12 @@ void main() {
 
     float theta = float(pos[p.pos_offset + row]) * p.freq_scale;
     for (uint j = 0; j < i; ++j) theta *= p.theta_scale;
-    const float c = cos(theta);
-    const float s = sin(theta);
+    // Vulkan bounds sin and cos only on [-pi, pi]: reduce first (Cody-Waite: 2 pi split in a
+    // short head, so k * head is exact for k below 2^15, and a tail), to about float rounding.
+    const float k = floor(theta * 0.15915494 + 0.5);
+    const float reduced = (theta - k * 6.28125) - k * 1.9353071795864769e-3;
+    const float c = cos(reduced);
+    const float s = sin(reduced);
 
     const uint base = row * p.n_head * p.head_dim + head * p.head_dim;
     const uint ia = base + (MODE == 0u ? 2u * i : i);

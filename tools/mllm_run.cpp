@@ -122,6 +122,11 @@ int run(const Args& a) {
         j["n_ctx"] = session.n_ctx();
         j["kv_cache_bytes"] = session.kv_cache_bytes();
         j["arena_bytes"] = session.arena_bytes();
+        if (const Session::StepWork w = session.step_work(1); w.dispatches > 0) {
+            j["dispatches_per_token"] = w.dispatches;
+            j["submits_per_token"] = w.submits;
+        }
+        if (const int64_t n = session.fallback_nodes(); n > 0) j["cpu_fallback_nodes"] = n;
         j["seed"] = sampler.seed();
         std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {

@@ -80,7 +80,7 @@ void VkProgram::print_profile() const {
                      100.0 * ms / total);
 }
 
-size_t VkProgram::dispatches() const {
+size_t VkProgram::dispatches_per_step() const {
     size_t total = 0;
     for (const Segment& s : segments_) total += s.seq->dispatches();
     return total;

@@ -42,8 +42,8 @@ class VkProgram final : public Executable {
     void read(graph::NodeId node, void* dst, size_t bytes) override;
     void run(const StepParams& step) override;
 
-    size_t dispatches() const;
-    size_t submits_per_step() const { return segments_.size(); }
+    size_t dispatches_per_step() const override;
+    size_t submits_per_step() const override { return segments_.size(); }
 
   private:
     // A range of one of the memories the program writes, for hazard tracking.

@@ -238,7 +238,7 @@ std::string test_elementwise(Context& ctx) {
 std::string test_rope(Context& ctx) {
     const int64_t rows = 3;
     const int n_head = 2, hd = 64, width = n_head * hd;
-    const int32_t pos[] = {0, 7, 100};
+    const int32_t pos[] = {0, 7, 3001};  // far positions exercise the range reduction
     const std::vector<float> x = random_floats(static_cast<size_t>(rows * width), 8);
     const Allocation xa = upload(ctx, x), pa = upload(ctx, pos, sizeof(pos));
     for (graph::RopeMode mode : {graph::RopeMode::Normal, graph::RopeMode::Neox}) {
