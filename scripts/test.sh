@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything with warnings as errors and runs every test: the GoogleTest suites (in
-# parallel through ctest) and the reference pack (llama.cpp's numbers on ../shared/models/ref).
+# parallel through ctest) and the reference pack (llama.cpp's numbers on ../shared/models/ref) on
+# every backend: the CPU, and Vulkan (Mesa's lavapipe on a machine without a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -9,6 +10,7 @@ build_dir=${BUILD_DIR:-build}
 ctest --test-dir "$build_dir" -j"$(nproc)" --output-on-failure --timeout 900
 if [ -x ../shared/tools/check-reference ]; then
   ../shared/tools/check-reference "$build_dir"
+  ../shared/tools/check-reference "$build_dir" --backend vulkan
 else
   echo "test.sh: ../shared/tools/check-reference not found; the reference pack was not run" >&2
   exit 1
