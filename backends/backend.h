@@ -63,6 +63,9 @@ class Backend : public graph::DeviceCaps {
     // (Re)creates the KV cache for `n_ctx` positions; the runtime calls it before prepare().
     virtual void allocate_kv_cache(const graph::KvSpec& spec, int64_t n_ctx) = 0;
     virtual size_t kv_cache_bytes() const = 0;
+    // Device memory held (GPU backends: weights, KV cache, activations, staging); 0 for the CPU,
+    // whose weights stay in the file mapping.
+    virtual size_t device_memory_bytes() const { return 0; }
 
     // Prepares the nodes of `g` placed on `device_index` (their device field); the graph must
     // outlive the executable.

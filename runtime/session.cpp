@@ -36,6 +36,7 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
     n_batch_ = std::min(options.n_batch, n_ctx_);
     BackendOptions bo;
     bo.n_threads = options.n_threads;
+    automatic_ = options.backend == "auto";
     backends_.push_back(create_backend(options.backend, bo, &backend_notice_));
     device_ = backends_[0]->info();
     if (backends_[0]->device_name() != "cpu") backends_.push_back(create_backend("cpu", bo));
@@ -60,6 +61,12 @@ Session::StepWork Session::step_work(int64_t n_tokens) {
     return w;
 }
 
+size_t Session::device_memory_bytes() const {
+    size_t total = 0;
+    for (const auto& b : backends_) total += b->device_memory_bytes();
+    return total;
+}
+
 int64_t Session::fallback_nodes() {
     const Plan& plan = plan_for(1, false);
     int64_t count = 0;
@@ -77,8 +84,26 @@ int64_t Session::arena_bytes() const {
 
 Session::Plan& Session::plan_for(int64_t n_tokens, bool all_logits) {
     if (n_tokens == 1) all_logits = false;  // the same graph
-    auto& slot = plans_[{n_tokens, all_logits}];
-    if (slot) return *slot;
+    const std::pair<int64_t, bool> key{n_tokens, all_logits};
+    if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
+    try {
+        return *(plans_[key] = make_plan(n_tokens, all_logits));
+    } catch (const Error& e) {
+        // --backend auto: a device that cannot hold the model (out of device memory, a driver
+        // failure) gives way to the CPU, as long as no context lives on it yet.
+        plans_.erase(key);
+        if (!automatic_ || backends_.size() < 2 || n_past_ > 0) throw;
+        backend_notice_ +=
+            str_cat(backend_notice_.empty() ? "" : "; ", device_.name, ": ", e.what());
+        plans_.clear();
+        backends_.erase(backends_.begin());
+        kv_allocated_.assign(backends_.size(), false);
+        device_ = backends_[0]->info();
+        return *(plans_[key] = make_plan(n_tokens, all_logits));
+    }
+}
+
+std::unique_ptr<Session::Plan> Session::make_plan(int64_t n_tokens, bool all_logits) {
     auto plan = std::make_unique<Plan>();
     graph::BuildOptions bo;
     bo.n_tokens = n_tokens;
@@ -123,8 +148,7 @@ Session::Plan& Session::plan_for(int64_t n_tokens, bool all_logits) {
         auto& exe = plan->exes[static_cast<size_t>(seg.device)];
         if (!exe) exe = backends_[static_cast<size_t>(seg.device)]->prepare(g, seg.device);
     }
-    slot = std::move(plan);
-    return *slot;
+    return plan;
 }
 
 void Session::run_plan(Plan& plan) {

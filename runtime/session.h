@@ -30,8 +30,8 @@ class Session {
     const Model& model() const { return *model_; }
     // The chosen backend (the one that runs everything it can).
     const DeviceInfo& device() const { return device_; }
-    // Why `auto` passed over better backends ("vulkan: no Vulkan device ..."); empty if it did
-    // not.
+    // Why `auto` passed over better backends ("vulkan: no Vulkan device ...", or the error that
+    // made it give up a device before the first step); empty if it did not.
     const std::string& backend_notice() const { return backend_notice_; }
     // Live nodes of the decode graph that the chosen backend refused, run by the CPU instead.
     int64_t fallback_nodes();
@@ -44,6 +44,8 @@ class Session {
     int64_t n_ctx() const { return n_ctx_; }
     int64_t n_past() const { return n_past_; }
     size_t kv_cache_bytes() const;
+    // Memory the GPU backend holds on its device (weights, KV cache, activations); 0 on the CPU.
+    size_t device_memory_bytes() const;
     int64_t arena_bytes() const;  // the largest activation arena of the plans made so far
 
     // Appends `tokens` to the context and returns logits: one row of n_vocab for the last token,
@@ -60,6 +62,7 @@ class Session {
     struct Plan;
     struct Segment;
     Plan& plan_for(int64_t n_tokens, bool all_logits);
+    std::unique_ptr<Plan> make_plan(int64_t n_tokens, bool all_logits);
     void run_plan(Plan& plan);
 
     std::shared_ptr<const Model> model_;
@@ -68,6 +71,7 @@ class Session {
     std::vector<bool> kv_allocated_;
     DeviceInfo device_;
     std::string backend_notice_;
+    bool automatic_ = false;  // --backend auto: may still give way to the CPU
     int64_t n_ctx_ = 0;
     int64_t n_batch_ = 0;
     int64_t n_past_ = 0;

@@ -70,6 +70,14 @@ void print_stats(const mllm::Session& s, double load_ms, const mllm::GenerateRes
                  r.decode_tokens_per_s(), static_cast<double>(mllm::peak_rss_bytes()) / (1 << 20),
                  static_cast<double>(s.kv_cache_bytes()) / (1 << 20),
                  static_cast<double>(s.arena_bytes()) / (1 << 20));
+    if (s.device_memory_bytes() > 0)
+        std::fprintf(stderr, "[mllm] %s device memory %.1f MiB\n", s.device().name.c_str(),
+                     static_cast<double>(s.device_memory_bytes()) / (1 << 20));
+}
+
+void say_backend_notice(const mllm::Session& s) {
+    std::fprintf(stderr, "[mllm] running on %s; passed over: %s\n", s.device().name.c_str(),
+                 s.backend_notice().c_str());
 }
 
 int run(const Args& a) {
@@ -81,9 +89,8 @@ int run(const Args& a) {
     so.n_threads = a.threads;
     so.n_ctx = a.n_ctx;
     Session session(model, so);
-    if (!session.backend_notice().empty())
-        std::fprintf(stderr, "[mllm] running on %s; passed over: %s\n",
-                     session.device().name.c_str(), session.backend_notice().c_str());
+    const std::string notice = session.backend_notice();
+    if (!notice.empty()) say_backend_notice(session);
     const double load_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
@@ -107,6 +114,8 @@ int run(const Args& a) {
         }
         return true;
     });
+    // --backend auto may also give up a device while preparing the first step: say that too.
+    if (session.backend_notice() != notice) say_backend_notice(session);
     if (a.json) {
         nlohmann::json j;
         j["text"] = r.text;
@@ -122,6 +131,8 @@ int run(const Args& a) {
         j["n_ctx"] = session.n_ctx();
         j["kv_cache_bytes"] = session.kv_cache_bytes();
         j["arena_bytes"] = session.arena_bytes();
+        if (session.device_memory_bytes() > 0)
+            j["device_memory_bytes"] = session.device_memory_bytes();
         if (const Session::StepWork w = session.step_work(1); w.dispatches > 0) {
             j["dispatches_per_token"] = w.dispatches;
             j["submits_per_token"] = w.submits;

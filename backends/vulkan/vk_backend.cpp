@@ -134,6 +134,10 @@ class VulkanBackend final : public Backend {
 
     size_t kv_cache_bytes() const override { return kv_bytes_; }
 
+    size_t device_memory_bytes() const override {
+        return static_cast<size_t>(ctx_->memory().stats().reserved_bytes);
+    }
+
     std::unique_ptr<Executable> prepare(const graph::Graph& g, int device_index) override {
         return std::make_unique<vk::VkProgram>(*ctx_, g, device_index, weights_, kv_, profile_);
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
 #include <iterator>
 
 #include "core/error.h"
@@ -220,6 +221,16 @@ bool MemoryManager::carve(Block& b, VkDeviceSize bytes, VkDeviceSize align, VkDe
     return false;
 }
 
+VkDeviceSize MemoryManager::limit_from_environment() {
+    const char* env = std::getenv("MLLM_VK_MEMORY_LIMIT");
+    if (env == nullptr || *env == '\0') return 0;
+    char* end = nullptr;
+    const unsigned long long mib_limit = std::strtoull(env, &end, 10);
+    if (end == env || *end != '\0' || mib_limit == 0)
+        fail("MLLM_VK_MEMORY_LIMIT=", env, " is not a positive number of MiB");
+    return static_cast<VkDeviceSize>(mib_limit) << 20;
+}
+
 Allocation MemoryManager::allocate(VkDeviceSize bytes, MemoryUse use, VkDeviceSize align) {
     align = std::max(align, alignment_);
     const VkDeviceSize reserved = round_up(std::max<VkDeviceSize>(bytes, 1), alignment_);
@@ -239,7 +250,17 @@ Allocation MemoryManager::allocate(VkDeviceSize bytes, MemoryUse use, VkDeviceSi
         }
     }
     if (block == nullptr) {
-        pool.blocks.push_back(create_block(pool, std::max(block_bytes_, reserved)));
+        const VkDeviceSize size = std::max(block_bytes_, reserved);
+        if (limit_ != 0) {
+            VkDeviceSize held = 0;
+            for (const Pool& p : pools_)
+                for (const auto& b : p.blocks) held += b->size;
+            if (held + size > limit_)
+                fail("out of Vulkan memory on ", device_.props().name, ": ", mib(held),
+                     " MiB held, a block of ", mib(size),
+                     " MiB more exceeds MLLM_VK_MEMORY_LIMIT (", mib(limit_), " MiB)");
+        }
+        pool.blocks.push_back(create_block(pool, size));
         block = pool.blocks.back().get();
         const bool ok = carve(*block, reserved, align, offset);
         assert(ok && offset == 0);

@@ -123,8 +123,12 @@ class MemoryManager {
     void release(Allocation& a);
     static bool carve(Block& b, VkDeviceSize bytes, VkDeviceSize align, VkDeviceSize& offset);
 
+    // MLLM_VK_MEMORY_LIMIT=<MiB>: the most device memory to hold (0: what the driver gives).
+    static VkDeviceSize limit_from_environment();
+
     const Device& device_;
     VkDeviceSize block_bytes_;
+    VkDeviceSize limit_ = limit_from_environment();
     VkDeviceSize alignment_ = 16;
     Pool pools_[kMemoryUses];
     mutable std::mutex mutex_;

@@ -309,6 +309,16 @@ TEST(MllmRunVulkan, CorruptPipelineFallsBackToTheCpu) {
     EXPECT_NE(self.out.find("matmul_f32: FAILED"), std::string::npos) << self.out;
 }
 
+TEST(MllmRunVulkan, OutOfDeviceMemoryIsOneLine) {
+    MLLM_NEED_VULKAN();
+    const RunResult r = run_tool("mllm-run",
+                                 {"-m", kModel, "-p", "", "-n", "4", "--backend", "vulkan"},
+                                 "MLLM_VK_MEMORY_LIMIT=1");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("mllm-run: error: out of Vulkan memory on "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("MLLM_VK_MEMORY_LIMIT"), std::string::npos) << r.err;
+}
+
 TEST(MllmRunVulkan, AutoPassesOverCpuDevicesAndSaysSo) {
     const RunResult r = run_tool(
         "mllm-run", {"-m", kModel, "-p", "", "-n", "4", "--temp", "0", "--backend", "auto"});
