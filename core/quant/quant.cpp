@@ -93,6 +93,26 @@ void quantize_row(DType type, const float* src, void* dst, int64_t n) {
     converter_for(type, n, "quantize_row").quantize(src, dst, n);
 }
 
+DType activation_type(DType weight) {
+    switch (weight) {
+        case DType::Q4_0:
+        case DType::Q4_1:
+        case DType::Q5_0:
+        case DType::Q8_0:
+            return DType::Q8_0;
+        case DType::Q4_K:
+        case DType::Q5_K:
+        case DType::Q6_K:
+            return DType::Q8_K;
+        case DType::F32:
+        case DType::F16:
+        case DType::BF16:
+            return DType::F32;
+        default:
+            fail("no dot product with weights of type ", dtype_name(weight));
+    }
+}
+
 void quantize_row_q8_0(const float* src, void* dst, int64_t n) {
     converter_for(DType::Q8_0, n, "quantize_row_q8_0").quantize(src, dst, n);
 }

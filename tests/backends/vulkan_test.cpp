@@ -34,21 +34,10 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/quant/quant.h"
+#include "tests/support/vulkan_skip.h"
 
 namespace mllm::vk {
 namespace {
-
-bool in_ci() {
-    const char* ci = std::getenv("CI");
-    return ci != nullptr && std::string_view(ci) == "true";
-}
-
-// Skips a test that needs a device, or fails it on CI, where a missing device is an error.
-#define MLLM_NO_VULKAN_DEVICE(reason)                                            \
-    do {                                                                         \
-        if (in_ci()) FAIL() << "no Vulkan device on CI (CI=true): " << (reason); \
-        GTEST_SKIP() << "Vulkan unavailable: " << (reason);                      \
-    } while (0)
 
 // ---------------------------------------------------------------------------------------------
 // Without a device: the loader's message and device selection.

@@ -13,13 +13,6 @@
 namespace mllm {
 namespace {
 
-test::ModelShape shrink(test::ModelShape s) {
-    s.n_layer = 2;
-    s.n_vocab = 2048;
-    s.n_ff = std::min(s.n_ff, 1024);
-    return s;
-}
-
 struct ShapeCase {
     const char* name;
     test::ModelShape shape;
@@ -42,7 +35,7 @@ double rms(std::span<const float> a) {
 
 TEST_P(ConsistencyTest, PrefillThenDecodeEqualsOnePrefill) {
     const std::string path = test::temp_path(".gguf");
-    test::write_random_model(path, shrink(GetParam().shape), DType::F32, DType::F32);
+    test::write_random_model(path, test::ci_sized(GetParam().shape), DType::F32, DType::F32);
     auto model = load_model(path);
     const std::vector<int32_t> tokens = {1, 300, 301, 302, 303, 400, 500, 600, 700, 800, 900, 1000};
     const size_t vocab = static_cast<size_t>(model->config.n_vocab);
@@ -65,7 +58,7 @@ TEST_P(ConsistencyTest, PrefillThenDecodeEqualsOnePrefill) {
 }
 
 TEST_P(ConsistencyTest, Q8_0StaysCloseToF32) {
-    const test::ModelShape shape = shrink(GetParam().shape);
+    const test::ModelShape shape = test::ci_sized(GetParam().shape);
     const std::string f32_path = test::temp_path(".gguf");
     const std::string q8_path = test::temp_path(".gguf");
     test::write_random_model(f32_path, shape, DType::F32, DType::F32, 7);

@@ -20,14 +20,10 @@
 #include "runtime/session.h"
 #include "tests/support/random_model.h"
 #include "tests/support/test_env.h"
+#include "tests/support/vulkan_skip.h"
 
 namespace mllm {
 namespace {
-
-bool in_ci() {
-    const char* ci = std::getenv("CI");
-    return ci != nullptr && std::string_view(ci) == "true";
-}
 
 // A Vulkan session, or the reason there is none.
 std::unique_ptr<Session> vulkan_session(std::shared_ptr<const Model> model, SessionOptions o,
@@ -41,13 +37,10 @@ std::unique_ptr<Session> vulkan_session(std::shared_ptr<const Model> model, Sess
     }
 }
 
-#define MLLM_VULKAN_SESSION(var, model, options)                                  \
-    std::string var##_why;                                                        \
-    auto var = vulkan_session(model, options, var##_why);                         \
-    if (!var) {                                                                   \
-        if (in_ci()) FAIL() << "no Vulkan device on CI (CI=true): " << var##_why; \
-        GTEST_SKIP() << "Vulkan unavailable: " << var##_why;                      \
-    }
+#define MLLM_VULKAN_SESSION(var, model, options)          \
+    std::string var##_why;                                \
+    auto var = vulkan_session(model, options, var##_why); \
+    if (!var) MLLM_NO_VULKAN_DEVICE(var##_why)
 
 int32_t argmax(std::span<const float> logits) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
@@ -82,13 +75,6 @@ TEST(VulkanSession, TrainedModelGreedyTextEqualsCpu) {
     EXPECT_EQ(greedy(*gpu, 60), greedy(cpu, 60));
 }
 
-test::ModelShape shrink(test::ModelShape s) {
-    s.n_layer = 2;
-    s.n_vocab = 2048;
-    s.n_ff = std::min(s.n_ff, 1024);
-    return s;
-}
-
 struct ShapeCase {
     const char* name;
     test::ModelShape shape;
@@ -99,7 +85,7 @@ class VulkanShapes : public ::testing::TestWithParam<ShapeCase> {};
 // Every node on the GPU, and its logits those of the CPU, for prefill and decode.
 TEST_P(VulkanShapes, LogitsMatchCpuAndDecodeMatchesPrefill) {
     const std::string path = test::temp_path(".gguf");
-    test::write_random_model(path, shrink(GetParam().shape), DType::F32, DType::F32);
+    test::write_random_model(path, test::ci_sized(GetParam().shape), DType::F32, DType::F32);
     auto model = load_model(path);
     const std::vector<int32_t> tokens = {1, 300, 301, 302, 303, 400, 500, 600, 700, 800, 900};
     const size_t vocab = static_cast<size_t>(model->config.n_vocab);
@@ -167,7 +153,7 @@ INSTANTIATE_TEST_SUITE_P(SmolLM2Shape, VulkanPerplexity,
 // CPU's.
 TEST(VulkanSession, RefusedOpsFallBackToTheCpu) {
     const std::string path = test::temp_path(".gguf");
-    test::write_random_model(path, shrink(test::qwen25_05b()), DType::Q8_0, DType::Q8_0);
+    test::write_random_model(path, test::ci_sized(test::qwen25_05b()), DType::Q8_0, DType::Q8_0);
     auto model = load_model(path);
     const std::vector<int32_t> tokens = {1, 300, 301, 302, 303, 400};
     SessionOptions o;
@@ -182,10 +168,7 @@ TEST(VulkanSession, RefusedOpsFallBackToTheCpu) {
     std::string why;
     auto gpu = vulkan_session(model, o, why);
     ::unsetenv("MLLM_VK_DISABLE");
-    if (!gpu) {
-        if (in_ci()) FAIL() << "no Vulkan device on CI (CI=true): " << why;
-        GTEST_SKIP() << "Vulkan unavailable: " << why;
-    }
+    if (!gpu) MLLM_NO_VULKAN_DEVICE(why);
     // Attention takes its KV store along; the norms go too.
     EXPECT_GE(gpu->fallback_nodes(), 3 * 2 + 1);
     const size_t vocab = static_cast<size_t>(model->config.n_vocab);

@@ -1,5 +1,6 @@
 #include "tests/support/random_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -118,6 +119,13 @@ void write_vocab(GgufWriter& w, int n_vocab) {
 }
 
 }  // namespace
+
+ModelShape ci_sized(ModelShape s) {
+    s.n_layer = 2;
+    s.n_vocab = 2048;
+    s.n_ff = std::min(s.n_ff, 1024);
+    return s;
+}
 
 void write_random_model(const std::string& path, const ModelShape& s, DType type, DType embd_type,
                         uint64_t seed) {

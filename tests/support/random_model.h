@@ -25,6 +25,10 @@ ModelShape smollm2_135m();   // llama, tied, GQA 9/3, 30 layers
 ModelShape qwen25_05b();     // qwen2, tied, biases, GQA 14/2, 24 layers
 ModelShape tinyllama_11b();  // llama, GQA 32/4, 22 layers
 
+// The same head layout with fewer layers, a 2048-token vocab and a feed-forward of at most 1024:
+// small enough for CI, the attention shapes unchanged.
+ModelShape ci_sized(ModelShape shape);
+
 // Writes the model: 2-D weights in `type`, the token embedding (and output) in `embd_type`,
 // norms and biases in f32. The vocab is SentencePiece-style: <unk> <s> </s>, the 256 byte
 // tokens, then made-up pieces. Same seed, same file.

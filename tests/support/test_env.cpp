@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <string_view>
 #include <vector>
 
 namespace mllm::test {
@@ -47,6 +48,11 @@ std::string temp_path(const std::string& suffix) {
     }
     g_temp_files->push_back(path);
     return path;
+}
+
+bool in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci != nullptr && std::string_view(ci) == "true";
 }
 
 }  // namespace mllm::test

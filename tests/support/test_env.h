@@ -11,5 +11,7 @@ std::string shared_path(const std::string& relative);
 std::string temp_path(const std::string& suffix);
 // The build tree (for tests that run the built CLIs).
 std::string build_dir();
+// Whether this run is CI's (CI=true): there a test that cannot run is a failure, not a skip.
+bool in_ci();
 
 }  // namespace mllm::test

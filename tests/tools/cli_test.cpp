@@ -13,6 +13,7 @@
 #include "core/gguf/gguf_writer.h"
 #include "tests/support/random_model.h"
 #include "tests/support/test_env.h"
+#include "tests/support/vulkan_skip.h"
 
 namespace mllm {
 namespace {
@@ -254,11 +255,6 @@ TEST(MllmRun, ListDevicesNamesTheCpuAndVulkan) {
     EXPECT_NE(r.out.find("\nvulkan"), std::string::npos) << r.out;
 }
 
-bool in_ci() {
-    const char* ci = std::getenv("CI");
-    return ci != nullptr && std::string_view(ci) == "true";
-}
-
 // Runs `mllm-run --backend vulkan ...`; false (after skipping, or failing on CI) when the
 // machine has no Vulkan device.
 bool vulkan_available() {
@@ -266,12 +262,10 @@ bool vulkan_available() {
     return r.out.find("<- selected") != std::string::npos;
 }
 
-#define MLLM_NEED_VULKAN()                                                \
-    do {                                                                  \
-        if (!vulkan_available()) {                                        \
-            if (in_ci()) FAIL() << "no Vulkan device on CI (CI=true)";    \
-            GTEST_SKIP() << "no Vulkan device (mllm-run --list-devices)"; \
-        }                                                                 \
+#define MLLM_NEED_VULKAN()                                                      \
+    do {                                                                        \
+        if (!vulkan_available())                                                \
+            MLLM_NO_VULKAN_DEVICE("mllm-run --list-devices selects no device"); \
     } while (0)
 
 TEST(MllmRunVulkan, GreedyFromBosMatchesGolden) {
@@ -311,9 +305,9 @@ TEST(MllmRunVulkan, CorruptPipelineFallsBackToTheCpu) {
 
 TEST(MllmRunVulkan, OutOfDeviceMemoryIsOneLine) {
     MLLM_NEED_VULKAN();
-    const RunResult r = run_tool("mllm-run",
-                                 {"-m", kModel, "-p", "", "-n", "4", "--backend", "vulkan"},
-                                 "MLLM_VK_MEMORY_LIMIT=1");
+    const RunResult r =
+        run_tool("mllm-run", {"-m", kModel, "-p", "", "-n", "4", "--backend", "vulkan"},
+                 "MLLM_VK_MEMORY_LIMIT=1");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("mllm-run: error: out of Vulkan memory on "), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("MLLM_VK_MEMORY_LIMIT"), std::string::npos) << r.err;

@@ -48,26 +48,6 @@ struct FreeDeleter {
 
 }  // namespace
 
-DType activation_type(DType weight) {
-    switch (weight) {
-        case DType::Q4_0:
-        case DType::Q4_1:
-        case DType::Q5_0:
-        case DType::Q8_0:
-            return DType::Q8_0;
-        case DType::Q4_K:
-        case DType::Q5_K:
-        case DType::Q6_K:
-            return DType::Q8_K;
-        case DType::F32:
-        case DType::F16:
-        case DType::BF16:
-            return DType::F32;
-        default:
-            fail("quant_matmul: no kernel for weights of type ", dtype_name(weight));
-    }
-}
-
 void quantize_activation_row(DType weight, const float* x, void* dst, int64_t k) {
     switch (activation_type(weight)) {
         case DType::Q8_0:

@@ -9,12 +9,9 @@
 
 #include "backends/cpu/kernels/cpu_features.h"
 #include "core/dtype.h"
+#include "core/quant/quant.h"  // activation_type
 
 namespace mllm::cpu {
-
-// The format activations must be converted to before multiplying with weights of `weight`:
-// Q8_0 for Q4_0/Q4_1/Q5_0/Q8_0, Q8_K for the K formats, F32 for F16/BF16/F32.
-DType activation_type(DType weight);
 
 // Converts one activation row of k floats into activation_type(weight): 8-bit blocks for the
 // quantized formats; for F16/BF16 weights f32 values rounded to that precision; a copy for F32.
