@@ -23,6 +23,10 @@ layout(constant_id = 2) const uint TOKENS = 1;
 layout(constant_id = 3) const uint ROW_PER_INVOCATION = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer Weights { uint w[]; };
+#if defined(REPACKED)
+// The repacked layout (vk_matmul.h): quants read 16 bytes per load instruction.
+layout(std430, set = 0, binding = 0) readonly buffer Weights4 { uvec4 w4[]; };
+#endif
 layout(std430, set = 0, binding = 1) readonly buffer Input { float x[]; };
 // The same input as vec4: llvmpipe (lavapipe) turns every load instruction into a loop over the
 // SIMD lanes, so one vec4 load costs about what one float load does.
@@ -101,7 +105,131 @@ void row_per_invocation() {
     }
 }
 
+#if defined(REPACKED)
+// Row per invocation over repacked Q4_0/Q8_0 rows: per row the blocks' quants (16 or 32 bytes
+// each, 16-byte aligned), then one f32 scale per block. llvmpipe pays per load instruction, not
+// per byte, so a block costs one or two uvec4 loads and one scale load instead of two to three
+// loads per 8 weights. It does not unroll loops either, and a local array indexed in a loop is
+// memory it reaches through the same per-lane loops: so the 4 rows (RROWS; the host dispatches
+// accordingly) and up to 4 tokens are spelled out, every index a constant, rows in the
+// components of one vec4 accumulator per token. Products are the GGUF path's ((q - 8) d or q d,
+// then dot with x).
+const uint RROWS = 4u;
+
+vec4 x_at(uint at, bool aligned_x) {
+    return aligned_x ? x4[at >> 2] : load_x4(at);
+}
+
+// The 4 rows' dot products with token xb's elements i0.. and i1.. (4 each).
+vec4 rows_dot(uint xb, uint i0, uint i1, bool aligned_x, vec4 a0, vec4 c0, vec4 a1, vec4 c1,
+              vec4 a2, vec4 c2, vec4 a3, vec4 c3) {
+    const vec4 x0 = x_at(xb + i0, aligned_x);
+    const vec4 x1 = x_at(xb + i1, aligned_x);
+    return vec4(dot(a0, x0) + dot(c0, x1), dot(a1, x0) + dot(c1, x1), dot(a2, x0) + dot(c2, x1),
+                dot(a3, x0) + dot(c3, x1));
+}
+
+#if defined(WEIGHT_Q8_0)
+// Quarter s of a block: words lo and hi of its 32 int8 (elements 8s.. and 8s + 4..).
+void weights(uint lo, uint hi, float d, out vec4 a, out vec4 c) {
+    precise vec4 pa = unpack_i8x4(lo) * d;
+    precise vec4 pc = unpack_i8x4(hi) * d;
+    a = pa;
+    c = pc;
+}
+#else
+// Quarter s of a block: quant bytes 4s..4s+3 (elements 4s.. low nibbles, 4s + 16.. high).
+void weights(uint word, float d, out vec4 a, out vec4 c) {
+    const uvec4 q = unpack_u8x4(word);
+    precise vec4 pa = (vec4(q & 15u) - 8.0) * d;
+    precise vec4 pc = (vec4(q >> 4) - 8.0) * d;
+    a = pa;
+    c = pc;
+}
+#endif
+
+void repacked_rows() {
+    const uint group = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;
+    const uint base = group * gl_WorkGroupSize.x * RROWS + gl_LocalInvocationID.x;
+    const uint tok0 = gl_WorkGroupID.y * TOKENS;
+    const bool aligned_x = ((p.x_offset | p.x_stride) & 3u) == 0u;
+    const uint blocks = p.k / 32u;
+#if defined(WEIGHT_Q8_0)
+    const uint QUANT_BYTES = 32u;
+#else
+    const uint QUANT_BYTES = 16u;
+#endif
+    const uint rb = blocks * QUANT_BYTES + (4u * blocks + 15u) / 16u * 16u;
+    const uint wg = gl_WorkGroupSize.x;
+    // Lanes past the last row compute the last row again and store nothing.
+    const uint at0 = p.w_offset + min(base, p.m - 1u) * rb;
+    const uint at1 = p.w_offset + min(base + wg, p.m - 1u) * rb;
+    const uint at2 = p.w_offset + min(base + 2u * wg, p.m - 1u) * rb;
+    const uint at3 = p.w_offset + min(base + 3u * wg, p.m - 1u) * rb;
+    const uint scales = blocks * QUANT_BYTES;
+    uvec4 xb;  // each token's first element; tokens past n repeat the last (TOKENS <= 4)
+    for (uint t = 0; t < 4u; ++t) xb[t] = p.x_offset + min(tok0 + t, p.n - 1u) * p.x_stride;
+    // acc[t]: token t's sums for the 4 rows.
+    vec4 acc0 = vec4(0.0), acc1 = vec4(0.0), acc2 = vec4(0.0), acc3 = vec4(0.0);
+    for (uint b = 0; b < blocks; ++b) {
+        const float d0 = uintBitsToFloat(w[(at0 + scales) / 4u + b]);
+        const float d1 = uintBitsToFloat(w[(at1 + scales) / 4u + b]);
+        const float d2 = uintBitsToFloat(w[(at2 + scales) / 4u + b]);
+        const float d3 = uintBitsToFloat(w[(at3 + scales) / 4u + b]);
+#if defined(WEIGHT_Q8_0)
+        const uvec4 q0 = w4[at0 / 16u + 2u * b], r0 = w4[at0 / 16u + 2u * b + 1u];
+        const uvec4 q1 = w4[at1 / 16u + 2u * b], r1 = w4[at1 / 16u + 2u * b + 1u];
+        const uvec4 q2 = w4[at2 / 16u + 2u * b], r2 = w4[at2 / 16u + 2u * b + 1u];
+        const uvec4 q3 = w4[at3 / 16u + 2u * b], r3 = w4[at3 / 16u + 2u * b + 1u];
+#define MLLM_QUARTER(s, a, c, q, r, d) \
+    weights(((s) < 2u ? q : r)[(2u * (s)) & 3u], ((s) < 2u ? q : r)[(2u * (s) + 1u) & 3u], d, a, c)
+#else
+        const uvec4 q0 = w4[at0 / 16u + b];
+        const uvec4 q1 = w4[at1 / 16u + b];
+        const uvec4 q2 = w4[at2 / 16u + b];
+        const uvec4 q3 = w4[at3 / 16u + b];
+#define MLLM_QUARTER(s, a, c, q, r, d) weights(q[s], d, a, c)
+#endif
+#define MLLM_CHUNK(s)                                                                     \
+    {                                                                                      \
+        uint i0, i1;                                                                       \
+        chunk_index(4u * b + (s), i0, i1);                                                 \
+        vec4 a0, c0, a1, c1, a2, c2, a3, c3;                                               \
+        MLLM_QUARTER(s, a0, c0, q0, r0, d0);                                               \
+        MLLM_QUARTER(s, a1, c1, q1, r1, d1);                                               \
+        MLLM_QUARTER(s, a2, c2, q2, r2, d2);                                               \
+        MLLM_QUARTER(s, a3, c3, q3, r3, d3);                                               \
+        acc0 += rows_dot(xb.x, i0, i1, aligned_x, a0, c0, a1, c1, a2, c2, a3, c3);         \
+        if (TOKENS > 1u)                                                                   \
+            acc1 += rows_dot(xb.y, i0, i1, aligned_x, a0, c0, a1, c1, a2, c2, a3, c3);     \
+        if (TOKENS > 2u)                                                                   \
+            acc2 += rows_dot(xb.z, i0, i1, aligned_x, a0, c0, a1, c1, a2, c2, a3, c3);     \
+        if (TOKENS > 3u)                                                                   \
+            acc3 += rows_dot(xb.w, i0, i1, aligned_x, a0, c0, a1, c1, a2, c2, a3, c3);     \
+    }
+        MLLM_CHUNK(0u)
+        MLLM_CHUNK(1u)
+        MLLM_CHUNK(2u)
+        MLLM_CHUNK(3u)
+#undef MLLM_CHUNK
+#undef MLLM_QUARTER
+    }
+    const mat4 acc = mat4(acc0, acc1, acc2, acc3);  // acc[t][j]
+    for (uint j = 0; j < RROWS; ++j) {
+        const uint row = base + j * wg;
+        if (row >= p.m) break;
+        const float bv = p.has_bias != 0u ? bias[p.bias_offset + row] : 0.0;
+        for (uint t = 0; t < TOKENS; ++t)
+            if (tok0 + t < p.n) y[p.y_offset + (tok0 + t) * p.y_stride + row] = acc[t][j] + bv;
+    }
+}
+#endif
+
 void main() {
+#if defined(REPACKED)
+    repacked_rows();
+    return;
+#endif
     if (ROW_PER_INVOCATION != 0u) {
         row_per_invocation();
         return;

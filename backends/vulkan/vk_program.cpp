@@ -266,7 +266,9 @@ void VkProgram::record_matmul_group(NodeId leader) {
         a.m = n.cols;
         a.k = g_[x_id].cols;
         a.n = n.rows;
-        a.w = weights_.get(*w.weight).range();
+        const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
+        a.w = weight.allocation.range();
+        a.repacked = weight.repacked;
         a.x = x.range;
         a.x_offset = x.offset;
         a.y = y.range;
@@ -300,7 +302,9 @@ void VkProgram::record_gated_matmul(NodeId id) {
         a.m = n.cols;
         a.k = g_[x_id].cols;
         a.n = n.rows;
-        a.w = weights_.get(*w.weight).range();
+        const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
+        a.w = weight.allocation.range();
+        a.repacked = weight.repacked;
         a.x = x.range;
         a.x_offset = x.offset;
         a.y = out.range;

@@ -2,6 +2,9 @@
 
 #include <vector>
 
+#include "backends/vulkan/ops/vk_matmul.h"
+#include "core/error.h"
+
 namespace mllm::vk {
 
 const Allocation& WeightStore::get(const GgufTensor& tensor) {
@@ -17,6 +20,23 @@ const Allocation& WeightStore::get(const GgufTensor& tensor) {
     }
     bytes_ += a.reserved();
     return tensors_.emplace(&tensor, std::move(a)).first->second;
+}
+
+WeightStore::ForMatMul WeightStore::for_matmul(const GgufTensor& tensor) {
+    if (!matmul_repacks(ctx_.props(), tensor.type)) return {get(tensor), false};
+    auto it = repacked_.find(&tensor);
+    if (it != repacked_.end()) return {it->second, true};
+    const int64_t k = tensor.ne[0];
+    const int64_t rows = tensor.n_elements() / k;
+    if (row_bytes(tensor.type, k) * static_cast<size_t>(rows) != tensor.nbytes)
+        fail("internal: weight '", tensor.name, "' is not whole rows of ", k, " elements");
+    std::vector<uint8_t> packed(repacked_row_bytes(tensor.type, k) * static_cast<size_t>(rows));
+    repack_for_matmul(tensor.type, tensor.data, rows, k, packed.data());
+    // The shader reads the quants as uvec4: the rows start 16-byte aligned.
+    Allocation a = ctx_.memory().allocate(packed.size(), MemoryUse::Device, 16);
+    ctx_.write(a, 0, packed.data(), packed.size());
+    bytes_ += a.reserved();
+    return {repacked_.emplace(&tensor, std::move(a)).first->second, true};
 }
 
 }  // namespace mllm::vk

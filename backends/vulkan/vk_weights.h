@@ -14,13 +14,23 @@ namespace mllm::vk {
 class WeightStore {
   public:
     explicit WeightStore(Context& ctx) : ctx_(ctx) {}
-    // The tensor's device copy (padded to a multiple of 4 bytes: shaders read 32-bit words).
+    // The tensor's device copy in its GGUF layout (padded to a multiple of 4 bytes: shaders read
+    // 32-bit words).
     const Allocation& get(const GgufTensor& tensor);
+    // The copy a matmul reads: repacked where matmul_repacks says so for this device (a second
+    // copy only when the tensor is also read in its GGUF layout, as tied embeddings are),
+    // otherwise get()'s.
+    struct ForMatMul {
+        const Allocation& allocation;
+        bool repacked;
+    };
+    ForMatMul for_matmul(const GgufTensor& tensor);
     uint64_t bytes() const { return bytes_; }
 
   private:
     Context& ctx_;
     std::map<const GgufTensor*, Allocation> tensors_;
+    std::map<const GgufTensor*, Allocation> repacked_;
     uint64_t bytes_ = 0;
 };
 

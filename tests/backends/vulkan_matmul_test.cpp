@@ -284,6 +284,88 @@ TEST_F(VulkanMatMul, EveryTypeMatchesTheReferenceOnOddShapes) {
     }
 }
 
+TEST_F(VulkanMatMul, GpuLayoutMatchesTheReference) {
+    // The threads-share-a-row layout GPUs get (CPU devices default to a row per invocation), so
+    // it stays tested on lavapipe.
+    std::mt19937 rng(99);
+    MatMulConfig gpu = kTiles;
+    gpu.row_per_invocation = 0;
+    for (DType t : kTypes) {
+        const int64_t k = test_ks(t).back();
+        for (int64_t m : {5, 67}) {
+            for (int64_t n : {1, 7}) {
+                SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n));
+                const auto w = random_weights(t, m, k, rng);
+                const auto x = random_floats(static_cast<size_t>(n * k), rng);
+                expect_close(matmul(t, w, x, m, k, n, gpu), reference_matmul(t, w, x, m, k, n), m);
+                if (HasFailure()) return;
+            }
+        }
+    }
+}
+
+TEST_F(VulkanMatMul, RepackedWeightsMatchTheReference) {
+    // Q4_0 and Q8_0 in the layout CPU devices repack them into: ragged m against the
+    // workgroup's rows, x and y at offsets with padded strides (unaligned for vec4 loads), a
+    // bias, and bindings split under a small limit.
+    std::mt19937 rng(21);
+    for (DType t : {DType::Q4_0, DType::Q8_0}) {
+        for (int64_t k : {32, 96, 576}) {
+            for (int64_t m : {1, 67, 300}) {
+                for (int64_t n : {1, 3, 7}) {
+                    for (bool split : {false, true}) {
+                        if (split && (m != 67 || n != 3)) continue;
+                        SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n,
+                                             split ? " split" : ""));
+                        const auto w = random_weights(t, m, k, rng);
+                        const auto x = random_floats(static_cast<size_t>(n * k), rng);
+                        const auto bias = random_floats(static_cast<size_t>(m), rng);
+                        std::vector<uint8_t> packed(repacked_row_bytes(t, k) *
+                                                    static_cast<size_t>(m));
+                        repack_for_matmul(t, w.data(), m, k, packed.data());
+                        const int64_t x_off = n == 3 ? 1 : 0, x_stride = n == 3 ? k + 3 : k;
+                        const int64_t y_stride = m + 1;
+                        Allocation wa = upload(packed);
+                        Allocation xa = upload(spread(x, k, n, x_off, x_stride));
+                        Allocation ba = upload(bias);
+                        Allocation ya =
+                            ctx().memory().allocate(static_cast<size_t>(n * y_stride) * 4);
+                        MatMulArgs args;
+                        args.weight_type = t;
+                        args.repacked = true;
+                        args.m = m;
+                        args.k = k;
+                        args.n = n;
+                        args.w = wa.range();
+                        args.x = xa.range();
+                        args.x_offset = x_off;
+                        args.x_stride = x_stride;
+                        args.y = ya.range();
+                        args.y_stride = y_stride;
+                        args.bias = ba.range();
+                        MatMulConfig config = kTiles;
+                        if (split)
+                            config.max_binding =
+                                slack() + 4 * static_cast<uint64_t>(x_stride * n) + 64;
+                        const size_t dispatches =
+                            run([&](Sequence& seq) { record_matmul(ctx(), seq, args, config); });
+                        if (split) {
+                            EXPECT_GT(dispatches, 1u) << "the weights were not split";
+                        }
+                        const auto ys = download(ya, static_cast<size_t>(n * y_stride));
+                        std::vector<float> y;
+                        for (int64_t tok = 0; tok < n; ++tok)
+                            y.insert(y.end(), ys.begin() + tok * y_stride,
+                                     ys.begin() + tok * y_stride + m);
+                        expect_close(y, reference_matmul(t, w, x, m, k, n, bias), m);
+                        if (HasFailure()) return;
+                    }
+                }
+            }
+        }
+    }
+}
+
 TEST_F(VulkanMatMul, HalfWeightsRoundActivationsLikeTheCpu) {
     // An identity matrix makes y exactly the rounded activations: ties to even in the normal
     // and the subnormal range, underflow to zero, the largest finite half.

@@ -1,9 +1,11 @@
 #include "backends/vulkan/ops/vk_matmul.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "core/error.h"
+#include "core/fp16.h"
 
 namespace mllm::vk {
 
@@ -43,6 +45,23 @@ const char* shader_name(DType t) {
         default:
             return nullptr;
     }
+}
+
+// The repacked variants (matmul.comp with REPACKED): Q4_0 and Q8_0 only.
+const char* repacked_shader_name(DType t) {
+    switch (t) {
+        case DType::Q8_0:
+            return "matmul_q8_0_repacked";
+        case DType::Q4_0:
+            return "matmul_q4_0_repacked";
+        default:
+            return nullptr;
+    }
+}
+
+// Bytes of quants per 32-element block in the repacked layout.
+size_t repacked_quant_bytes(DType t) {
+    return t == DType::Q8_0 ? 32 : 16;
 }
 
 uint32_t u32(int64_t v, const char* what) {
@@ -97,6 +116,37 @@ bool matmul_supports(DType weight_type) {
     return shader_name(weight_type) != nullptr;
 }
 
+bool matmul_repacks(const DeviceProps& device, DType weight_type) {
+    return device.type == DeviceType::Cpu && repacked_shader_name(weight_type) != nullptr;
+}
+
+size_t repacked_row_bytes(DType t, int64_t k) {
+    if (repacked_shader_name(t) == nullptr)
+        fail("internal: no repacked matmul layout for ", dtype_name(t));
+    const size_t blocks = static_cast<size_t>(k / 32);
+    return blocks * repacked_quant_bytes(t) + (4 * blocks + 15) / 16 * 16;
+}
+
+void repack_for_matmul(DType t, const uint8_t* src, int64_t rows, int64_t k, uint8_t* dst) {
+    const size_t rb = repacked_row_bytes(t, k);
+    const size_t qb = repacked_quant_bytes(t);
+    const size_t src_block = dtype_traits(t).type_size;  // an fp16 scale, then the quants
+    const size_t blocks = static_cast<size_t>(k / 32);
+    for (int64_t r = 0; r < rows; ++r) {
+        const uint8_t* in = src + static_cast<size_t>(r) * blocks * src_block;
+        uint8_t* out = dst + static_cast<size_t>(r) * rb;
+        std::memset(out, 0, rb);
+        for (size_t b = 0; b < blocks; ++b) {
+            uint16_t h;
+            std::memcpy(&h, in + b * src_block, 2);
+            // fp16 -> f32 is exact (subnormal halves are normal floats): the same products.
+            const float d = fp16_to_fp32(h);
+            std::memcpy(out + b * qb, in + b * src_block + 2, qb);
+            std::memcpy(out + blocks * qb + 4 * b, &d, 4);
+        }
+    }
+}
+
 MatMulConfig matmul_config(const DeviceProps& device, DType, int64_t n, MatMulConfig o) {
     MatMulConfig c;
     // A few subgroups per workgroup (at least 32 threads), within the device's limit.
@@ -123,7 +173,8 @@ MatMulConfig matmul_config(const DeviceProps& device, DType, int64_t n, MatMulCo
 }
 
 void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfig overrides) {
-    const char* shader = shader_name(a.weight_type);
+    const char* shader =
+        a.repacked ? repacked_shader_name(a.weight_type) : shader_name(a.weight_type);
     if (shader == nullptr)
         fail("the Vulkan backend has no matmul for ", dtype_name(a.weight_type), " weights");
     if (a.m <= 0 || a.k <= 0 || a.n <= 0)
@@ -134,12 +185,15 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
              " block (", block, ")");
     if (a.w_offset < 0 || a.w_offset % 2 != 0 || a.w.offset % 2 != 0)
         fail("internal: Vulkan matmul weight offset not 2-byte aligned");
+    if (a.repacked && (a.w_offset % 16 != 0 || a.w.offset % 16 != 0))
+        fail("internal: Vulkan matmul repacked weights not 16-byte aligned");
     const int64_t x_stride = a.x_stride < 0 ? a.k : a.x_stride;
     const int64_t y_stride = a.y_stride < 0 ? a.m : a.y_stride;
     const bool has_bias = a.bias.buffer != VK_NULL_HANDLE;
 
     // The shader reads whole 32-bit words: the weights' range covers the last one.
-    const int64_t rb = static_cast<int64_t>(row_bytes(a.weight_type, a.k));
+    const int64_t rb = static_cast<int64_t>(a.repacked ? repacked_row_bytes(a.weight_type, a.k)
+                                                       : row_bytes(a.weight_type, a.k));
     const int64_t w_start = static_cast<int64_t>(a.w.offset) + a.w_offset;
     if (a.w.buffer == VK_NULL_HANDLE ||
         static_cast<int64_t>(a.w.offset + a.w.size) < (w_start + a.m * rb + 3) / 4 * 4)
@@ -150,13 +204,21 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     if (has_bias) need(a.bias, 4 * (a.bias_offset + a.m), "bias");
 
     const DeviceProps& props = ctx.props();
+    // The repacked variants implement only the row-per-invocation layout, with 4 rows per
+    // invocation and at most 4 tokens, spelled out in the shader.
+    if (a.repacked) {
+        overrides.row_per_invocation = 1;
+        overrides.rows = 4;
+        overrides.tokens = std::min<uint32_t>(
+            overrides.tokens != 0 ? overrides.tokens : 4,
+            static_cast<uint32_t>(std::min<int64_t>(std::max<int64_t>(a.n, 1), 4)));
+    }
     const MatMulConfig c = matmul_config(props, a.weight_type, a.n, overrides);
-    const Pipeline& pipeline =
-        ctx.pipelines().get({shader,
-                             4,
-                             sizeof(MatMulPush),
-                             {c.workgroup, c.rows, c.tokens,
-                              static_cast<uint32_t>(c.row_per_invocation)}});
+    const Pipeline& pipeline = ctx.pipelines().get(
+        {shader,
+         4,
+         sizeof(MatMulPush),
+         {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation)}});
 
     // Rows per dispatch so the weights' part fits one binding; then tokens so the input's and
     // the output's parts do, and the token groups fit the dispatch's y limit.

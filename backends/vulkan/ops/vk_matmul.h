@@ -27,6 +27,9 @@ struct MatMulArgs {
     int64_t y_offset = 0;
     int64_t y_stride = -1;    // -1: m
     int64_t bias_offset = 0;  // floats
+    // The weights are in the layout repack_for_matmul writes (w_offset and w.offset then a
+    // multiple of 16), not GGUF's; only for types matmul_repacks accepts.
+    bool repacked = false;
 };
 
 // How a dispatch is shaped; 0 picks the device's default.
@@ -43,6 +46,18 @@ struct MatMulConfig {
 };
 
 bool matmul_supports(DType weight_type);
+
+// Whether weights of this type are repacked for matmuls on this device. On CPU devices
+// (lavapipe) every storage-buffer load costs about the same (a loop over the SIMD lanes) whatever
+// its width, so the GGUF blocks, only 2-byte aligned, cost several loads per 8 weights; the
+// repacked rows are read with one 16-byte load per 16 bytes of quants and one per block scale.
+bool matmul_repacks(const DeviceProps& device, DType weight_type);
+// Bytes per row of k elements in the repacked layout: the blocks' quants back to back (16 bytes
+// a Q4_0 block, 32 a Q8_0 one), then their scales as f32, padded to a multiple of 16 bytes.
+size_t repacked_row_bytes(DType weight_type, int64_t k);
+// Rewrites `rows` GGUF rows of k elements at src into dst (rows * repacked_row_bytes bytes).
+void repack_for_matmul(DType weight_type, const uint8_t* src, int64_t rows, int64_t k,
+                       uint8_t* dst);
 // The configuration record_matmul uses for this device, weight type and token count.
 MatMulConfig matmul_config(const DeviceProps& device, DType weight_type, int64_t n,
                            MatMulConfig overrides = {});
