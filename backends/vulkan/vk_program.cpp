@@ -258,28 +258,30 @@ void VkProgram::record_matmul_group(NodeId leader) {
     sync(in.reads, writes);
     for (NodeId id : members) {
         const Node& n = g_[id];
-        const Node& w = g_[n.inputs[1]];
-        const Bound& x = in.for_weight(w.dtype);
-        const Bound y = node(id);
-        MatMulArgs a;
-        a.weight_type = w.dtype;
-        a.m = n.cols;
-        a.k = g_[x_id].cols;
-        a.n = n.rows;
-        const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
-        a.w = weight.allocation.range();
-        a.repacked = weight.repacked;
-        a.x = x.range;
-        a.x_offset = x.offset;
-        a.y = y.range;
-        a.y_offset = y.offset;
-        if (n.inputs.size() > 2) {
-            const Bound bias = node(n.inputs[2]);
-            a.bias = bias.range;
-            a.bias_offset = bias.offset;
-        }
-        record_matmul(ctx_, *seq_, a);
+        const Bound bias = n.inputs.size() > 2 ? node(n.inputs[2]) : Bound{};
+        record_one_matmul(in, n.inputs[1], n.rows, node(id), bias);
     }
+}
+
+void VkProgram::record_one_matmul(const MatMulInputs& in, NodeId weight_id, int64_t rows,
+                                  const Bound& y, const Bound& bias) {
+    const Node& w = g_[weight_id];
+    const Bound& x = in.for_weight(w.dtype);
+    MatMulArgs a;
+    a.weight_type = w.dtype;
+    a.m = w.rows;
+    a.k = w.cols;
+    a.n = rows;
+    const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
+    a.w = weight.allocation.range();
+    a.repacked = weight.repacked;
+    a.x = x.range;
+    a.x_offset = x.offset;
+    a.y = y.range;
+    a.y_offset = y.offset;
+    a.bias = bias.range;
+    a.bias_offset = bias.offset;
+    record_matmul(ctx_, *seq_, a);
 }
 
 void VkProgram::record_gated_matmul(NodeId id) {
@@ -293,24 +295,8 @@ void VkProgram::record_gated_matmul(NodeId id) {
     sync(in.reads, writes);
     const Bound y = node(id);
     const Bound up = bind(scratch_, 0, bytes);
-    for (int i = 0; i < 2; ++i) {
-        const Node& w = g_[n.inputs[1 + static_cast<size_t>(i)]];
-        const Bound& x = in.for_weight(w.dtype);
-        const Bound& out = i == 0 ? y : up;
-        MatMulArgs a;
-        a.weight_type = w.dtype;
-        a.m = n.cols;
-        a.k = g_[x_id].cols;
-        a.n = n.rows;
-        const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
-        a.w = weight.allocation.range();
-        a.repacked = weight.repacked;
-        a.x = x.range;
-        a.x_offset = x.offset;
-        a.y = out.range;
-        a.y_offset = out.offset;
-        record_matmul(ctx_, *seq_, a);
-    }
+    record_one_matmul(in, n.inputs[1], n.rows, y, Bound{});
+    record_one_matmul(in, n.inputs[2], n.rows, up, Bound{});
     const Access glu_reads[] = {arena_access(id), {kScratch, 0, bytes}};
     const Access glu_writes[] = {arena_access(id)};
     sync(glu_reads, glu_writes);

@@ -77,6 +77,9 @@ class VkProgram final : public Executable {
     };
     MatMulInputs matmul_inputs(graph::NodeId x, std::span<const DType> weights);
     void record_matmul_group(graph::NodeId leader);
+    // x (as `in` has it for this weight's type) times the weight, into y (+ bias if bound).
+    void record_one_matmul(const MatMulInputs& in, graph::NodeId weight, int64_t rows,
+                           const Bound& y, const Bound& bias);
     void record_gated_matmul(graph::NodeId id);
     bool staged() const { return upload_ ? true : false; }
 

@@ -93,7 +93,18 @@ std::string test_matmul(Context& ctx, DType type) {
         dequantize_row(type, wq.data() + static_cast<size_t>(r) * rb, w.data() + r * k, k);
     }
     const Allocation wa = upload(ctx, wq.data(), wq.size());
-    for (int64_t n : {int64_t{1}, int64_t{5}}) {
+    // The layout the backend multiplies this type with on this device, too (CPU devices repack).
+    const bool repacks = matmul_repacks(ctx.props(), type);
+    Allocation packed;
+    if (repacks) {
+        std::vector<uint8_t> p(repacked_row_bytes(type, k) * static_cast<size_t>(m));
+        repack_for_matmul(type, wq.data(), m, k, p.data());
+        packed = ctx.memory().allocate(p.size(), MemoryUse::Device, 16);
+        ctx.write(packed, 0, p.data(), p.size());
+    }
+    for (int run_index = 0; run_index < (repacks ? 4 : 2); ++run_index) {
+        const int64_t n = run_index % 2 == 0 ? 1 : 5;
+        const bool repacked = run_index >= 2;
         std::vector<float> x =
             random_floats(static_cast<size_t>(n * k), 2 + static_cast<uint64_t>(n));
         const Allocation xa = upload(ctx, x);
@@ -125,13 +136,14 @@ std::string test_matmul(Context& ctx, DType type) {
             a.m = m;
             a.k = k;
             a.n = n;
-            a.w = wa.range();
+            a.w = repacked ? packed.range() : wa.range();
+            a.repacked = repacked;
             a.x = xa.range();
             a.y = ya.range();
             record_matmul(ctx, seq, a);
         });
         const std::string err = compare(download(ctx, ya, want.size()), want, tol);
-        if (!err.empty()) return str_cat(n, " token(s): ", err);
+        if (!err.empty()) return str_cat(n, " token(s)", repacked ? ", repacked: " : ": ", err);
     }
     return "";
 }
