@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "backends/cpu/kernels/float_ops.h"
+#include "backends/vulkan/ops/vk_attention.h"
+#include "backends/vulkan/ops/vk_kv_store.h"
 #include "backends/vulkan/ops/vk_matmul.h"
 #include "backends/vulkan/ops/vk_rms_norm.h"
 #include "backends/vulkan/vk_context.h"
@@ -217,6 +219,73 @@ class VulkanTest : public ::testing::Test {
 };
 std::unique_ptr<Context> VulkanTest::ctx_;
 std::string VulkanTest::error_;
+
+// Both attention kernels (the workgroup one GPUs run, the barrier-free one CPU devices run) give
+// the same result on this device, over odd shapes: the self-test checks the device's own kernel
+// against a host reference, this ties the other one to it. Tokens 0..rows-1 at positions
+// 3..rows+2 (earlier rows of the cache written in a first step), GQA groups of 1 to 4.
+TEST_F(VulkanTest, AttentionKernelsAgree) {
+    struct Shape {
+        int64_t rows;
+        int n_head, n_head_kv, head_dim;
+    };
+    for (const Shape sh :
+         {Shape{1, 9, 3, 64}, Shape{5, 4, 1, 128}, Shape{7, 6, 6, 32}, Shape{3, 8, 2, 6}}) {
+        const int64_t n_ctx = 16, kv_width = int64_t{sh.n_head_kv} * sh.head_dim;
+        const int64_t q_width = int64_t{sh.n_head} * sh.head_dim;
+        std::mt19937 rng(static_cast<uint32_t>(sh.rows * 100 + sh.head_dim));
+        std::uniform_real_distribution<float> dist(-1, 1);
+        std::vector<float> q(static_cast<size_t>(sh.rows * q_width));
+        std::vector<float> kv(static_cast<size_t>(n_ctx * kv_width));
+        for (float& v : q) v = dist(rng);
+        for (float& v : kv) v = dist(rng);
+        std::vector<int32_t> all_pos(static_cast<size_t>(n_ctx)), pos(static_cast<size_t>(sh.rows));
+        for (int64_t i = 0; i < n_ctx; ++i)
+            all_pos[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+        for (int64_t i = 0; i < sh.rows; ++i)
+            pos[static_cast<size_t>(i)] = static_cast<int32_t>(3 + i);
+        Allocation qa = upload(q), kva = upload(kv), all = upload(all_pos), pa = upload(pos);
+        Allocation kc = ctx().memory().allocate(static_cast<VkDeviceSize>(2 * n_ctx * kv_width));
+        Allocation vc = ctx().memory().allocate(static_cast<VkDeviceSize>(2 * n_ctx * kv_width));
+        std::vector<float> out[2];
+        for (int layout = 0; layout < 2; ++layout) {
+            Allocation ya = ctx().memory().allocate(q.size() * sizeof(float));
+            Sequence seq(ctx().device());
+            seq.begin();
+            KvStoreArgs s;  // the whole cache, keys and values alike
+            s.rows = n_ctx;
+            s.width = kv_width;
+            s.n_ctx = n_ctx;
+            s.k = s.v = kva.range();
+            s.positions = all.range();
+            s.k_cache = kc.range();
+            s.v_cache = vc.range();
+            record_kv_store(ctx(), seq, s);
+            seq.barrier();
+            AttentionArgs a;
+            a.rows = sh.rows;
+            a.n_head = sh.n_head;
+            a.n_head_kv = sh.n_head_kv;
+            a.head_dim = sh.head_dim;
+            a.n_ctx = n_ctx;
+            a.scale = 0.3f;
+            a.q = qa.range();
+            a.positions = pa.range();
+            a.k_cache = kc.range();
+            a.v_cache = vc.range();
+            a.out = ya.range();
+            a.cpu_layout = layout;
+            record_attention(ctx(), seq, a);
+            seq.end();
+            seq.run();
+            out[layout] = download(ya, q.size());
+        }
+        for (size_t i = 0; i < q.size(); ++i)
+            ASSERT_NEAR(out[0][i], out[1][i], 1e-5)
+                << "rows " << sh.rows << ", heads " << sh.n_head << "/" << sh.n_head_kv << " of "
+                << sh.head_dim << ", element " << i;
+    }
+}
 
 TEST_F(VulkanTest, OpensTheSelectedDevice) {
     const DeviceProps& d = ctx().props();

@@ -1,5 +1,7 @@
 #include "backends/vulkan/ops/vk_attention.h"
 
+#include <algorithm>
+
 #include "backends/vulkan/ops/vk_op_util.h"
 
 namespace mllm::vk {
@@ -12,6 +14,25 @@ struct AttentionPush {
     float scale;
 };
 constexpr uint32_t kTile = 128;  // keys scored per round: 512 bytes of shared memory
+
+// Mirrors the push constants of shaders/attention_rows.comp.
+struct AttentionRowsPush {
+    AttentionPush common;
+    uint32_t rows;
+};
+// Tokens per workgroup of the CPU variant: a few of lavapipe's 8-lane batches, so that a short
+// prompt still spreads its heads (workgroups along y) over the CPU's threads.
+constexpr uint32_t kRowsWorkgroup = 16;
+
+// Query heads per invocation of the CPU variant: as many of one KV head's group as keep the
+// queries and accumulators (2 * heads * head_dim floats per token) within a few hundred
+// registers' worth, since every cache load then serves all of them.
+uint32_t rows_heads(const AttentionArgs& a) {
+    const int group = a.n_head / a.n_head_kv;
+    int heads = std::max(1, std::min(group, 256 / a.head_dim));
+    while (group % heads != 0) --heads;
+    return static_cast<uint32_t>(heads);
+}
 }  // namespace
 
 void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
@@ -28,6 +49,37 @@ void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
     need_bytes(a.k_cache, 2 * a.n_ctx * kv_width, kOp, "k cache");
     need_bytes(a.v_cache, 2 * a.n_ctx * kv_width, kOp, "v cache");
     const DeviceProps& props = ctx.props();
+    const AttentionPush push{push_u32(a.n_head, kOp, "n_head"),
+                             push_u32(a.n_head_kv, kOp, "n_head_kv"),
+                             push_u32(kv_width, kOp, "kv width"),
+                             push_u32(a.n_ctx, kOp, "n_ctx"),
+                             push_u32(a.q_offset, kOp, "q_offset"),
+                             push_u32(a.out_offset, kOp, "out_offset"),
+                             push_u32(a.positions_offset, kOp, "positions_offset"),
+                             a.scale};
+    if (a.cpu_layout == 1 || (a.cpu_layout < 0 && props.type == DeviceType::Cpu)) {
+        // lavapipe emulates barriers and shared memory slowly: one invocation per (token, head)
+        // needs neither.
+        const uint32_t workgroup = std::min(kRowsWorkgroup, props.max_workgroup_invocations);
+        const uint32_t heads = rows_heads(a);
+        // Two neighbouring tokens per invocation halve the loads again (four spill too much);
+        // a single token (decode) keeps one.
+        const uint32_t tokens = a.rows > 1 && heads * a.head_dim <= 256 ? 2 : 1;
+        const Pipeline& pipeline =
+            ctx.pipelines().get({"attention_rows",
+                                 5,
+                                 sizeof(AttentionRowsPush),
+                                 {workgroup, static_cast<uint32_t>(a.head_dim), heads, tokens}});
+        const AttentionRowsPush rows_push{push, push_u32(a.rows, kOp, "rows")};
+        Groups g;
+        g.x = push_u32((a.rows + workgroup * tokens - 1) / (workgroup * tokens), kOp, "row groups");
+        g.y = push_u32(a.n_head / heads, kOp, "heads");
+        if (g.x > props.max_workgroup_count[0] || g.y > props.max_workgroup_count[1])
+            fail("Vulkan attention of ", a.rows, " tokens x ", a.n_head,
+                 " heads exceeds the device's workgroup limits");
+        seq.dispatch(pipeline, {a.q, a.positions, a.k_cache, a.v_cache, a.out}, rows_push, g);
+        return;
+    }
     // One thread per output dimension where the device allows: a head of 64 takes 64 threads.
     const uint32_t workgroup =
         std::min<uint32_t>(std::max<uint32_t>(static_cast<uint32_t>(a.head_dim),
@@ -38,14 +90,6 @@ void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
                              5,
                              sizeof(AttentionPush),
                              {workgroup, static_cast<uint32_t>(a.head_dim), kTile}});
-    const AttentionPush push{push_u32(a.n_head, kOp, "n_head"),
-                             push_u32(a.n_head_kv, kOp, "n_head_kv"),
-                             push_u32(kv_width, kOp, "kv width"),
-                             push_u32(a.n_ctx, kOp, "n_ctx"),
-                             push_u32(a.q_offset, kOp, "q_offset"),
-                             push_u32(a.out_offset, kOp, "out_offset"),
-                             push_u32(a.positions_offset, kOp, "positions_offset"),
-                             a.scale};
     Groups g;
     g.x = push_u32(a.n_head, kOp, "heads");
     g.y = push_u32(a.rows, kOp, "rows");

@@ -1,6 +1,7 @@
 #pragma once
-// Fused causal GQA attention over one layer's f16 KV cache (shaders/attention.comp): token t
-// attends to cache rows 0 ..= positions[t].
+// Fused causal GQA attention over one layer's f16 KV cache: token t attends to cache rows
+// 0 ..= positions[t]. GPUs run shaders/attention.comp (a workgroup per query); CPU devices run
+// shaders/attention_rows.comp (no barriers or shared memory, which lavapipe emulates slowly).
 #include <cstdint>
 
 #include "backends/vulkan/vk_context.h"
@@ -14,6 +15,9 @@ struct AttentionArgs {
     float scale = 1;
     BufferRange q, positions, k_cache, v_cache, out;
     int64_t q_offset = 0, positions_offset = 0, out_offset = 0;  // elements
+    // Which kernel: -1 the device's (the barrier-free one on CPU devices), 0 the workgroup one
+    // (GPUs), 1 the barrier-free one. Tests use it to check both on one device.
+    int cpu_layout = -1;
 };
 
 // Head sizes the shader is built for (a specialization constant; even, at most this).
