@@ -16,6 +16,7 @@
 #include "backends/vulkan/vk_self_test.h"
 #include "backends/vulkan/vk_weights.h"
 #include "core/error.h"
+#include "core/quant/quant.h"
 
 namespace mllm {
 namespace {
@@ -156,7 +157,7 @@ class VulkanBackend final : public Backend {
             if (!vk::matmul_supports(w.dtype) || !matmul_shape_ok(w.dtype, k) ||
                 !passes(vk::matmul_family(w.dtype)))
                 return false;
-            if (vk::activation_format(w.dtype) != DType::F32 && !passes("round_activations"))
+            if (activation_type(w.dtype) != DType::F32 && !passes("round_activations"))
                 return false;
         }
         return true;

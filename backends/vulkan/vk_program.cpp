@@ -13,6 +13,7 @@
 #include "backends/vulkan/ops/vk_rope.h"
 #include "backends/vulkan/ops/vk_round_activations.h"
 #include "core/error.h"
+#include "core/quant/quant.h"
 
 namespace mllm::vk {
 
@@ -194,7 +195,7 @@ VkDeviceSize VkProgram::positions_upload_offset() const {
 }
 
 const VkProgram::Bound& VkProgram::MatMulInputs::for_weight(DType weight_type) const {
-    switch (activation_format(weight_type)) {
+    switch (activation_type(weight_type)) {
         case DType::Q8_0:
             return q8_0;
         case DType::Q8_K:
@@ -211,7 +212,7 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
     const int64_t bytes = static_cast<int64_t>(x.bytes());
     bool used[2] = {false, false};
     for (DType t : weights) {
-        const DType f = activation_format(t);
+        const DType f = activation_type(t);
         if (f == DType::F32) {
             in.reads.push_back(arena_access(x_id));
             continue;

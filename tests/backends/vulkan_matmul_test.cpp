@@ -30,21 +30,10 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/quant/quant.h"
+#include "tests/support/vulkan_fixture.h"
 
 namespace mllm::vk {
 namespace {
-
-bool in_ci() {
-    const char* ci = std::getenv("CI");
-    return ci != nullptr && std::string_view(ci) == "true";
-}
-
-// Skips a test that needs a device, or fails it on CI, where a missing device is an error.
-#define MLLM_NO_VULKAN_DEVICE(reason)                                            \
-    do {                                                                         \
-        if (in_ci()) FAIL() << "no Vulkan device on CI (CI=true): " << (reason); \
-        GTEST_SKIP() << "Vulkan unavailable: " << (reason);                      \
-    } while (0)
 
 constexpr DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
                             DType::Q4_1, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
@@ -165,45 +154,8 @@ std::vector<float> spread(const std::vector<float>& x, int64_t k, int64_t n, int
     return out;
 }
 
-class VulkanMatMul : public ::testing::Test {
+class VulkanMatMul : public test::VulkanContextTest {
   protected:
-    static void SetUpTestSuite() {
-        try {
-            ctx_ = Context::open();
-        } catch (const Error& e) {
-            error_ = e.what();
-        }
-    }
-    static void TearDownTestSuite() { ctx_.reset(); }
-    void SetUp() override {
-        if (!ctx_) MLLM_NO_VULKAN_DEVICE(error_);
-    }
-
-    Context& ctx() { return *ctx_; }
-
-    template <typename T>
-    Allocation upload(const std::vector<T>& v) {
-        const size_t bytes = v.size() * sizeof(T);
-        Allocation a = ctx().memory().allocate(bytes);
-        ctx().write(a, 0, v.data(), bytes);
-        return a;
-    }
-    std::vector<float> download(const Allocation& a, size_t count) {
-        std::vector<float> out(count);
-        ctx().read(a, 0, out.data(), count * sizeof(float));
-        return out;
-    }
-    // Records `record` into a fresh sequence, runs it, and returns its dispatch count.
-    template <typename F>
-    size_t run(F&& record) {
-        Sequence seq(ctx().device());
-        seq.begin();
-        record(seq);
-        seq.end();
-        seq.run();
-        return seq.dispatches();
-    }
-
     // y [n, m] for contiguous x and y.
     std::vector<float> matmul(DType t, const std::vector<uint8_t>& w, const std::vector<float>& x,
                               int64_t m, int64_t k, int64_t n, MatMulConfig config = {}) {
@@ -226,12 +178,7 @@ class VulkanMatMul : public ::testing::Test {
     uint64_t slack() {
         return std::max<uint64_t>(ctx().props().min_storage_buffer_offset_alignment, 4) + 4;
     }
-
-    static std::unique_ptr<Context> ctx_;
-    static std::string error_;
 };
-std::unique_ptr<Context> VulkanMatMul::ctx_;
-std::string VulkanMatMul::error_;
 using VulkanEmbed = VulkanMatMul;
 
 // Compares y (token-major, m apart) with the reference; at most a few failures per call.

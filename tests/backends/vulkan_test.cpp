@@ -36,7 +36,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/quant/quant.h"
-#include "tests/support/vulkan_skip.h"
+#include "tests/support/vulkan_fixture.h"
 
 namespace mllm::vk {
 namespace {
@@ -183,42 +183,7 @@ TEST(VulkanDevice, ListsDevicesWithProperties) {
     EXPECT_TRUE(any_usable);
 }
 
-class VulkanTest : public ::testing::Test {
-  protected:
-    static void SetUpTestSuite() {
-        try {
-            ctx_ = Context::open();
-        } catch (const Error& e) {
-            error_ = e.what();
-        }
-    }
-    static void TearDownTestSuite() { ctx_.reset(); }
-    void SetUp() override {
-        if (!ctx_) MLLM_NO_VULKAN_DEVICE(error_);
-    }
-
-    Context& ctx() { return *ctx_; }
-
-    Allocation upload(const void* data, size_t bytes) {
-        Allocation a = ctx().memory().allocate(bytes);
-        ctx().write(a, 0, data, bytes);
-        return a;
-    }
-    template <typename T>
-    Allocation upload(const std::vector<T>& v) {
-        return upload(v.data(), v.size() * sizeof(T));
-    }
-    std::vector<float> download(const Allocation& a, size_t count, size_t offset_floats = 0) {
-        std::vector<float> out(count);
-        ctx().read(a, offset_floats * sizeof(float), out.data(), count * sizeof(float));
-        return out;
-    }
-
-    static std::unique_ptr<Context> ctx_;
-    static std::string error_;
-};
-std::unique_ptr<Context> VulkanTest::ctx_;
-std::string VulkanTest::error_;
+using VulkanTest = test::VulkanContextTest;
 
 // Both attention kernels (the workgroup one GPUs run, the barrier-free one CPU devices run) give
 // the same result on this device, over odd shapes: the self-test checks the device's own kernel

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "runtime/session.h"
+#include "tests/support/compare.h"
 #include "tests/support/random_model.h"
 #include "tests/support/test_env.h"
 
@@ -20,18 +21,8 @@ struct ShapeCase {
 
 class ConsistencyTest : public ::testing::TestWithParam<ShapeCase> {};
 
-double max_abs_diff(std::span<const float> a, std::span<const float> b) {
-    double m = 0;
-    for (size_t i = 0; i < a.size(); ++i)
-        m = std::max(m, static_cast<double>(std::fabs(a[i] - b[i])));
-    return m;
-}
-
-double rms(std::span<const float> a) {
-    double s = 0;
-    for (float v : a) s += static_cast<double>(v) * v;
-    return std::sqrt(s / static_cast<double>(a.size()));
-}
+using test::max_abs_diff;
+using test::rms;
 
 TEST_P(ConsistencyTest, PrefillThenDecodeEqualsOnePrefill) {
     const std::string path = test::temp_path(".gguf");

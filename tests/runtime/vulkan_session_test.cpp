@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "runtime/perplexity.h"
 #include "runtime/session.h"
+#include "tests/support/compare.h"
 #include "tests/support/random_model.h"
 #include "tests/support/test_env.h"
 #include "tests/support/vulkan_skip.h"
@@ -46,18 +47,8 @@ int32_t argmax(std::span<const float> logits) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
-double max_abs_diff(std::span<const float> a, std::span<const float> b) {
-    double m = 0;
-    for (size_t i = 0; i < a.size(); ++i)
-        m = std::max(m, static_cast<double>(std::fabs(a[i] - b[i])));
-    return m;
-}
-
-double rms(std::span<const float> a) {
-    double s = 0;
-    for (float v : a) s += static_cast<double>(v) * v;
-    return std::sqrt(s / static_cast<double>(a.size()));
-}
+using test::max_abs_diff;
+using test::rms;
 
 // Greedy tokens from BOS.
 std::vector<int32_t> greedy(Session& s, int n) {

@@ -12,22 +12,6 @@ struct RoundPush {
 };
 }  // namespace
 
-DType activation_format(DType weight_type) {
-    switch (weight_type) {
-        case DType::Q4_0:
-        case DType::Q4_1:
-        case DType::Q5_0:
-        case DType::Q8_0:
-            return DType::Q8_0;
-        case DType::Q4_K:
-        case DType::Q5_K:
-        case DType::Q6_K:
-            return DType::Q8_K;
-        default:
-            return DType::F32;  // F16/BF16 round inside the matmul, element by element
-    }
-}
-
 void record_round_activations(Context& ctx, Sequence& seq, const RoundActivationsArgs& a) {
     constexpr const char* kOp = "round_activations";
     if (a.format != DType::Q8_0 && a.format != DType::Q8_K)

@@ -18,10 +18,6 @@ struct RoundActivationsArgs {
     int64_t x_offset = 0, y_offset = 0;  // floats; rows are contiguous
 };
 
-// The format activations are rounded to for weights of `weight_type`; F32 when they are used as
-// they are (float weights).
-DType activation_format(DType weight_type);
-
 void record_round_activations(Context& ctx, Sequence& seq, const RoundActivationsArgs& args);
 
 }  // namespace mllm::vk
