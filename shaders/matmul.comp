@@ -27,10 +27,21 @@ layout(std430, set = 0, binding = 0) readonly buffer Weights { uint w[]; };
 // The repacked layout (vk_matmul.h): quants read 16 bytes per load instruction.
 layout(std430, set = 0, binding = 0) readonly buffer Weights4 { uvec4 w4[]; };
 #endif
+#if defined(X_UNIFORM)
+// The input from a uniform buffer (CPU devices, when a dispatch's input fits one): llvmpipe
+// gathers uniform-buffer loads with straight-line code, where a storage-buffer load whose index
+// differs per lane is a loop over the lanes through the stack.
+layout(std140, set = 0, binding = 1) uniform InputU { vec4 xu[4096]; };
+float x_load(uint i) { return xu[i >> 2][i & 3u]; }
+vec4 x4_load(uint i4) { return xu[i4]; }
+#else
 layout(std430, set = 0, binding = 1) readonly buffer Input { float x[]; };
 // The same input as vec4: llvmpipe (lavapipe) turns every load instruction into a loop over the
 // SIMD lanes, so one vec4 load costs about what one float load does.
 layout(std430, set = 0, binding = 1) readonly buffer Input4 { vec4 x4[]; };
+float x_load(uint i) { return x[i]; }
+vec4 x4_load(uint i4) { return x4[i4]; }
+#endif
 layout(std430, set = 0, binding = 2) writeonly buffer Output { float y[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Bias { float bias[]; };
 
@@ -53,7 +64,7 @@ layout(push_constant) uniform Params {
 shared float partial[gl_WorkGroupSize.x];
 
 vec4 load_x4(uint at) {
-    return round_activation(vec4(x[at], x[at + 1u], x[at + 2u], x[at + 3u]));
+    return round_activation(vec4(x_load(at), x_load(at + 1u), x_load(at + 2u), x_load(at + 3u)));
 }
 
 void row_per_invocation() {
@@ -76,8 +87,8 @@ void row_per_invocation() {
         vec4 x0[TOKENS], x1[TOKENS];
         for (uint t = 0; t < TOKENS; ++t) {
             const uint xb = p.x_offset + min(tok0 + t, p.n - 1u) * p.x_stride;
-            x0[t] = aligned_x ? round_activation(x4[(xb + i0) >> 2]) : load_x4(xb + i0);
-            x1[t] = aligned_x ? round_activation(x4[(xb + i1) >> 2]) : load_x4(xb + i1);
+            x0[t] = aligned_x ? round_activation(x4_load((xb + i0) >> 2)) : load_x4(xb + i0);
+            x1[t] = aligned_x ? round_activation(x4_load((xb + i1) >> 2)) : load_x4(xb + i1);
         }
         for (uint j = 0; j < ROWS; ++j) {
             vec4 w0, w1;
@@ -92,7 +103,7 @@ void row_per_invocation() {
             const float wv = dequant_one(row_base[j], i);
             for (uint t = 0; t < TOKENS; ++t)
                 acc[j * TOKENS + t] += wv * round_activation(
-                                               x[p.x_offset + min(tok0 + t, p.n - 1u) * p.x_stride + i]);
+                                               x_load(p.x_offset + min(tok0 + t, p.n - 1u) * p.x_stride + i));
         }
     }
 #endif
@@ -117,7 +128,7 @@ void row_per_invocation() {
 const uint RROWS = 4u;
 
 vec4 x_at(uint at, bool aligned_x) {
-    return aligned_x ? x4[at >> 2] : load_x4(at);
+    return aligned_x ? x4_load(at >> 2) : load_x4(at);
 }
 
 // The 4 rows' dot products with token xb's elements i0.. and i1.. (4 each).
@@ -267,7 +278,7 @@ void main() {
             for (uint t = 0; t < TOKENS; ++t) {
                 if (tok0 + t >= p.n) break;
                 acc[r * TOKENS + t] +=
-                    wv * round_activation(x[p.x_offset + (tok0 + t) * p.x_stride + i]);
+                    wv * round_activation(x_load(p.x_offset + (tok0 + t) * p.x_stride + i));
             }
         }
 #endif

@@ -104,6 +104,8 @@ Probe probe(const Instance& instance, VkPhysicalDevice pd, uint32_t index) {
     d.max_shared_memory_bytes = base.limits.maxComputeSharedMemorySize;
     d.max_push_constants_bytes = base.limits.maxPushConstantsSize;
     d.max_storage_buffer_range = base.limits.maxStorageBufferRange;
+    d.max_uniform_buffer_range = base.limits.maxUniformBufferRange;
+    d.min_uniform_buffer_offset_alignment = base.limits.minUniformBufferOffsetAlignment;
     d.min_storage_buffer_offset_alignment = base.limits.minStorageBufferOffsetAlignment;
     d.non_coherent_atom_size = base.limits.nonCoherentAtomSize;
     d.timestamp_period_ns =

@@ -53,6 +53,8 @@ struct DeviceProps {
     uint32_t max_shared_memory_bytes = 0;
     uint32_t max_push_constants_bytes = 0;
     uint64_t max_storage_buffer_range = 0;
+    uint64_t max_uniform_buffer_range = 0;
+    uint64_t min_uniform_buffer_offset_alignment = 0;
     uint64_t max_allocation_bytes = 0;
     uint64_t min_storage_buffer_offset_alignment = 0;
     uint64_t non_coherent_atom_size = 0;

@@ -35,7 +35,9 @@ Pipeline::Pipeline(const Device& device, PipelineDesc desc, VkPipelineCache cach
         std::vector<VkDescriptorSetLayoutBinding> bindings(desc_.buffers);
         for (uint32_t i = 0; i < desc_.buffers; ++i) {
             bindings[i].binding = i;
-            bindings[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+            bindings[i].descriptorType = (desc_.uniform_buffers >> i) & 1u
+                                             ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+                                             : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
             bindings[i].descriptorCount = 1;
             bindings[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
         }

@@ -23,6 +23,8 @@ struct PipelineDesc {
     // Specialization constants 0..n-1, all 32-bit; by convention constant 0 is the workgroup
     // size (layout(local_size_x_id = 0) in the shader).
     std::vector<uint32_t> spec;
+    // Bit i set: binding i is a uniform buffer (std140) instead of a storage buffer.
+    uint32_t uniform_buffers = 0;
 
     auto operator<=>(const PipelineDesc&) const = default;
 };

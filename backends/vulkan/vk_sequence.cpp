@@ -114,11 +114,13 @@ VkDescriptorSet Sequence::allocate_set(VkDescriptorSetLayout layout) {
         if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL)
             check(r, "vkAllocateDescriptorSets");
     }
-    VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * kBuffersPerSet};
+    const VkDescriptorPoolSize sizes[] = {
+        {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * kBuffersPerSet},
+        {VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, kSetsPerPool}};
     VkDescriptorPoolCreateInfo pool_info{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
     pool_info.maxSets = kSetsPerPool;
-    pool_info.poolSizeCount = 1;
-    pool_info.pPoolSizes = &size;
+    pool_info.poolSizeCount = 2;
+    pool_info.pPoolSizes = sizes;
     VkDescriptorPool pool = VK_NULL_HANDLE;
     check(fn.vkCreateDescriptorPool(dev, &pool_info, nullptr, &pool), "vkCreateDescriptorPool");
     descriptor_pools_.push_back(pool);
@@ -149,15 +151,20 @@ void Sequence::dispatch(const Pipeline& pipeline, std::span<const BufferRange> b
     for (size_t i = 0; i < buffers.size(); ++i) {
         if (buffers[i].buffer == VK_NULL_HANDLE || buffers[i].size == 0)
             fail("internal: ", desc.shader, " binding ", i, " is empty");
-        if (buffers[i].size > props.max_storage_buffer_range)
-            fail(desc.shader, ": a binding of ", buffers[i].size, " bytes exceeds the ",
-                 props.max_storage_buffer_range, "-byte storage buffer range of ", props.name);
+        const bool uniform = (desc.uniform_buffers >> i) & 1u;
+        const uint64_t range =
+            uniform ? props.max_uniform_buffer_range : props.max_storage_buffer_range;
+        if (buffers[i].size > range)
+            fail(desc.shader, ": a binding of ", buffers[i].size, " bytes exceeds the ", range,
+                 uniform ? "-byte uniform buffer range of " : "-byte storage buffer range of ",
+                 props.name);
         infos[i] = {buffers[i].buffer, buffers[i].offset, buffers[i].size};
         writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
         writes[i].dstSet = set;
         writes[i].dstBinding = static_cast<uint32_t>(i);
         writes[i].descriptorCount = 1;
-        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[i].descriptorType =
+            uniform ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
         writes[i].pBufferInfo = &infos[i];
     }
     fn.vkUpdateDescriptorSets(device_.handle(), static_cast<uint32_t>(writes.size()), writes.data(),

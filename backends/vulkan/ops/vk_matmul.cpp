@@ -48,16 +48,20 @@ const char* shader_name(DType t) {
 }
 
 // The repacked variants (matmul.comp with REPACKED): Q4_0 and Q8_0 only.
-const char* repacked_shader_name(DType t) {
+// `uniform_input`: the variant that reads the input from a uniform buffer.
+const char* repacked_shader_name(DType t, bool uniform_input = false) {
     switch (t) {
         case DType::Q8_0:
-            return "matmul_q8_0_repacked";
+            return uniform_input ? "matmul_q8_0_repacked_ux" : "matmul_q8_0_repacked";
         case DType::Q4_0:
-            return "matmul_q4_0_repacked";
+            return uniform_input ? "matmul_q4_0_repacked_ux" : "matmul_q4_0_repacked";
         default:
             return nullptr;
     }
 }
+
+// The repacked shaders' uniform-buffer input: vec4 xu[4096].
+constexpr uint64_t kUniformInputBytes = 65536;
 
 // Bytes of quants per 32-element block in the repacked layout.
 size_t repacked_quant_bytes(DType t) {
@@ -214,11 +218,20 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             static_cast<uint32_t>(std::min<int64_t>(std::max<int64_t>(a.n, 1), 4)));
     }
     const MatMulConfig c = matmul_config(props, a.weight_type, a.n, overrides);
-    const Pipeline& pipeline = ctx.pipelines().get(
-        {shader,
-         4,
-         sizeof(MatMulPush),
-         {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation)}});
+    // On CPU devices the repacked kernels read the input from a uniform buffer when all of it
+    // fits one (decode, short prompts): llvmpipe loads those without a loop over the lanes.
+    const uint64_t ux_align = std::max<uint64_t>(props.min_uniform_buffer_offset_alignment, 16);
+    const uint64_t x_bytes = 4 * static_cast<uint64_t>((a.n - 1) * x_stride + a.k);
+    const bool x_uniform = a.repacked && props.max_uniform_buffer_range >= kUniformInputBytes &&
+                           x_bytes + ux_align <= kUniformInputBytes &&
+                           x_bytes + ux_align <= c.max_binding;
+    if (x_uniform) shader = repacked_shader_name(a.weight_type, true);
+    PipelineDesc desc{shader,
+                      4,
+                      sizeof(MatMulPush),
+                      {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation)}};
+    if (x_uniform) desc.uniform_buffers = 1u << 1;
+    const Pipeline& pipeline = ctx.pipelines().get(desc);
 
     // Rows per dispatch so the weights' part fits one binding; then tokens so the input's and
     // the output's parts do, and the token groups fit the dispatch's y limit.
@@ -242,8 +255,17 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         for (int64_t t0 = 0; t0 < a.n; t0 += tokens_per) {
             const int64_t nt = std::min(tokens_per, a.n - t0);
             uint64_t x_skip = 0, y_skip = 0;
-            const BufferRange x = binding::part(props, a.x, 4 * (a.x_offset + t0 * x_stride),
-                                                4 * ((nt - 1) * x_stride + a.k), x_skip);
+            BufferRange x = binding::part(props, a.x, 4 * (a.x_offset + t0 * x_stride),
+                                          4 * ((nt - 1) * x_stride + a.k), x_skip);
+            if (x_uniform) {  // the same part, at the uniform-buffer offset alignment
+                const uint64_t start =
+                    a.x.offset + 4 * static_cast<uint64_t>(a.x_offset + t0 * x_stride);
+                x = {a.x.buffer, start / ux_align * ux_align, 0};
+                x_skip = start - x.offset;
+                x.size = std::min(
+                    (x_skip + 4 * static_cast<uint64_t>((nt - 1) * x_stride + a.k) + 15) / 16 * 16,
+                    a.x.offset + a.x.size - x.offset);
+            }
             const BufferRange y = binding::part(props, a.y, 4 * (a.y_offset + t0 * y_stride + r0),
                                                 4 * ((nt - 1) * y_stride + mr), y_skip);
             const MatMulPush push{u32(mr, "m"),
