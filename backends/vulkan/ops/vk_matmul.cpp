@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <string>
 
 #include "core/error.h"
 #include "core/fp16.h"
@@ -48,19 +49,18 @@ const char* shader_name(DType t) {
 }
 
 // The repacked variants (matmul.comp with REPACKED): Q4_0 and Q8_0 only.
-// `uniform_input`: the variant that reads the input from a uniform buffer.
-const char* repacked_shader_name(DType t, bool uniform_input = false) {
+const char* repacked_shader_name(DType t) {
     switch (t) {
         case DType::Q8_0:
-            return uniform_input ? "matmul_q8_0_repacked_ux" : "matmul_q8_0_repacked";
+            return "matmul_q8_0_repacked";
         case DType::Q4_0:
-            return uniform_input ? "matmul_q4_0_repacked_ux" : "matmul_q4_0_repacked";
+            return "matmul_q4_0_repacked";
         default:
             return nullptr;
     }
 }
 
-// The repacked shaders' uniform-buffer input: vec4 xu[4096].
+// The row-per-invocation kernels' uniform-buffer input (the _ux variants): vec4 xu[4096].
 constexpr uint64_t kUniformInputBytes = 65536;
 
 // Bytes of quants per 32-element block in the repacked layout.
@@ -218,15 +218,15 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             static_cast<uint32_t>(std::min<int64_t>(std::max<int64_t>(a.n, 1), 4)));
     }
     const MatMulConfig c = matmul_config(props, a.weight_type, a.n, overrides);
-    // On CPU devices the repacked kernels read the input from a uniform buffer when all of it
-    // fits one (decode, short prompts): llvmpipe loads those without a loop over the lanes.
+    // The row-per-invocation kernels (CPU devices) read the input from a uniform buffer when
+    // all of it fits one (decode, short prompts): llvmpipe loads those without a loop over the
+    // lanes.
     const uint64_t ux_align = std::max<uint64_t>(props.min_uniform_buffer_offset_alignment, 16);
     const uint64_t x_bytes = 4 * static_cast<uint64_t>((a.n - 1) * x_stride + a.k);
-    const bool x_uniform = a.repacked && props.max_uniform_buffer_range >= kUniformInputBytes &&
-                           x_bytes + ux_align <= kUniformInputBytes &&
-                           x_bytes + ux_align <= c.max_binding;
-    if (x_uniform) shader = repacked_shader_name(a.weight_type, true);
-    PipelineDesc desc{shader,
+    const bool x_uniform =
+        c.row_per_invocation != 0 && props.max_uniform_buffer_range >= kUniformInputBytes &&
+        x_bytes + ux_align <= kUniformInputBytes && x_bytes + ux_align <= c.max_binding;
+    PipelineDesc desc{std::string(shader) + (x_uniform ? "_ux" : ""),
                       4,
                       sizeof(MatMulPush),
                       {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation)}};
