@@ -9,6 +9,7 @@
 #include "backends/vulkan/ops/vk_embed.h"
 #include "backends/vulkan/ops/vk_kv_store.h"
 #include "backends/vulkan/ops/vk_matmul.h"
+#include "backends/vulkan/ops/vk_op_util.h"
 #include "backends/vulkan/ops/vk_rms_norm.h"
 #include "backends/vulkan/ops/vk_rope.h"
 #include "backends/vulkan/ops/vk_round_activations.h"
@@ -89,19 +90,13 @@ size_t VkProgram::dispatches_per_step() const {
 
 VkProgram::Bound VkProgram::bind(const Allocation& a, int64_t byte_offset, int64_t bytes) const {
     const DeviceProps& props = ctx_.props();
-    const auto max_range = static_cast<int64_t>(props.max_storage_buffer_range);
-    const auto total = static_cast<int64_t>(a.reserved());
-    if (total <= max_range) return {a.range(), byte_offset / 4};  // the whole allocation
-    // Too large to bind whole: a window from the aligned start of the tensor.
-    const auto align = static_cast<int64_t>(
-        std::max<uint64_t>(props.min_storage_buffer_offset_alignment, ctx_.memory().alignment()));
-    const int64_t start = byte_offset / align * align;
-    const int64_t size = std::min(total - start, max_range);
-    if (byte_offset + bytes - start > max_range)
-        fail("a tensor of ", bytes, " bytes exceeds the ", max_range,
+    uint64_t skip = 0;
+    const BufferRange r = binding::part(props, a.range(), static_cast<uint64_t>(byte_offset),
+                                        static_cast<uint64_t>(bytes), skip);
+    if (r.size > props.max_storage_buffer_range)
+        fail("a tensor of ", bytes, " bytes exceeds the ", props.max_storage_buffer_range,
              "-byte storage buffer range of ", props.name);
-    return {a.range(static_cast<VkDeviceSize>(start), static_cast<VkDeviceSize>(size)),
-            (byte_offset - start) / 4};
+    return {r, static_cast<int64_t>(skip / 4)};
 }
 
 VkProgram::Bound VkProgram::node(NodeId id) const {

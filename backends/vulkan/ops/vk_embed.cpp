@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "backends/vulkan/ops/vk_matmul.h"
+#include "backends/vulkan/ops/vk_op_util.h"
 #include "core/error.h"
 
 namespace mllm::vk {
@@ -46,19 +46,6 @@ const char* shader_name(DType t) {
     }
 }
 
-uint32_t u32(int64_t v, const char* what) {
-    if (v < 0 || v > std::numeric_limits<uint32_t>::max())
-        fail("Vulkan embed: ", what, " = ", v, " is out of range");
-    return static_cast<uint32_t>(v);
-}
-
-void need(const BufferRange& r, int64_t bytes, int64_t align, const char* what) {
-    if (r.buffer == VK_NULL_HANDLE || static_cast<int64_t>(r.size) < bytes)
-        fail("internal: Vulkan embed ", what, " binding holds ", r.size, " bytes, needs ", bytes);
-    if (static_cast<int64_t>(r.offset) % align != 0)
-        fail("internal: Vulkan embed ", what, " range not ", align, "-byte aligned");
-}
-
 }  // namespace
 
 bool embed_supports(DType table_type) {
@@ -66,6 +53,7 @@ bool embed_supports(DType table_type) {
 }
 
 void record_embed(Context& ctx, Sequence& seq, const EmbedArgs& a, EmbedConfig overrides) {
+    constexpr const char* kOp = "embed";
     const char* shader = shader_name(a.table_type);
     if (shader == nullptr)
         fail("the Vulkan backend has no embedding lookup for ", dtype_name(a.table_type),
@@ -84,9 +72,10 @@ void record_embed(Context& ctx, Sequence& seq, const EmbedArgs& a, EmbedConfig o
     // The shader reads whole 32-bit words: the table's range covers the last one.
     const int64_t table_end =
         static_cast<int64_t>(a.table.offset) + a.table_offset + a.table_rows * rb;
-    need(a.table, (table_end + 3) / 4 * 4 - static_cast<int64_t>(a.table.offset), 2, "table");
-    need(a.ids, 4 * (a.ids_offset + a.rows), 4, "ids");
-    need(a.y, 4 * (a.y_offset + (a.rows - 1) * y_stride + a.cols), 4, "output");
+    need_bytes(a.table, (table_end + 3) / 4 * 4 - static_cast<int64_t>(a.table.offset), kOp,
+               "table", 2);
+    need_bytes(a.ids, 4 * (a.ids_offset + a.rows), kOp, "ids", 4);
+    need_bytes(a.y, 4 * (a.y_offset + (a.rows - 1) * y_stride + a.cols), kOp, "output", 4);
 
     const DeviceProps& props = ctx.props();
     const uint32_t workgroup = overrides.workgroup != 0
@@ -105,7 +94,7 @@ void record_embed(Context& ctx, Sequence& seq, const EmbedArgs& a, EmbedConfig o
          static_cast<int64_t>(props.max_workgroup_count[1])});
     // Chunks of 8 elements, and one more for the tail of a float row.
     const int64_t units = (a.cols + 7) / 8;
-    const uint32_t groups_x = u32((units + workgroup - 1) / workgroup, "workgroups");
+    const uint32_t groups_x = push_u32((units + workgroup - 1) / workgroup, kOp, "workgroups");
 
     for (int64_t s0 = 0; s0 < a.table_rows; s0 += slice_rows) {
         const int64_t sr = std::min(slice_rows, a.table_rows - s0);
@@ -119,15 +108,15 @@ void record_embed(Context& ctx, Sequence& seq, const EmbedArgs& a, EmbedConfig o
                 binding::part(props, a.ids, 4 * (a.ids_offset + t0), 4 * nt, ids_skip);
             const BufferRange y = binding::part(props, a.y, 4 * (a.y_offset + t0 * y_stride),
                                                 4 * ((nt - 1) * y_stride + a.cols), y_skip);
-            const EmbedPush push{u32(a.cols, "cols"),
-                                 u32(nt, "tokens"),
-                                 u32(static_cast<int64_t>(table_skip), "table_offset"),
-                                 u32(a.table_rows, "table_rows"),
-                                 u32(s0, "slice_begin"),
-                                 u32(sr, "slice_rows"),
-                                 u32(static_cast<int64_t>(ids_skip / 4), "ids_offset"),
-                                 u32(static_cast<int64_t>(y_skip / 4), "y_offset"),
-                                 u32(y_stride, "y_stride")};
+            const EmbedPush push{push_u32(a.cols, kOp, "cols"),
+                                 push_u32(nt, kOp, "tokens"),
+                                 push_u32(static_cast<int64_t>(table_skip), kOp, "table_offset"),
+                                 push_u32(a.table_rows, kOp, "table_rows"),
+                                 push_u32(s0, kOp, "slice_begin"),
+                                 push_u32(sr, kOp, "slice_rows"),
+                                 push_u32(static_cast<int64_t>(ids_skip / 4), kOp, "ids_offset"),
+                                 push_u32(static_cast<int64_t>(y_skip / 4), kOp, "y_offset"),
+                                 push_u32(y_stride, kOp, "y_stride")};
             seq.dispatch(pipeline, {table, ids, y}, push, {groups_x, static_cast<uint32_t>(nt), 1});
         }
     }

@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "backends/vulkan/ops/vk_op_util.h"
 #include "core/error.h"
 #include "core/fp16.h"
 
@@ -68,53 +69,7 @@ size_t repacked_quant_bytes(DType t) {
     return t == DType::Q8_0 ? 32 : 16;
 }
 
-uint32_t u32(int64_t v, const char* what) {
-    if (v < 0 || v > std::numeric_limits<uint32_t>::max())
-        fail("Vulkan matmul: ", what, " = ", v, " is out of range");
-    return static_cast<uint32_t>(v);
-}
-
-void need(const BufferRange& r, int64_t bytes, const char* what) {
-    if (r.buffer == VK_NULL_HANDLE || static_cast<int64_t>(r.size) < bytes)
-        fail("internal: Vulkan matmul ", what, " binding holds ", r.size, " bytes, needs ", bytes);
-    if (r.offset % 4 != 0) fail("internal: Vulkan matmul ", what, " range not 4-byte aligned");
-}
-
-uint64_t alignment(const DeviceProps& d) {
-    return std::max<uint64_t>(d.min_storage_buffer_offset_alignment, 4);
-}
-
 }  // namespace
-
-namespace binding {
-
-uint64_t limit(const DeviceProps& device, uint64_t override_bytes) {
-    const uint64_t max = device.max_storage_buffer_range;
-    return override_bytes != 0 ? std::min(max, override_bytes) : max;
-}
-
-BufferRange part(const DeviceProps& device, const BufferRange& whole, uint64_t begin,
-                 uint64_t bytes, uint64_t& skip) {
-    const uint64_t align = alignment(device);
-    const uint64_t start = whole.offset + begin;
-    const uint64_t offset = start / align * align;
-    skip = start - offset;
-    return {whole.buffer, offset, (skip + bytes + 3) / 4 * 4};
-}
-
-int64_t items_per_binding(const DeviceProps& device, uint64_t limit, uint64_t first, uint64_t bytes,
-                          const char* what) {
-    // Room for the skipped alignment and the rounding to words, wherever the part starts.
-    const uint64_t slack = alignment(device) + 4;
-    if (limit < slack + first)
-        fail("Vulkan: one ", what, " of ", first, " bytes does not fit a ", limit,
-             "-byte storage buffer binding");
-    if (bytes == 0) return std::numeric_limits<int64_t>::max();
-    const uint64_t items = 1 + (limit - slack - first) / bytes;
-    return static_cast<int64_t>(std::min<uint64_t>(items, std::numeric_limits<int64_t>::max()));
-}
-
-}  // namespace binding
 
 bool matmul_supports(DType weight_type) {
     return shader_name(weight_type) != nullptr;
@@ -177,6 +132,7 @@ MatMulConfig matmul_config(const DeviceProps& device, DType, int64_t n, MatMulCo
 }
 
 void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfig overrides) {
+    constexpr const char* kOp = "matmul";
     const char* shader =
         a.repacked ? repacked_shader_name(a.weight_type) : shader_name(a.weight_type);
     if (shader == nullptr)
@@ -203,9 +159,9 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         static_cast<int64_t>(a.w.offset + a.w.size) < (w_start + a.m * rb + 3) / 4 * 4)
         fail("internal: Vulkan matmul weight binding holds ", a.w.size, " bytes, needs ",
              a.w_offset + a.m * rb, " and the rest of the last word");
-    need(a.x, 4 * (a.x_offset + (a.n - 1) * x_stride + a.k), "input");
-    need(a.y, 4 * (a.y_offset + (a.n - 1) * y_stride + a.m), "output");
-    if (has_bias) need(a.bias, 4 * (a.bias_offset + a.m), "bias");
+    need_bytes(a.x, 4 * (a.x_offset + (a.n - 1) * x_stride + a.k), kOp, "input");
+    need_bytes(a.y, 4 * (a.y_offset + (a.n - 1) * y_stride + a.m), kOp, "output");
+    if (has_bias) need_bytes(a.bias, 4 * (a.bias_offset + a.m), kOp, "bias");
 
     const DeviceProps& props = ctx.props();
     // The repacked variants implement only the row-per-invocation layout, with 4 rows per
@@ -268,15 +224,15 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             }
             const BufferRange y = binding::part(props, a.y, 4 * (a.y_offset + t0 * y_stride + r0),
                                                 4 * ((nt - 1) * y_stride + mr), y_skip);
-            const MatMulPush push{u32(mr, "m"),
-                                  u32(a.k, "k"),
-                                  u32(nt, "n"),
-                                  u32(static_cast<int64_t>(w_skip), "w_offset"),
-                                  u32(static_cast<int64_t>(x_skip / 4), "x_offset"),
-                                  u32(x_stride, "x_stride"),
-                                  u32(static_cast<int64_t>(y_skip / 4), "y_offset"),
-                                  u32(y_stride, "y_stride"),
-                                  u32(static_cast<int64_t>(b_skip / 4), "bias_offset"),
+            const MatMulPush push{push_u32(mr, kOp, "m"),
+                                  push_u32(a.k, kOp, "k"),
+                                  push_u32(nt, kOp, "n"),
+                                  push_u32(static_cast<int64_t>(w_skip), kOp, "w_offset"),
+                                  push_u32(static_cast<int64_t>(x_skip / 4), kOp, "x_offset"),
+                                  push_u32(x_stride, kOp, "x_stride"),
+                                  push_u32(static_cast<int64_t>(y_skip / 4), kOp, "y_offset"),
+                                  push_u32(y_stride, kOp, "y_stride"),
+                                  push_u32(static_cast<int64_t>(b_skip / 4), kOp, "bias_offset"),
                                   has_bias ? 1u : 0u};
             // Row groups fill x up to the device's limit and continue in z.
             const int64_t rows_per_group =
@@ -285,7 +241,7 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             Groups g;
             g.x = static_cast<uint32_t>(std::min<int64_t>(row_groups, max[0]));
             g.z = static_cast<uint32_t>((row_groups + g.x - 1) / g.x);
-            g.y = u32((nt + c.tokens - 1) / c.tokens, "token groups");
+            g.y = push_u32((nt + c.tokens - 1) / c.tokens, kOp, "token groups");
             // Without a bias, binding 3 repeats the output (valid, never read).
             seq.dispatch(pipeline, {w, x, y, has_bias ? bias : y}, push, g);
         }

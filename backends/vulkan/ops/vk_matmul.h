@@ -67,21 +67,4 @@ MatMulConfig matmul_config(const DeviceProps& device, DType weight_type, int64_t
 void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& args,
                    MatMulConfig overrides = {});
 
-// Shared by the op families that bind parts of large buffers (matmul, embed).
-namespace binding {
-
-// The largest binding: the device's storage-buffer range, or `override` when smaller (0: none).
-uint64_t limit(const DeviceProps& device, uint64_t override_bytes);
-// A binding of `bytes` bytes starting `begin` bytes into `whole`: its offset aligned down to the
-// device's storage-buffer offset alignment (at least 4), the bytes skipped returned in `skip`
-// for the shader to add, and its size rounded up to whole 32-bit words.
-BufferRange part(const DeviceProps& device, const BufferRange& whole, uint64_t begin,
-                 uint64_t bytes, uint64_t& skip);
-// The most `bytes`-sized items (rows, tokens) one binding of at most `limit` bytes holds at any
-// offset, where the first item takes `first` bytes; throws when not even one fits.
-int64_t items_per_binding(const DeviceProps& device, uint64_t limit, uint64_t first, uint64_t bytes,
-                          const char* what);
-
-}  // namespace binding
-
 }  // namespace mllm::vk

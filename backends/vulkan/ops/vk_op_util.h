@@ -1,5 +1,6 @@
 #pragma once
-// Small helpers the op families share when they fill push constants and size dispatches.
+// Small helpers the op families share when they fill push constants, check and bind buffer
+// ranges, and size dispatches.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -17,11 +18,15 @@ inline uint32_t push_u32(int64_t v, const char* op, const char* what) {
     return static_cast<uint32_t>(v);
 }
 
-// Checks that a binding holds `bytes` (shaders index past no binding's end).
-inline void need_bytes(const BufferRange& r, int64_t bytes, const char* op, const char* what) {
+// Checks that a binding holds `bytes` (shaders index past no binding's end) and starts at a
+// multiple of `align` bytes (the shaders' word loads).
+inline void need_bytes(const BufferRange& r, int64_t bytes, const char* op, const char* what,
+                       int64_t align = 4) {
     if (r.buffer == VK_NULL_HANDLE || static_cast<int64_t>(r.size) < bytes)
         fail("internal: Vulkan ", op, " ", what, " binding holds ", r.size, " bytes, needs ",
              bytes);
+    if (static_cast<int64_t>(r.offset) % align != 0)
+        fail("internal: Vulkan ", op, " ", what, " range not ", align, "-byte aligned");
 }
 
 // The workgroup size of the one-invocation-per-item shaders: a few subgroups.
@@ -40,5 +45,23 @@ inline Groups flat_groups(const DeviceProps& props, int64_t items, uint32_t work
         fail("Vulkan dispatch of ", items, " items exceeds the device's workgroup limits");
     return g;
 }
+
+// Binding parts of buffers larger than the device lets one descriptor cover (large weights,
+// long prefills), shared by every op family and the step programs.
+namespace binding {
+
+// The largest binding: the device's storage-buffer range, or `override` when smaller (0: none).
+uint64_t limit(const DeviceProps& device, uint64_t override_bytes);
+// A binding of `bytes` bytes starting `begin` bytes into `whole`: its offset aligned down to the
+// device's storage-buffer offset alignment (at least 4), the bytes skipped returned in `skip`
+// for the shader to add, and its size rounded up to whole 32-bit words.
+BufferRange part(const DeviceProps& device, const BufferRange& whole, uint64_t begin,
+                 uint64_t bytes, uint64_t& skip);
+// The most `bytes`-sized items (rows, tokens) one binding of at most `limit` bytes holds at any
+// offset, where the first item takes `first` bytes; throws when not even one fits.
+int64_t items_per_binding(const DeviceProps& device, uint64_t limit, uint64_t first, uint64_t bytes,
+                          const char* what);
+
+}  // namespace binding
 
 }  // namespace mllm::vk

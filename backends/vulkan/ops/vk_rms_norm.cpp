@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "backends/vulkan/ops/vk_op_util.h"
 #include "core/error.h"
 
 namespace mllm::vk {
@@ -19,39 +20,31 @@ struct RmsNormPush {
     float eps;
 };
 
-uint32_t u32(int64_t v, const char* what) {
-    if (v < 0 || v > std::numeric_limits<uint32_t>::max())
-        fail("Vulkan rms_norm: ", what, " = ", v, " is out of range");
-    return static_cast<uint32_t>(v);
-}
-
-void need(const BufferRange& r, int64_t floats, const char* what) {
-    if (r.buffer == VK_NULL_HANDLE || static_cast<int64_t>(r.size) < 4 * floats)
-        fail("internal: Vulkan rms_norm ", what, " binding holds ", r.size, " bytes, needs ",
-             4 * floats);
-}
-
 }  // namespace
 
 void record_rms_norm(Context& ctx, Sequence& seq, const RmsNormArgs& a, uint32_t workgroup) {
+    constexpr const char* kOp = "rms_norm";
     if (a.rows <= 0 || a.cols <= 0) fail("internal: Vulkan rms_norm of ", a.rows, " x ", a.cols);
     const int64_t x_stride = a.x_stride < 0 ? a.cols : a.x_stride;
     const int64_t y_stride = a.y_stride < 0 ? a.cols : a.y_stride;
     const bool has_weight = a.w.buffer != VK_NULL_HANDLE;
-    need(a.x, a.x_offset + (a.rows - 1) * x_stride + a.cols, "input");
-    need(a.y, a.y_offset + (a.rows - 1) * y_stride + a.cols, "output");
-    if (has_weight) need(a.w, a.w_offset + a.cols, "weight");
+    need_bytes(a.x, 4 * (a.x_offset + (a.rows - 1) * x_stride + a.cols), kOp, "input");
+    need_bytes(a.y, 4 * (a.y_offset + (a.rows - 1) * y_stride + a.cols), kOp, "output");
+    if (has_weight) need_bytes(a.w, 4 * (a.w_offset + a.cols), kOp, "weight");
 
     const DeviceProps& props = ctx.props();
-    if (workgroup == 0)  // enough threads for a long row, a few subgroups
-        workgroup =
-            std::min(std::max<uint32_t>(64, props.subgroup_size), props.max_workgroup_invocations);
+    if (workgroup == 0) workgroup = flat_workgroup(props);  // a few subgroups for a long row
     const Pipeline& pipeline =
         ctx.pipelines().get({"rms_norm", 3, sizeof(RmsNormPush), {workgroup}});
-    const RmsNormPush push{
-        u32(a.rows, "rows"),       u32(a.cols, "cols"),         u32(a.x_offset, "x_offset"),
-        u32(x_stride, "x_stride"), u32(a.w_offset, "w_offset"), u32(a.y_offset, "y_offset"),
-        u32(y_stride, "y_stride"), has_weight ? 1u : 0u,        a.eps};
+    const RmsNormPush push{push_u32(a.rows, kOp, "rows"),
+                           push_u32(a.cols, kOp, "cols"),
+                           push_u32(a.x_offset, kOp, "x_offset"),
+                           push_u32(x_stride, kOp, "x_stride"),
+                           push_u32(a.w_offset, kOp, "w_offset"),
+                           push_u32(a.y_offset, kOp, "y_offset"),
+                           push_u32(y_stride, kOp, "y_stride"),
+                           has_weight ? 1u : 0u,
+                           a.eps};
     const uint32_t* max = props.max_workgroup_count;
     Groups g;
     g.x = static_cast<uint32_t>(std::min<int64_t>(a.rows, max[0]));
