@@ -40,7 +40,6 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
     backends_.push_back(create_backend(options.backend, bo, &backend_notice_));
     device_ = backends_[0]->info();
     if (backends_[0]->device_name() != "cpu") backends_.push_back(create_backend("cpu", bo));
-    kv_allocated_.assign(backends_.size(), false);
 }
 
 Session::~Session() = default;
@@ -97,7 +96,6 @@ Session::Plan& Session::plan_for(int64_t n_tokens, bool all_logits) {
             str_cat(backend_notice_.empty() ? "" : "; ", device_.name, ": ", e.what());
         plans_.clear();
         backends_.erase(backends_.begin());
-        kv_allocated_.assign(backends_.size(), false);
         device_ = backends_[0]->info();
         return *(plans_[key] = make_plan(n_tokens, all_logits));
     }
@@ -136,12 +134,9 @@ std::unique_ptr<Session::Plan> Session::make_plan(int64_t n_tokens, bool all_log
     const graph::ModelConfig& c = model_->config;
     for (const graph::Node& n : g.nodes) {
         if (n.dead || n.op != graph::Op::KvStore) continue;
-        const auto d = static_cast<size_t>(n.device);
-        if (!kv_allocated_[d]) {
-            backends_[d]->allocate_kv_cache(graph::KvSpec{c.n_layer, c.n_head_kv, c.head_dim},
-                                            n_ctx_);
-            kv_allocated_[d] = true;
-        }
+        Backend& b = *backends_[static_cast<size_t>(n.device)];
+        if (b.kv_cache_bytes() == 0)
+            b.allocate_kv_cache(graph::KvSpec{c.n_layer, c.n_head_kv, c.head_dim}, n_ctx_);
     }
     plan->exes.resize(backends_.size());
     for (const Segment& seg : plan->segments) {

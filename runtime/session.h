@@ -68,7 +68,6 @@ class Session {
     std::shared_ptr<const Model> model_;
     // [0] the chosen backend, then the CPU backend as its fallback (unless [0] is the CPU).
     std::vector<std::unique_ptr<Backend>> backends_;
-    std::vector<bool> kv_allocated_;
     DeviceInfo device_;
     std::string backend_notice_;
     bool automatic_ = false;  // --backend auto: may still give way to the CPU

@@ -194,10 +194,9 @@ std::vector<std::string> describe_vulkan_devices() {
     try {
         const std::vector<vk::DeviceProps> devices = vk::list_devices();
         if (devices.empty()) return {"vulkan: the Vulkan driver lists no devices"};
-        const char* selector = std::getenv("MLLM_VK_DEVICE");
         uint32_t chosen = UINT32_MAX;
         try {
-            chosen = vk::select_device(devices, selector != nullptr ? selector : "");
+            chosen = vk::select_device(devices, vk::device_selector());
         } catch (const Error&) {  // none usable: every line says why
         }
         for (const vk::DeviceProps& d : devices)
@@ -212,9 +211,7 @@ std::vector<std::string> describe_vulkan_devices() {
 std::unique_ptr<Backend> make_vulkan_backend(bool automatic) {
     if (automatic) {
         const std::vector<vk::DeviceProps> devices = vk::list_devices();
-        const char* selector = std::getenv("MLLM_VK_DEVICE");
-        const vk::DeviceProps& d =
-            devices[vk::select_device(devices, selector != nullptr ? selector : "")];
+        const vk::DeviceProps& d = devices[vk::select_device(devices, vk::device_selector())];
         if (d.type == vk::DeviceType::Cpu)
             fail("the only Vulkan device is ", d.name,
                  ", which runs on the CPU and is slower than the CPU backend (--backend vulkan "

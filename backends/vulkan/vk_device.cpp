@@ -464,9 +464,13 @@ uint32_t select_device(const std::vector<DeviceProps>& devices, std::string_view
     return best->index;
 }
 
-std::unique_ptr<Device> Device::open() {
+std::string_view device_selector() {
     const char* env = std::getenv("MLLM_VK_DEVICE");
-    return open(env != nullptr ? std::string_view(env) : std::string_view());
+    return env != nullptr ? std::string_view(env) : std::string_view();
+}
+
+std::unique_ptr<Device> Device::open() {
+    return open(device_selector());
 }
 
 std::unique_ptr<Device> Device::open(std::string_view selector) {

@@ -117,6 +117,9 @@ std::vector<DeviceProps> list_devices();
 // device", "no usable Vulkan device: ...", or when the selector matches nothing usable.
 uint32_t select_device(const std::vector<DeviceProps>& devices, std::string_view selector);
 
+// The user's device selector: MLLM_VK_DEVICE, or empty (the best device).
+std::string_view device_selector();
+
 // An opened logical device with one compute queue.
 class Device {
   public:
