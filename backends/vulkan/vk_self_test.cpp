@@ -96,12 +96,7 @@ std::string test_matmul(Context& ctx, DType type) {
     // The layout the backend multiplies this type with on this device, too (CPU devices repack).
     const bool repacks = matmul_repacks(ctx.props(), type);
     Allocation packed;
-    if (repacks) {
-        std::vector<uint8_t> p(repacked_row_bytes(type, k) * static_cast<size_t>(m));
-        repack_for_matmul(type, wq.data(), m, k, p.data());
-        packed = ctx.memory().allocate(p.size(), MemoryUse::Device, 16);
-        ctx.write(packed, 0, p.data(), p.size());
-    }
+    if (repacks) packed = upload_repacked(ctx, type, wq.data(), m, k);
     for (int run_index = 0; run_index < (repacks ? 4 : 2); ++run_index) {
         const int64_t n = run_index % 2 == 0 ? 1 : 5;
         const bool repacked = run_index >= 2;

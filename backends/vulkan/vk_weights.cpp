@@ -18,7 +18,6 @@ const Allocation& WeightStore::get(const GgufTensor& tensor) {
         const std::vector<uint8_t> zeros(padded - bytes, 0);
         ctx_.write(a, bytes, zeros.data(), zeros.size());
     }
-    bytes_ += a.reserved();
     return tensors_.emplace(&tensor, std::move(a)).first->second;
 }
 
@@ -30,12 +29,7 @@ WeightStore::ForMatMul WeightStore::for_matmul(const GgufTensor& tensor) {
     const int64_t rows = tensor.n_elements() / k;
     if (row_bytes(tensor.type, k) * static_cast<size_t>(rows) != tensor.nbytes)
         fail("internal: weight '", tensor.name, "' is not whole rows of ", k, " elements");
-    std::vector<uint8_t> packed(repacked_row_bytes(tensor.type, k) * static_cast<size_t>(rows));
-    repack_for_matmul(tensor.type, tensor.data, rows, k, packed.data());
-    // The shader reads the quants as uvec4: the rows start 16-byte aligned.
-    Allocation a = ctx_.memory().allocate(packed.size(), MemoryUse::Device, 16);
-    ctx_.write(a, 0, packed.data(), packed.size());
-    bytes_ += a.reserved();
+    Allocation a = upload_repacked(ctx_, tensor.type, tensor.data, rows, k);
     return {repacked_.emplace(&tensor, std::move(a)).first->second, true};
 }
 

@@ -25,13 +25,11 @@ class WeightStore {
         bool repacked;
     };
     ForMatMul for_matmul(const GgufTensor& tensor);
-    uint64_t bytes() const { return bytes_; }
 
   private:
     Context& ctx_;
     std::map<const GgufTensor*, Allocation> tensors_;
     std::map<const GgufTensor*, Allocation> repacked_;
-    uint64_t bytes_ = 0;
 };
 
 }  // namespace mllm::vk

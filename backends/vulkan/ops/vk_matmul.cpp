@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "backends/vulkan/ops/vk_op_util.h"
 #include "core/error.h"
@@ -104,6 +105,15 @@ void repack_for_matmul(DType t, const uint8_t* src, int64_t rows, int64_t k, uin
             std::memcpy(out + blocks * qb + 4 * b, &d, 4);
         }
     }
+}
+
+Allocation upload_repacked(Context& ctx, DType weight_type, const uint8_t* src, int64_t rows,
+                           int64_t k) {
+    std::vector<uint8_t> packed(repacked_row_bytes(weight_type, k) * static_cast<size_t>(rows));
+    repack_for_matmul(weight_type, src, rows, k, packed.data());
+    Allocation a = ctx.memory().allocate(packed.size(), MemoryUse::Device, 16);
+    ctx.write(a, 0, packed.data(), packed.size());
+    return a;
 }
 
 MatMulConfig matmul_config(const DeviceProps& device, DType, int64_t n, MatMulConfig o) {

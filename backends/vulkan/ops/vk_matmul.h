@@ -58,6 +58,10 @@ size_t repacked_row_bytes(DType weight_type, int64_t k);
 // Rewrites `rows` GGUF rows of k elements at src into dst (rows * repacked_row_bytes bytes).
 void repack_for_matmul(DType weight_type, const uint8_t* src, int64_t rows, int64_t k,
                        uint8_t* dst);
+// The repacked copy of `rows` GGUF rows in device memory, 16-byte aligned as the shaders'
+// uvec4 loads need.
+Allocation upload_repacked(Context& ctx, DType weight_type, const uint8_t* src, int64_t rows,
+                           int64_t k);
 // The configuration record_matmul uses for this device, weight type and token count.
 MatMulConfig matmul_config(const DeviceProps& device, DType weight_type, int64_t n,
                            MatMulConfig overrides = {});
