@@ -30,6 +30,7 @@
 #include "backends/vulkan/vk_device.h"
 #include "backends/vulkan/vk_loader.h"
 #include "backends/vulkan/vk_memory.h"
+#include "backends/vulkan/vk_self_test.h"
 #include "backends/vulkan/vk_sequence.h"
 #include "backends/vulkan/vk_shaders.h"
 #include "core/dtype.h"
@@ -250,6 +251,17 @@ TEST_F(VulkanTest, AttentionKernelsAgree) {
                 << "rows " << sh.rows << ", heads " << sh.n_head << "/" << sh.n_head_kv << " of "
                 << sh.head_dim << ", element " << i;
     }
+}
+
+// Every pipeline family against its scalar host reference (backends/vulkan/vk_self_test.cpp):
+// the elementwise ops, rope, kv_store + attention, activation rounding, and matmul and embed for
+// every weight type, in the layouts this device uses.
+TEST_F(VulkanTest, EveryPipelineFamilyMatchesItsHostReference) {
+    for (const std::string& family : self_test_families()) {
+        const SelfTestResult r = run_self_test(ctx(), family);
+        EXPECT_TRUE(r.ok) << family << ": " << r.detail;
+    }
+    EXPECT_FALSE(run_self_test(ctx(), "no_such_family").ok);
 }
 
 TEST_F(VulkanTest, OpensTheSelectedDevice) {

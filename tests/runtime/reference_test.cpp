@@ -1,5 +1,6 @@
 // The runtime against llama.cpp's own numbers on ../shared/models/ref (reference.json): prompt
-// tokenization, top logits after the prompt, greedy continuation and perplexity, on every file.
+// tokenization, top logits after the prompt, greedy continuation and perplexity, on every file
+// and every backend (Vulkan on whatever device MLLM_VK_DEVICE selects; lavapipe on CI).
 // Tolerances are the reference pack's (its README), never wider.
 #include <gtest/gtest.h>
 
@@ -7,11 +8,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
+#include "core/error.h"
 #include "runtime/generate.h"
 #include "runtime/perplexity.h"
 #include "runtime/session.h"
 #include "tests/support/test_env.h"
+#include "tests/support/vulkan_skip.h"
 
 namespace mllm {
 namespace {
@@ -34,16 +38,26 @@ bool is_float_file(const std::string& name) {
     return name.find("aidreams") != std::string::npos;
 }
 
-class ReferenceTest : public ::testing::TestWithParam<std::string> {};
+// (file, backend): every file on every backend built here.
+class ReferenceTest : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(ReferenceTest, MatchesLlamaCpp) {
-    const std::string name = GetParam();
+    const auto& [name, backend] = GetParam();
     const nlohmann::json ref = reference();
     const nlohmann::json& want = ref["models"][name];
     const std::string prompt = want.contains("prompt") ? want["prompt"].get<std::string>()
                                                        : ref["prompt"].get<std::string>();
     auto model = load_model(test::shared_path("models/ref/" + name));
-    Session session(model, SessionOptions{});
+    SessionOptions so;
+    so.backend = backend;
+    std::unique_ptr<Session> owned;
+    try {
+        owned = std::make_unique<Session>(model, so);
+    } catch (const Error& e) {
+        if (backend == "cpu") throw;
+        MLLM_NO_VULKAN_DEVICE(e.what());
+    }
+    Session& session = *owned;
 
     // Tokenization: identical ids.
     const std::vector<int32_t> tokens = model->tokenizer->encode(prompt, true, true);
@@ -81,6 +95,7 @@ TEST_P(ReferenceTest, MatchesLlamaCpp) {
 
     // Perplexity within 1% (llama-perplexity -c 128 --chunks 4).
     SessionOptions po;
+    po.backend = backend;
     po.n_ctx = 128;
     po.n_batch = 128;
     Session ppl_session(model, po);
@@ -97,9 +112,20 @@ std::vector<std::string> reference_files() {
     return names;
 }
 
-INSTANTIATE_TEST_SUITE_P(AllFiles, ReferenceTest, ::testing::ValuesIn(reference_files()),
-                         [](const ::testing::TestParamInfo<std::string>& param) {
-                             std::string s = param.param;
+std::vector<std::string> backends() {
+#ifdef MLLM_HAVE_VULKAN
+    return {"cpu", "vulkan"};
+#else
+    return {"cpu"};
+#endif
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFiles, ReferenceTest,
+                         ::testing::Combine(::testing::ValuesIn(reference_files()),
+                                            ::testing::ValuesIn(backends())),
+                         [](const ::testing::TestParamInfo<ReferenceTest::ParamType>& param) {
+                             std::string s =
+                                 std::get<0>(param.param) + "_" + std::get<1>(param.param);
                              for (char& c : s)
                                  if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                              return s;
