@@ -1,7 +1,9 @@
 #include "backends/vulkan/vk_context.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "core/error.h"
 
@@ -20,10 +22,13 @@ void check_range(const Allocation& a, VkDeviceSize offset, size_t bytes) {
 std::unique_ptr<Context> Context::open(const ContextOptions& options) {
     std::unique_ptr<Context> ctx(new Context());
     ctx->device_ = options.device.empty() ? Device::open() : Device::open(options.device);
-    ctx->memory_ = std::make_unique<MemoryManager>(*ctx->device_, options.block_bytes);
+    const char* stage_all = std::getenv("MLLM_VK_STAGE_ALL");
+    const bool always_stage =
+        options.always_stage || (stage_all != nullptr && std::string_view(stage_all) == "1");
+    ctx->memory_ =
+        std::make_unique<MemoryManager>(*ctx->device_, options.block_bytes, !always_stage);
     ctx->pipelines_ = std::make_unique<Pipelines>(*ctx->device_);
     ctx->transfer_ = std::make_unique<Sequence>(*ctx->device_);
-    ctx->always_stage_ = options.always_stage;
     return ctx;
 }
 
@@ -37,7 +42,7 @@ Context::~Context() {
 void Context::write(const Allocation& dst, VkDeviceSize offset, const void* src, size_t bytes) {
     check_range(dst, offset, bytes);
     if (bytes == 0) return;
-    if (dst.mapped() != nullptr && !always_stage_) {
+    if (dst.mapped() != nullptr) {
         std::memcpy(dst.mapped() + offset, src, bytes);
         return;
     }
@@ -59,7 +64,7 @@ void Context::write(const Allocation& dst, VkDeviceSize offset, const void* src,
 void Context::read(const Allocation& src, VkDeviceSize offset, void* dst, size_t bytes) {
     check_range(src, offset, bytes);
     if (bytes == 0) return;
-    if (src.mapped() != nullptr && !always_stage_) {
+    if (src.mapped() != nullptr) {
         std::memcpy(dst, src.mapped() + offset, bytes);
         return;
     }

@@ -19,8 +19,8 @@ struct ContextOptions {
     // variable, else the best device.
     std::string device;
     VkDeviceSize block_bytes = MemoryManager::kDefaultBlockBytes;
-    // Copy through staging buffers even into host-mapped memory (tests the discrete-GPU path on
-    // unified-memory devices).
+    // Never map device memory, so every copy goes through staging buffers as on a discrete GPU
+    // (tests that path on unified-memory devices). MLLM_VK_STAGE_ALL=1 sets it for a whole run.
     bool always_stage = false;
 };
 
@@ -50,7 +50,6 @@ class Context {
     std::unique_ptr<Pipelines> pipelines_;
     std::unique_ptr<Sequence> transfer_;  // staging copies
     std::mutex transfer_mutex_;
-    bool always_stage_ = false;
 };
 
 }  // namespace mllm::vk

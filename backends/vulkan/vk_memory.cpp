@@ -98,7 +98,8 @@ BufferRange Allocation::range(VkDeviceSize offset, VkDeviceSize size) const {
 
 // --- MemoryManager ---
 
-MemoryManager::MemoryManager(const Device& device, VkDeviceSize block_bytes)
+MemoryManager::MemoryManager(const Device& device, VkDeviceSize block_bytes,
+                             bool map_device_memory)
     : device_(device), block_bytes_(block_bytes) {
     const DeviceProps& p = device.props();
     alignment_ = std::max<VkDeviceSize>(
@@ -139,6 +140,7 @@ MemoryManager::MemoryManager(const Device& device, VkDeviceSize block_bytes)
         pools_[u].memory_type = static_cast<uint32_t>(types[u]);
         pools_[u].host_visible = (mem.memoryTypes[types[u]].propertyFlags & kHost) == kHost;
     }
+    if (!map_device_memory) pools_[static_cast<int>(MemoryUse::Device)].host_visible = false;
 }
 
 MemoryManager::~MemoryManager() {

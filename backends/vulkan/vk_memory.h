@@ -73,8 +73,10 @@ class MemoryManager {
     static constexpr VkDeviceSize kDefaultBlockBytes = VkDeviceSize{64} << 20;
 
     // `block_bytes` is the size of each block (larger requests get a block of their own, up to
-    // the device's largest allocation).
-    explicit MemoryManager(const Device& device, VkDeviceSize block_bytes = kDefaultBlockBytes);
+    // the device's largest allocation). With `map_device_memory` false, MemoryUse::Device
+    // allocations are never host-mapped even where the device could (the discrete-GPU path).
+    explicit MemoryManager(const Device& device, VkDeviceSize block_bytes = kDefaultBlockBytes,
+                           bool map_device_memory = true);
     ~MemoryManager();
     MemoryManager(const MemoryManager&) = delete;
     MemoryManager& operator=(const MemoryManager&) = delete;

@@ -277,6 +277,17 @@ TEST(MllmRunVulkan, GreedyFromBosMatchesGolden) {
     EXPECT_NE(r.err.find("backend vulkan"), std::string::npos) << r.err;
 }
 
+// The discrete-GPU path (weights uploaded and step inputs/logits copied through staging
+// buffers), forced on a unified-memory device.
+TEST(MllmRunVulkan, StagedCopiesAsOnADiscreteGpuMatchGolden) {
+    MLLM_NEED_VULKAN();
+    const RunResult r = run_tool(
+        "mllm-run", {"-m", kModel, "-p", "", "-n", "60", "--temp", "0", "--backend", "vulkan"},
+        "MLLM_VK_STAGE_ALL=1");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, std::string(kGolden) + "\n");
+}
+
 TEST(MllmRunVulkan, SelfTestPassesEveryPipeline) {
     MLLM_NEED_VULKAN();
     const RunResult r = run_tool("mllm-run", {"--self-test", "--backend", "vulkan"});

@@ -208,7 +208,9 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
          binding::items_per_binding(props, c.max_binding, 4 * rows_per, 4 * y_stride, "output row"),
          static_cast<int64_t>(props.max_workgroup_count[1]) * c.tokens});
 
-    const uint32_t* max = props.max_workgroup_count;
+    const uint32_t max_x = overrides.max_groups_x != 0
+                               ? std::min(overrides.max_groups_x, props.max_workgroup_count[0])
+                               : props.max_workgroup_count[0];
     for (int64_t r0 = 0; r0 < a.m; r0 += rows_per) {
         const int64_t mr = std::min(rows_per, a.m - r0);
         uint64_t w_skip = 0;
@@ -249,7 +251,7 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                 c.row_per_invocation != 0 ? int64_t{c.rows} * c.workgroup : int64_t{c.rows};
             const int64_t row_groups = (mr + rows_per_group - 1) / rows_per_group;
             Groups g;
-            g.x = static_cast<uint32_t>(std::min<int64_t>(row_groups, max[0]));
+            g.x = static_cast<uint32_t>(std::min<int64_t>(row_groups, max_x));
             g.z = static_cast<uint32_t>((row_groups + g.x - 1) / g.x);
             g.y = push_u32((nt + c.tokens - 1) / c.tokens, kOp, "token groups");
             // Without a bias, binding 3 repeats the output (valid, never read).

@@ -43,6 +43,9 @@ struct MatMulConfig {
     // The largest binding in bytes, below the device's storage-buffer range (tests use a small
     // one to exercise the splitting).
     uint64_t max_binding = 0;
+    // The most row groups in a dispatch's x dimension, below the device's limit (tests use a
+    // small one to exercise the continuation in z; a GPU's 2^31 - 1 is beyond any test).
+    uint32_t max_groups_x = 0;
 };
 
 bool matmul_supports(DType weight_type);
