@@ -1,8 +1,12 @@
 #version 450
 // RMSNorm, optionally times a weight row: y = x / sqrt(mean(x^2) + eps) * w, one row per
 // workgroup (rows beyond the dispatch's x limit continue in z). y may be x (in place).
+// NO_SUBGROUPS: the sum of squares reduces through shared memory alone (drivers whose subgroup
+// arithmetic is turned off, vk_workarounds.h).
+#if !defined(NO_SUBGROUPS)
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 
 layout(local_size_x_id = 0) in;
 
@@ -33,6 +37,19 @@ void main() {
 
     float sum = 0.0;
     for (uint i = tid; i < p.cols; i += gl_WorkGroupSize.x) sum += x[xb + i] * x[xb + i];
+#if defined(NO_SUBGROUPS)
+    // Halving the live range each step (any workgroup size): a thread adds the partial half a
+    // range above it, which no thread writes in the same step.
+    partial[tid] = sum;
+    barrier();
+    for (uint live = gl_WorkGroupSize.x; live > 1u;) {
+        const uint half_live = (live + 1u) / 2u;
+        if (tid + half_live < live) partial[tid] += partial[tid + half_live];
+        barrier();
+        live = half_live;
+    }
+    sum = partial[0];
+#else
     sum = subgroupAdd(sum);
     if (gl_NumSubgroups > 1u) {
         if (subgroupElect()) partial[gl_SubgroupID] = sum;
@@ -40,6 +57,7 @@ void main() {
         sum = 0.0;
         for (uint i = 0; i < gl_NumSubgroups; ++i) sum += partial[i];
     }
+#endif
     const float scale = 1.0 / sqrt(sum / float(p.cols) + p.eps);
 
     // Each thread writes only the elements it read, so y may alias x.

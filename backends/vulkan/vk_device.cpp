@@ -226,6 +226,7 @@ Probe probe(const Instance& instance, VkPhysicalDevice pd, uint32_t index) {
     } else {
         d.usable = true;
     }
+    apply_workarounds(d, workaround_table(), env_list("MLLM_VK_DISABLE_FEATURES"));
     return p;
 }
 
@@ -324,6 +325,7 @@ std::string describe(const DeviceProps& d) {
     if (d.int8_dot) s += ", int8 dot";
     s += "]";
     if (!d.usable) s += " unusable: " + d.unusable_reason;
+    for (const std::string& w : d.workarounds) s += "\n    workaround: " + w;
     return s;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/vulkan/vk_api.h"
+#include "backends/vulkan/vk_workarounds.h"
 
 namespace mllm::vk {
 
@@ -59,6 +60,15 @@ struct DeviceProps {
     uint64_t min_storage_buffer_offset_alignment = 0;
     uint64_t non_coherent_atom_size = 0;
     float timestamp_period_ns = 0;  // 0: the compute queue has no timestamps
+
+    // Features turned off on this device (Feature bits; vk_workarounds.h) and why, one line each.
+    uint32_t features_off = 0;
+    std::vector<std::string> workarounds;
+    bool off(Feature f) const { return (features_off & bit(f)) != 0; }
+    // Whether kernels may use subgroup reductions (else they take their barrier-free layouts).
+    bool subgroup_reductions() const {
+        return subgroup_arithmetic && !off(Feature::SubgroupArithmetic);
+    }
 
     uint32_t compute_queue_family = 0;
     bool usable = false;  // meets the backend's minimum (Vulkan 1.1, compute subgroup arithmetic)

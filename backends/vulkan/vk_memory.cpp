@@ -98,8 +98,7 @@ BufferRange Allocation::range(VkDeviceSize offset, VkDeviceSize size) const {
 
 // --- MemoryManager ---
 
-MemoryManager::MemoryManager(const Device& device, VkDeviceSize block_bytes,
-                             bool map_device_memory)
+MemoryManager::MemoryManager(const Device& device, VkDeviceSize block_bytes, bool map_device_memory)
     : device_(device), block_bytes_(block_bytes) {
     const DeviceProps& p = device.props();
     alignment_ = std::max<VkDeviceSize>(

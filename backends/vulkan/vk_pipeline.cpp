@@ -100,6 +100,8 @@ Pipeline::~Pipeline() {
 }
 
 Pipelines::Pipelines(const Device& device) : device_(device) {
+    // A driver known to corrupt cached pipelines (vk_workarounds.h) gets none: cache_ stays null.
+    if (device.props().off(Feature::PipelineCache)) return;
     cache_path_ = device_cache_path(device.props(), "pipelines.bin");
     std::vector<char> data;
     if (!cache_path_.empty()) {

@@ -441,7 +441,8 @@ SelfTestResult run_self_test(Context& ctx, const std::string& family) {
 SelfTestCache::SelfTestCache(const DeviceProps& d) {
     if (std::getenv("MLLM_VK_CORRUPT") != nullptr) return;  // a test run: trust nothing stored
     std::ostringstream what;
-    what << "self-test-" << std::hex << shader_hash() << ".txt";
+    // The features turned off choose the kernels' variants: results hold for one set of them.
+    what << "self-test-" << std::hex << shader_hash() << "-" << d.features_off << ".txt";
     path_ = device_cache_path(d, what.str());
     if (path_.empty()) return;
     std::ifstream in(path_);

@@ -658,13 +658,14 @@ TEST_F(VulkanTest, MatMulRejectsWhatItCannotRun) {
     seq.end();
 }
 
-TEST_F(VulkanTest, RmsNormMatchesTheCpuKernel) {
+// RMSNorm on odd shapes and workgroup sizes against the CPU kernel, on the suite's context.
+void check_rms_norm(Context& c) {
     std::mt19937 rng(5);
-    const uint32_t sg = ctx().props().subgroup_size;
+    const uint32_t sg = c.props().subgroup_size;
     for (int64_t rows : {1, 3, 33}) {
         for (int64_t cols : {1, 7, 576, 4096}) {
             for (bool weighted : {true, false}) {
-                for (uint32_t wg : {0u, sg, 4 * sg}) {
+                for (uint32_t wg : {0u, sg, 3 * sg, 4 * sg}) {
                     SCOPED_TRACE(str_cat("rows=", rows, " cols=", cols, " weight=", weighted,
                                          " workgroup=", wg));
                     const auto x = random_floats(static_cast<size_t>(rows * cols), rng, -3, 3);
@@ -673,9 +674,11 @@ TEST_F(VulkanTest, RmsNormMatchesTheCpuKernel) {
                     const float eps = 1e-5f;
                     cpu::rms_norm_mul(x.data(), weighted ? w.data() : nullptr, ref.data(), cols,
                                       eps, 0, rows);
-                    Allocation xa = upload(x);
-                    Allocation wa = upload(w);
-                    Allocation ya = ctx().memory().allocate(x.size() * sizeof(float));
+                    Allocation xa = c.memory().allocate(x.size() * sizeof(float));
+                    Allocation wa = c.memory().allocate(w.size() * sizeof(float));
+                    Allocation ya = c.memory().allocate(x.size() * sizeof(float));
+                    c.write(xa, 0, x.data(), x.size() * sizeof(float));
+                    c.write(wa, 0, w.data(), w.size() * sizeof(float));
                     RmsNormArgs args;
                     args.rows = rows;
                     args.cols = cols;
@@ -683,17 +686,127 @@ TEST_F(VulkanTest, RmsNormMatchesTheCpuKernel) {
                     args.x = xa.range();
                     if (weighted) args.w = wa.range();
                     args.y = ya.range();
-                    Sequence seq(ctx().device());
+                    Sequence seq(c.device());
                     seq.begin();
-                    record_rms_norm(ctx(), seq, args, wg);
+                    record_rms_norm(c, seq, args, wg);
                     seq.end();
                     seq.run();
-                    const auto y = download(ya, x.size());
+                    std::vector<float> y(x.size());
+                    c.read(ya, 0, y.data(), y.size() * sizeof(float));
                     for (size_t i = 0; i < y.size(); ++i)
                         ASSERT_NEAR(y[i], ref[i], 1e-5f * std::fabs(ref[i]) + 1e-6f) << "at " << i;
                 }
             }
         }
+    }
+}
+
+TEST_F(VulkanTest, RmsNormMatchesTheCpuKernel) {
+    check_rms_norm(ctx());
+}
+
+// A driver whose subgroup arithmetic is turned off (the workaround table, played here by
+// MLLM_VK_DISABLE_FEATURES): the kernels take their layouts without subgroup reductions.
+class VulkanNoSubgroupsTest : public test::VulkanContextTest {
+  protected:
+    static void SetUpTestSuite() {
+        ::setenv("MLLM_VK_DISABLE_FEATURES", "subgroup_arithmetic", 1);
+        test::VulkanContextTest::SetUpTestSuite();
+        ::unsetenv("MLLM_VK_DISABLE_FEATURES");
+    }
+};
+
+TEST_F(VulkanNoSubgroupsTest, RmsNormReducesThroughSharedMemory) {
+    ASSERT_FALSE(ctx().props().subgroup_reductions());
+    ASSERT_FALSE(ctx().props().workarounds.empty());
+    check_rms_norm(ctx());
+}
+
+// --- The workaround table (no device needed) ---
+
+vk::DeviceProps usable_device(uint32_t vendor, uint32_t device, uint32_t api) {
+    vk::DeviceProps d;
+    d.vendor_id = vendor;
+    d.device_id = device;
+    d.api_version = api;
+    d.subgroup_size = 32;
+    d.min_subgroup_size = 8;
+    d.max_subgroup_size = 64;
+    d.subgroup_arithmetic = d.fp16 = d.int8_dot = d.usable = true;
+    return d;
+}
+
+TEST(VulkanWorkarounds, EntriesMatchVendorDeviceAndVersions) {
+    const vk::Workaround w{
+        0x5143, {0x6030001, 0x6040001},           VK_MAKE_API_VERSION(0, 1, 1, 0),
+        300,    bit(vk::Feature::Fp16Arithmetic), "test"};
+    vk::DeviceProps d = usable_device(0x5143, 0x6040001, VK_MAKE_API_VERSION(0, 1, 0, 87));
+    d.driver_version = 299;
+    EXPECT_TRUE(vk::matches(w, d));
+    d.device_id = 0x6050002;  // not listed
+    EXPECT_FALSE(vk::matches(w, d));
+    d.device_id = 0x6030001;
+    d.api_version = VK_MAKE_API_VERSION(0, 1, 1, 0);  // fixed in this version
+    EXPECT_FALSE(vk::matches(w, d));
+    d.api_version = VK_MAKE_API_VERSION(0, 1, 0, 87);
+    d.driver_version = 300;  // fixed in this driver
+    EXPECT_FALSE(vk::matches(w, d));
+    d.driver_version = 0;
+    d.vendor_id = 0x13b5;
+    EXPECT_FALSE(vk::matches(w, d));
+}
+
+TEST(VulkanWorkarounds, KnownBadDriversLoseTheirFeaturesOrTheDevice) {
+    // A Mali-G71 on a current driver: fp16 arithmetic off, the rest kept.
+    vk::DeviceProps g71 = usable_device(0x13b5, 0x60a00002, VK_MAKE_API_VERSION(0, 1, 1, 0));
+    vk::apply_workarounds(g71, vk::workaround_table(), {});
+    EXPECT_TRUE(g71.off(vk::Feature::Fp16Arithmetic));
+    EXPECT_FALSE(g71.fp16);
+    EXPECT_TRUE(g71.int8_dot);
+    EXPECT_TRUE(g71.subgroup_reductions());
+    EXPECT_TRUE(g71.usable);
+    ASSERT_EQ(g71.workarounds.size(), 1u);
+    EXPECT_NE(g71.workarounds[0].find("fp16_arithmetic off"), std::string::npos);
+
+    // A Mali on a driver older than 1.0.66 is not used at all, and describe() says why.
+    vk::DeviceProps old = usable_device(0x13b5, 0x72110000, VK_MAKE_API_VERSION(0, 1, 0, 61));
+    vk::apply_workarounds(old, vk::workaround_table(), {});
+    EXPECT_FALSE(old.usable);
+    EXPECT_NE(old.unusable_reason.find("specialization constant"), std::string::npos)
+        << old.unusable_reason;
+    EXPECT_NE(vk::describe(old).find("workaround: device off"), std::string::npos);
+
+    // An old Adreno 640: no pipeline cache, no fp16 arithmetic, and not used.
+    vk::DeviceProps adreno = usable_device(0x5143, 0x6040001, VK_MAKE_API_VERSION(0, 1, 0, 31));
+    vk::apply_workarounds(adreno, vk::workaround_table(), {});
+    EXPECT_TRUE(adreno.off(vk::Feature::PipelineCache));
+    EXPECT_TRUE(adreno.off(vk::Feature::Fp16Arithmetic));
+    EXPECT_FALSE(adreno.usable);
+
+    // Nothing known about NVIDIA, AMD, Intel or Mesa's CPU device.
+    for (uint32_t vendor : {0x10deu, 0x1002u, 0x8086u, 0x10005u}) {
+        vk::DeviceProps d = usable_device(vendor, 1, VK_MAKE_API_VERSION(0, 1, 3, 0));
+        vk::apply_workarounds(d, vk::workaround_table(), {});
+        EXPECT_EQ(d.features_off, 0u) << std::hex << vendor;
+    }
+}
+
+TEST(VulkanWorkarounds, FeaturesTurnedOffByHand) {
+    vk::DeviceProps d = usable_device(0x10de, 1, VK_MAKE_API_VERSION(0, 1, 3, 0));
+    vk::apply_workarounds(d, {}, {"subgroup_arithmetic", "integer_dot", "subgroup_size_control"});
+    EXPECT_FALSE(d.subgroup_reductions());
+    EXPECT_FALSE(d.int8_dot);
+    EXPECT_EQ(d.min_subgroup_size, 32u);
+    EXPECT_EQ(d.max_subgroup_size, 32u);
+    EXPECT_TRUE(d.usable);
+    ASSERT_EQ(d.workarounds.size(), 1u);
+    EXPECT_NE(d.workarounds[0].find("MLLM_VK_DISABLE_FEATURES"), std::string::npos);
+    try {
+        vk::apply_workarounds(d, {}, {"fp17"});
+        FAIL() << "an unknown feature name was accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("unknown feature 'fp17'"), std::string::npos);
+        EXPECT_NE(std::string(e.what()).find("subgroup_arithmetic"), std::string::npos);
     }
 }
 

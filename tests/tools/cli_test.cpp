@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string_view>
@@ -286,6 +287,40 @@ TEST(MllmRunVulkan, StagedCopiesAsOnADiscreteGpuMatchGolden) {
         "MLLM_VK_STAGE_ALL=1");
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out, std::string(kGolden) + "\n");
+}
+
+// Whether a file whose name ends in `suffix` is in `dir`.
+bool has_file_ending(const std::string& dir, std::string_view suffix) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+        if (e.path().filename().string().ends_with(suffix)) return true;
+    return false;
+}
+
+// Features a workaround turns off (played by MLLM_VK_DISABLE_FEATURES): --list-devices says so,
+// the kernels without subgroup reductions give the golden text, and no pipeline cache is kept.
+TEST(MllmRunVulkan, WorkaroundsTurnFeaturesOffAndTheTextStaysRight) {
+    MLLM_NEED_VULKAN();
+    const std::string cache = test::temp_path(".cache");
+    const std::string env = "MLLM_CACHE_DIR=" + cache;
+    const std::string off = " MLLM_VK_DISABLE_FEATURES=subgroup_arithmetic,pipeline_cache";
+    const RunResult list = run_tool("mllm-run", {"--list-devices"}, env + off);
+    EXPECT_NE(list.out.find("workaround: subgroup_arithmetic, pipeline_cache off: "
+                            "MLLM_VK_DISABLE_FEATURES"),
+              std::string::npos)
+        << list.out;
+    const std::vector<std::string> args = {"-m", kModel,   "-p", "",          "-n",
+                                           "60", "--temp", "0",  "--backend", "vulkan"};
+    const RunResult r = run_tool("mllm-run", args, env + off);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, std::string(kGolden) + "\n");
+    EXPECT_FALSE(has_file_ending(cache, "pipelines.bin"));
+    ASSERT_EQ(run_tool("mllm-run", args, env).status, 0);  // with the cache: the file appears
+    EXPECT_TRUE(has_file_ending(cache, "pipelines.bin"));
+
+    const RunResult bad = run_tool("mllm-run", args, "MLLM_VK_DISABLE_FEATURES=fp17");
+    EXPECT_NE(bad.status, 0);
+    EXPECT_NE(bad.err.find("unknown feature 'fp17'"), std::string::npos) << bad.err;
 }
 
 TEST(MllmRunVulkan, SelfTestPassesEveryPipeline) {

@@ -122,8 +122,11 @@ MatMulConfig matmul_config(const DeviceProps& device, DType, int64_t n, MatMulCo
     c.workgroup = o.workgroup != 0 ? o.workgroup
                                    : std::min(std::max<uint32_t>(32, device.subgroup_size),
                                               device.max_workgroup_invocations);
-    c.row_per_invocation =
-        o.row_per_invocation >= 0 ? o.row_per_invocation : (device.type == DeviceType::Cpu ? 1 : 0);
+    // The row-per-invocation layout needs no subgroup reductions: also the one for drivers
+    // whose subgroup arithmetic is turned off (vk_workarounds.h).
+    c.row_per_invocation = o.row_per_invocation >= 0
+                               ? o.row_per_invocation
+                               : (device.type == DeviceType::Cpu || !device.subgroup_reductions());
     if (c.row_per_invocation != 0) {
         // lavapipe runs 8 rows per SIMD instruction; a workgroup of 64 rows is a few of them.
         c.workgroup =

@@ -34,8 +34,12 @@ void record_rms_norm(Context& ctx, Sequence& seq, const RmsNormArgs& a, uint32_t
 
     const DeviceProps& props = ctx.props();
     if (workgroup == 0) workgroup = flat_workgroup(props);  // a few subgroups for a long row
+    // Reductions through shared memory where subgroup arithmetic is turned off.
     const Pipeline& pipeline =
-        ctx.pipelines().get({"rms_norm", 3, sizeof(RmsNormPush), {workgroup}});
+        ctx.pipelines().get({props.subgroup_reductions() ? "rms_norm" : "rms_norm_shared",
+                             3,
+                             sizeof(RmsNormPush),
+                             {workgroup}});
     const RmsNormPush push{push_u32(a.rows, kOp, "rows"),
                            push_u32(a.cols, kOp, "cols"),
                            push_u32(a.x_offset, kOp, "x_offset"),
