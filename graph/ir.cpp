@@ -28,6 +28,8 @@ std::string_view op_name(Op op) {
             return "silu";
         case Op::TakeLast:
             return "take_last";
+        case Op::Argmax:
+            return "argmax";
         case Op::RmsNormMul:
             return "rms_norm_mul";
         case Op::SwiGlu:

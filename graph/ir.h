@@ -28,6 +28,7 @@ enum class Op : uint8_t {
     Attention,  // q against the layer's cache: causal, GQA -> [n, heads * head_dim]
     Silu,       // x * sigmoid(x)
     TakeLast,   // the last row only (generation needs only the last token's logits)
+    Argmax,     // each row's largest value's column (lowest on ties, NaN never wins): I32 [rows, 1]
     // Created by the fusion pass:
     RmsNormMul,   // RmsNorm followed by Mul with its weight
     SwiGlu,       // silu(gate) * up
@@ -84,11 +85,14 @@ struct Graph {
     std::vector<Node> nodes;
     NodeId tokens = kNoNode;     // Input: I32 [n, 1]
     NodeId positions = kNoNode;  // Input: I32 [n, 1]
-    NodeId logits = kNoNode;     // output: F32 [rows, n_vocab]
+    NodeId logits = kNoNode;     // F32 [rows, n_vocab]: the output, unless argmax is set
+    NodeId argmax = kNoNode;     // I32 [rows, 1]: the greedy token, the output when present
     int64_t n_tokens = 0;
     KvSpec kv;
     int64_t arena_bytes = 0;  // set by memory planning
 
+    // What the step hands back: the greedy token ids when the graph has them, else the logits.
+    NodeId output() const { return argmax != kNoNode ? argmax : logits; }
     NodeId add(Node n);
     const Node& operator[](NodeId id) const { return nodes[static_cast<size_t>(id)]; }
     Node& operator[](NodeId id) { return nodes[static_cast<size_t>(id)]; }

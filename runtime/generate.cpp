@@ -28,15 +28,26 @@ GenerateResult generate(Session& session, Sampler& sampler, std::span<const int3
              session.n_ctx(), " holds (raise -c or shorten the prompt)");
 
     for (int32_t t : prompt) sampler.accept(t);
+    // Greedy decoding picks the token on the device and reads back only its id.
+    const bool greedy = sampler.plain_greedy();
+    std::span<const float> logits;
+    int32_t picked = 0;
+    auto step = [&](std::span<const int32_t> tokens) {
+        if (greedy) {
+            picked = session.eval_greedy(tokens);
+        } else {
+            logits = session.eval(tokens);
+        }
+    };
     auto start = std::chrono::steady_clock::now();
-    std::span<const float> logits = session.eval(prompt);
+    step(prompt);
     result.prompt_ms = ms_since(start);
 
     Utf8StreamBuffer utf8;
     const int64_t budget = options.n_predict < 0 ? session.n_ctx() : options.n_predict;
     start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < budget; ++i) {
-        const int32_t next = sampler.sample(logits.data(), n_vocab);
+        const int32_t next = greedy ? picked : sampler.sample(logits.data(), n_vocab);
         sampler.accept(next);
         if (options.stop_at_eog && tok.is_end_of_generation(next)) {
             result.stopped_at_eog = true;
@@ -47,7 +58,7 @@ GenerateResult generate(Session& session, Sampler& sampler, std::span<const int3
         result.text += piece;
         if (sink && !piece.empty() && !sink(piece)) break;
         if (i + 1 == budget || session.n_past() >= session.n_ctx()) break;
-        logits = session.eval(std::span<const int32_t>(&next, 1));
+        step(std::span<const int32_t>(&next, 1));
         ++result.decode_steps;
     }
     result.decode_ms = ms_since(start);

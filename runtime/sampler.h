@@ -43,6 +43,12 @@ class Sampler {
     void reset();
 
     const SamplerParams& params() const { return params_; }
+    // Whether sample() is the plain argmax of the logits (greedy without a repetition penalty),
+    // which Session::eval_greedy computes on the device.
+    bool plain_greedy() const {
+        return params_.temperature <= 0.0f &&
+               (params_.repeat_penalty == 1.0f || params_.repeat_last_n == 0);
+    }
     uint64_t seed() const { return seed_; }  // the seed in use (drawn if kRandomSeed was asked)
 
   private:

@@ -52,7 +52,7 @@ size_t Session::kv_cache_bytes() const {
 
 Session::StepWork Session::step_work(int64_t n_tokens) {
     StepWork w;
-    for (const auto& exe : plan_for(n_tokens, false).exes) {
+    for (const auto& exe : plan_for(n_tokens, Output::LastLogits).exes) {
         if (!exe) continue;
         w.dispatches += exe->dispatches_per_step();
         w.submits += exe->submits_per_step();
@@ -67,7 +67,7 @@ size_t Session::device_memory_bytes() const {
 }
 
 int64_t Session::fallback_nodes() {
-    const Plan& plan = plan_for(1, false);
+    const Plan& plan = plan_for(1, Output::LastLogits);
     int64_t count = 0;
     for (const graph::Node& n : plan.graph.nodes)
         if (!n.dead && n.op != graph::Op::Weight && n.op != graph::Op::Input && n.device > 0)
@@ -81,12 +81,12 @@ int64_t Session::arena_bytes() const {
     return most;
 }
 
-Session::Plan& Session::plan_for(int64_t n_tokens, bool all_logits) {
-    if (n_tokens == 1) all_logits = false;  // the same graph
-    const std::pair<int64_t, bool> key{n_tokens, all_logits};
+Session::Plan& Session::plan_for(int64_t n_tokens, Output out) {
+    if (n_tokens == 1 && out == Output::AllLogits) out = Output::LastLogits;  // the same graph
+    const std::pair<int64_t, Output> key{n_tokens, out};
     if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
     try {
-        return *(plans_[key] = make_plan(n_tokens, all_logits));
+        return *(plans_[key] = make_plan(n_tokens, out));
     } catch (const Error& e) {
         // --backend auto: a device that cannot hold the model (out of device memory, a driver
         // failure) gives way to the CPU, as long as no context lives on it yet.
@@ -97,15 +97,16 @@ Session::Plan& Session::plan_for(int64_t n_tokens, bool all_logits) {
         plans_.clear();
         backends_.erase(backends_.begin());
         device_ = backends_[0]->info();
-        return *(plans_[key] = make_plan(n_tokens, all_logits));
+        return *(plans_[key] = make_plan(n_tokens, out));
     }
 }
 
-std::unique_ptr<Session::Plan> Session::make_plan(int64_t n_tokens, bool all_logits) {
+std::unique_ptr<Session::Plan> Session::make_plan(int64_t n_tokens, Output out) {
     auto plan = std::make_unique<Plan>();
     graph::BuildOptions bo;
     bo.n_tokens = n_tokens;
-    bo.logits_all = all_logits;
+    bo.logits_all = out == Output::AllLogits;
+    bo.argmax = out == Output::Greedy;
     graph::Graph& g = plan->graph;
     g = graph::build_model_graph(model_->config, *model_->file, bo);
     graph::fuse(g);
@@ -161,6 +162,19 @@ void Session::run_plan(Plan& plan) {
 }
 
 std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_logits) {
+    const size_t vocab = static_cast<size_t>(model_->config.n_vocab);
+    logits_.resize(all_logits ? vocab * tokens.size() : vocab);
+    eval_into(tokens, all_logits ? Output::AllLogits : Output::LastLogits, logits_.data());
+    return logits_;
+}
+
+int32_t Session::eval_greedy(std::span<const int32_t> tokens) {
+    int32_t id = 0;
+    eval_into(tokens, Output::Greedy, &id);
+    return id;
+}
+
+void Session::eval_into(std::span<const int32_t> tokens, Output out, void* dst) {
     const int64_t n = static_cast<int64_t>(tokens.size());
     if (n == 0) fail("eval needs at least one token");
     if (n_past_ + n > n_ctx_)
@@ -172,11 +186,10 @@ std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_l
             fail("token id ", t, " is outside the vocabulary (0..", n_vocab - 1, ")");
 
     const size_t vocab = static_cast<size_t>(n_vocab);
-    logits_.resize(all_logits ? vocab * static_cast<size_t>(n) : vocab);
     for (int64_t start = 0; start < n; start += n_batch_) {
         const int64_t len = std::min(n_batch_, n - start);
         const bool last_batch = start + len == n;
-        Plan& plan = plan_for(len, all_logits);
+        Plan& plan = plan_for(len, out);
         positions_.resize(static_cast<size_t>(len));
         for (int64_t i = 0; i < len; ++i)
             positions_[static_cast<size_t>(i)] = static_cast<int32_t>(n_past_ + i);
@@ -190,19 +203,21 @@ std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_l
         }
         run_plan(plan);
         n_past_ += len;
-        Executable& out = *plan.exes[static_cast<size_t>(plan.graph[plan.graph.logits].device)];
-        if (all_logits) {
-            out.read(plan.graph.logits, logits_.data() + static_cast<size_t>(start) * vocab,
+        const graph::NodeId output = plan.graph.output();
+        Executable& exe = *plan.exes[static_cast<size_t>(plan.graph[output].device)];
+        if (out == Output::AllLogits) {
+            exe.read(output, static_cast<float*>(dst) + static_cast<size_t>(start) * vocab,
                      static_cast<size_t>(len) * vocab * sizeof(float));
         } else if (last_batch) {
-            out.read(plan.graph.logits, logits_.data(), vocab * sizeof(float));
+            exe.read(output, dst, plan.graph[output].bytes());
         }
     }
-    return logits_;
 }
 
-std::string Session::dump_graph(int64_t n_tokens, bool all_logits) {
-    Plan& plan = plan_for(n_tokens, all_logits);
+std::string Session::dump_graph(int64_t n_tokens, bool all_logits, bool greedy) {
+    Plan& plan = plan_for(n_tokens, greedy       ? Output::Greedy
+                                    : all_logits ? Output::AllLogits
+                                                 : Output::LastLogits);
     std::ostringstream out;
     std::vector<std::string> names;
     for (const auto& b : backends_) {

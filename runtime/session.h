@@ -52,18 +52,27 @@ class Session {
     // or one row per token when all_logits. Throws mllm::Error if the context would overflow or a
     // token id is out of range.
     std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits = false);
+    // Appends `tokens` and returns the greedy next token: the id of the last token's highest
+    // logit (the lowest id on ties, NaN as -inf; the sampler's pick at temperature 0 without a
+    // repetition penalty). The device picks it, so one int is read back instead of the logits.
+    int32_t eval_greedy(std::span<const int32_t> tokens);
     // Forgets the context (the KV cache is overwritten from position 0).
     void reset() { n_past_ = 0; }
 
-    // The planned graph of a step of n tokens as Graphviz DOT.
-    std::string dump_graph(int64_t n_tokens, bool all_logits = false);
+    // The planned graph of a step of n tokens as Graphviz DOT (of eval_greedy's step if greedy).
+    std::string dump_graph(int64_t n_tokens, bool all_logits = false, bool greedy = false);
 
   private:
     struct Plan;
     struct Segment;
-    Plan& plan_for(int64_t n_tokens, bool all_logits);
-    std::unique_ptr<Plan> make_plan(int64_t n_tokens, bool all_logits);
+    // What a step hands back.
+    enum class Output : uint8_t { LastLogits, AllLogits, Greedy };
+    Plan& plan_for(int64_t n_tokens, Output out);
+    std::unique_ptr<Plan> make_plan(int64_t n_tokens, Output out);
     void run_plan(Plan& plan);
+    // Runs `tokens` in steps of at most n_batch_ and reads the output into dst: every token's
+    // logits, the last token's, or its greedy id.
+    void eval_into(std::span<const int32_t> tokens, Output out, void* dst);
 
     std::shared_ptr<const Model> model_;
     // [0] the chosen backend, then the CPU backend as its fallback (unless [0] is the CPU).
@@ -74,7 +83,7 @@ class Session {
     int64_t n_ctx_ = 0;
     int64_t n_batch_ = 0;
     int64_t n_past_ = 0;
-    std::map<std::pair<int64_t, bool>, std::unique_ptr<Plan>> plans_;
+    std::map<std::pair<int64_t, Output>, std::unique_ptr<Plan>> plans_;
     std::vector<float> logits_;
     std::vector<int32_t> positions_;
     std::vector<uint8_t> transfer_;  // a tensor crossing between devices

@@ -94,12 +94,13 @@ int run(const Args& a) {
     const double load_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
+    Sampler sampler(a.sampling);
     if (!a.dump_graph.empty()) {
         std::ofstream out(a.dump_graph);
-        out << session.dump_graph(1);
+        // The decode step as generation runs it (ending in an argmax when greedy).
+        out << session.dump_graph(1, false, sampler.plain_greedy());
         if (!out) fail("cannot write '", a.dump_graph, "'");
     }
-    Sampler sampler(a.sampling);
     GenerateOptions go;
     go.n_predict = a.n_predict;
     if (a.chat) return run_chat(session, sampler, go, a.system, std::cin, std::cout);

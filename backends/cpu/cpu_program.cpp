@@ -301,6 +301,13 @@ void CpuProgram::run_step(const Step& s, const StepParams& step) {
             });
             break;
         }
+        case Op::Argmax: {
+            auto* ids = reinterpret_cast<int32_t*>(y);
+            rowwise([&](int64_t r0, int64_t r1) {
+                argmax(f32(n.inputs[0]), ids, g_[n.inputs[0]].cols, r0, r1);
+            });
+            break;
+        }
         case Op::TakeLast: {
             const Node& x = g_[n.inputs[0]];
             std::memcpy(y, f32(n.inputs[0]) + (x.rows - 1) * x.cols,

@@ -88,6 +88,8 @@ class VulkanBackend final : public Backend {
                 for (graph::NodeId in : n.inputs)
                     if (!is_f32_weight(g, in)) return false;
                 return passes("elementwise");
+            case Op::Argmax:
+                return passes("argmax");
             case Op::Embed:
                 return vk::embed_supports(g[n.inputs[0]].dtype) && n.cols % 8 == 0 &&
                        passes(vk::embed_family(g[n.inputs[0]].dtype));

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 
+#include "backends/vulkan/ops/vk_argmax.h"
 #include "backends/vulkan/ops/vk_attention.h"
 #include "backends/vulkan/ops/vk_elementwise.h"
 #include "backends/vulkan/ops/vk_embed.h"
@@ -50,7 +51,7 @@ VkProgram::VkProgram(Context& ctx, const graph::Graph& g, int device, WeightStor
     if (!ctx_.memory().host_visible(MemoryUse::Device)) {
         upload_ = ctx_.memory().allocate(positions_upload_offset() + g[g.positions].bytes(),
                                          MemoryUse::Upload);
-        readback_ = ctx_.memory().allocate(g[g.logits].bytes(), MemoryUse::Readback);
+        readback_ = ctx_.memory().allocate(g[g.output()].bytes(), MemoryUse::Readback);
     }
     record();
 }
@@ -152,11 +153,11 @@ void VkProgram::record() {
         segments_.back().last = id + 1;
     }
     if (seq_ == nullptr) return;
-    if (staged() && g_[g_.logits].device == device_) {
-        const Node& logits = g_[g_.logits];
+    if (staged() && g_[g_.output()].device == device_) {
+        const Node& out = g_[g_.output()];
         seq_->barrier();
-        seq_->copy(arena_.range(static_cast<VkDeviceSize>(logits.offset), logits.bytes()),
-                   readback_.range(0, logits.bytes()));
+        seq_->copy(arena_.range(static_cast<VkDeviceSize>(out.offset), out.bytes()),
+                   readback_.range(0, out.bytes()));
     }
     seq_->end();
     seq_ = nullptr;
@@ -392,6 +393,20 @@ void VkProgram::record_node(NodeId id) {
             record_elementwise(ctx_, *seq_, e);
             return;
         }
+        case Op::Argmax: {
+            sync(reads, writes);
+            const Bound x = node(n.inputs[0]);
+            const Bound y = node(id);
+            ArgmaxArgs a;
+            a.rows = n.rows;
+            a.cols = g_[n.inputs[0]].cols;
+            a.x = x.range;
+            a.x_offset = x.offset;
+            a.y = y.range;
+            a.y_offset = y.offset;
+            record_argmax(ctx_, *seq_, a);
+            return;
+        }
         case Op::Rope: {
             sync(reads, writes);
             const Bound x = node(n.inputs[0]);
@@ -492,7 +507,7 @@ void VkProgram::read(NodeId id, void* dst, size_t bytes) {
     const Node& n = g_[id];
     if (bytes > n.bytes())
         fail("internal: output '", n.name, "' has ", n.bytes(), " bytes, asked ", bytes);
-    if (staged() && id == g_.logits) {
+    if (staged() && id == g_.output()) {
         ctx_.read(readback_, 0, dst, bytes);
         return;
     }

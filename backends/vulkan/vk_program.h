@@ -3,8 +3,9 @@
 // (one per run of consecutive nodes on this device: one for a graph wholly on the GPU), with
 // barriers only where a node reads (or overwrites) memory an earlier unsynchronised
 // node writes (or reads). run() submits and waits: one submit per step on a whole-GPU graph. Step
-// inputs (token ids, positions) and the logits go through host-mapped memory; on devices without
-// unified memory the command buffer itself copies them from and to small staging buffers.
+// inputs (token ids, positions) and the output (logits, or greedy token ids) go through
+// host-mapped memory; on devices without unified memory the command buffer itself copies them
+// from and to small staging buffers.
 // n_past reaches the shaders through the positions buffer (KV rows are written at positions[t],
 // token t attends to rows 0 ..= positions[t]), so nothing is re-recorded per step.
 #include <cstdint>
@@ -93,7 +94,7 @@ class VkProgram final : public Executable {
     Allocation rounded_;        // matmul inputs rounded to Q8_0 and to Q8_K, one slot each
     int64_t rounded_slot_ = 0;  // bytes
     Allocation upload_;         // staged step inputs (devices without unified memory)
-    Allocation readback_;       // staged logits
+    Allocation readback_;       // the staged output (logits, or the greedy token ids)
     struct Segment {
         graph::NodeId first, last;  // node ids, last exclusive
         std::unique_ptr<Sequence> seq;

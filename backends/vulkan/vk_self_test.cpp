@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "backends/vulkan/ops/vk_argmax.h"
 #include "backends/vulkan/ops/vk_attention.h"
 #include "backends/vulkan/ops/vk_elementwise.h"
 #include "backends/vulkan/ops/vk_embed.h"
@@ -287,6 +288,41 @@ std::string test_rope(Context& ctx) {
 }
 
 // kv_store then attention: 3 tokens at positions 0..2, 4 query heads over 2 KV heads of 64.
+// Rows over more columns than a workgroup has threads, with a tie for the maximum (the lower
+// column must win) and NaN (never wins) planted.
+std::string test_argmax(Context& ctx) {
+    const int64_t rows = 3, cols = 1001;
+    std::vector<float> x = random_floats(static_cast<size_t>(rows * cols), 11);
+    x[7] = x[900] = 5.0f;         // row 0: a tie
+    x[cols + 3] = std::nanf("");  // row 1: NaN beside the maximum
+    x[cols + 4] = 4.0f;
+    x[2 * cols + cols - 1] = 6.0f;  // row 2: the last column
+    std::vector<int32_t> want(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+        int64_t best = 0;
+        for (int64_t i = 1; i < cols; ++i)
+            if (x[static_cast<size_t>(r * cols + i)] > x[static_cast<size_t>(r * cols + best)])
+                best = i;
+        want[static_cast<size_t>(r)] = static_cast<int32_t>(best);
+    }
+    const Allocation xa = upload(ctx, x);
+    const Allocation ya = ctx.memory().allocate(static_cast<VkDeviceSize>(rows * 4));
+    run(ctx, [&](Sequence& seq) {
+        ArgmaxArgs a;
+        a.rows = rows;
+        a.cols = cols;
+        a.x = xa.range();
+        a.y = ya.range();
+        record_argmax(ctx, seq, a);
+    });
+    std::vector<int32_t> got(static_cast<size_t>(rows));
+    ctx.read(ya, 0, got.data(), got.size() * sizeof(int32_t));
+    for (size_t r = 0; r < got.size(); ++r)
+        if (got[r] != want[r])
+            return str_cat("row ", r, ": column ", got[r], ", expected ", want[r]);
+    return "";
+}
+
 std::string test_attention(Context& ctx) {
     const int64_t rows = 3, n_ctx = 8;
     const int n_head = 4, n_head_kv = 2, hd = 64;
@@ -412,7 +448,8 @@ std::vector<std::string> self_test_families() {
     std::vector<std::string> f;
     for (DType t : kWeightTypes) f.push_back(matmul_family(t));
     for (DType t : kWeightTypes) f.push_back(embed_family(t));
-    for (const char* name : {"round_activations", "rms_norm", "elementwise", "rope", "attention"})
+    for (const char* name :
+         {"round_activations", "rms_norm", "elementwise", "rope", "attention", "argmax"})
         f.emplace_back(name);
     return f;
 }
@@ -430,6 +467,7 @@ SelfTestResult run_self_test(Context& ctx, const std::string& family) {
         if (family == "elementwise") err = test_elementwise(ctx);
         if (family == "rope") err = test_rope(ctx);
         if (family == "attention") err = test_attention(ctx);
+        if (family == "argmax") err = test_argmax(ctx);
         r.ok = err.empty();
         r.detail = err;
     } catch (const Error& e) {

@@ -61,6 +61,11 @@ class LlamaBuilder {
         const char* out_name = c_.tied_embeddings ? "token_embd.weight" : "output.weight";
         g_.logits = op(Op::MatMul, "logits", {x, weight(out_name, c_.n_embd, c_.n_vocab)},
                        g_[x].rows, c_.n_vocab);
+        if (o_.argmax) {
+            Node pick = make(Op::Argmax, "argmax", {g_.logits}, g_[x].rows, 1);
+            pick.dtype = DType::I32;
+            g_.argmax = g_.add(std::move(pick));
+        }
         return std::move(g_);
     }
 

@@ -78,7 +78,7 @@ int64_t plan_memory(Graph& g) {
         for (NodeId in : n.inputs)
             last_use[static_cast<size_t>(in)] = std::max(last_use[static_cast<size_t>(in)], id);
     }
-    last_use[static_cast<size_t>(g.logits)] = count;  // the output outlives the step
+    last_use[static_cast<size_t>(g.output())] = count;  // the output outlives the step
 
     ArenaAllocator arena;
     std::vector<std::vector<NodeId>> frees_after(g.nodes.size());

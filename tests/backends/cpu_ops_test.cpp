@@ -29,6 +29,8 @@
 #include "core/fp16.h"
 #include "core/quant/quant.h"
 #include "graph/ir.h"
+#include "runtime/sampler.h"
+#include "tests/support/argmax_rows.h"
 
 namespace mllm::cpu {
 namespace {
@@ -187,6 +189,27 @@ TEST(CpuOpsFloat, AddAndMulWithAndWithoutBroadcast) {
             }
         }
     }
+}
+
+// cpu::argmax is the sampler's greedy pick (which Session::eval_greedy stands in for).
+TEST(CpuOpsFloat, ArgmaxIsTheSamplersGreedyPick) {
+    for (int64_t cols : {int64_t{1}, int64_t{2}, int64_t{7}, int64_t{1001}}) {
+        const int64_t rows = 8;
+        const std::vector<float> x = test::argmax_rows(rows, cols, 3);
+        std::vector<int32_t> y(static_cast<size_t>(rows), -1);
+        argmax(x.data(), y.data(), cols, 0, rows);
+        SamplerParams p;
+        p.temperature = 0.0f;
+        Sampler sampler(p);
+        for (int64_t r = 0; r < rows; ++r)
+            EXPECT_EQ(y[static_cast<size_t>(r)],
+                      sampler.sample(x.data() + r * cols, static_cast<int32_t>(cols)))
+                << "cols " << cols << " row " << r;
+    }
+    const std::vector<float> tie = {1.0f, 5.0f, 5.0f};
+    int32_t id = -1;
+    argmax(tie.data(), &id, 3, 0, 1);
+    EXPECT_EQ(id, 1);
 }
 
 TEST(CpuOpsFloat, Silu) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "backends/cpu/kernels/float_ops.h"
+#include "backends/vulkan/ops/vk_argmax.h"
 #include "backends/vulkan/ops/vk_attention.h"
 #include "backends/vulkan/ops/vk_kv_store.h"
 #include "backends/vulkan/ops/vk_matmul.h"
@@ -37,6 +38,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/quant/quant.h"
+#include "tests/support/argmax_rows.h"
 #include "tests/support/vulkan_fixture.h"
 
 namespace mllm::vk {
@@ -720,6 +722,32 @@ TEST_F(VulkanNoSubgroupsTest, RmsNormReducesThroughSharedMemory) {
     ASSERT_FALSE(ctx().props().subgroup_reductions());
     ASSERT_FALSE(ctx().props().workarounds.empty());
     check_rms_norm(ctx());
+}
+
+TEST_F(VulkanTest, ArgmaxMatchesTheCpuKernel) {
+    for (int64_t cols : {int64_t{1}, int64_t{7}, int64_t{1001}, int64_t{49155}}) {
+        for (uint32_t wg : {0u, 1u, 3u, 64u}) {
+            SCOPED_TRACE(str_cat("cols=", cols, " workgroup=", wg));
+            const int64_t rows = 5;
+            const std::vector<float> x = test::argmax_rows(rows, cols, 17);
+            std::vector<int32_t> want(static_cast<size_t>(rows));
+            cpu::argmax(x.data(), want.data(), cols, 0, rows);
+            Allocation xa = upload(x);
+            Allocation ya = ctx().memory().allocate(static_cast<size_t>(rows + 2) * 4);
+            run([&](Sequence& seq) {
+                ArgmaxArgs a;
+                a.rows = rows;
+                a.cols = cols;
+                a.x = xa.range();
+                a.y = ya.range();
+                a.y_offset = 2;
+                record_argmax(ctx(), seq, a, wg);
+            });
+            std::vector<int32_t> got(static_cast<size_t>(rows));
+            ctx().read(ya, 8, got.data(), got.size() * 4);
+            EXPECT_EQ(got, want);
+        }
+    }
 }
 
 // --- The workaround table (no device needed) ---

@@ -73,6 +73,16 @@ TEST(Sampler, GreedyPicksArgmax) {
     EXPECT_EQ(s2.sample(kLogits.data(), static_cast<int32_t>(kLogits.size())), 1);
 }
 
+TEST(Sampler, PlainGreedyIsGreedyWithoutAPenalty) {
+    EXPECT_TRUE(Sampler(no_filters(0.0f, 1)).plain_greedy());
+    EXPECT_FALSE(Sampler(no_filters(0.7f, 1)).plain_greedy());
+    SamplerParams p = no_filters(0.0f, 1);
+    p.repeat_penalty = 1.1f;
+    EXPECT_FALSE(Sampler(p).plain_greedy());
+    p.repeat_last_n = 0;  // the penalty looks at nothing
+    EXPECT_TRUE(Sampler(p).plain_greedy());
+}
+
 TEST(Sampler, GreedyTieGoesToLowestId) {
     Sampler s(no_filters(0.0f, 1));
     const std::vector<float> tie = {0.0f, 2.0f, 1.0f, 2.0f, 2.0f};

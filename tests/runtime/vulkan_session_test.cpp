@@ -66,6 +66,30 @@ TEST(VulkanSession, TrainedModelGreedyTextEqualsCpu) {
     EXPECT_EQ(greedy(*gpu, 60), greedy(cpu, 60));
 }
 
+// Greedy tokens picked on the device (eval_greedy: one id read back per step) are the argmax of
+// the logits, on the CPU backend and on the GPU, whose step ends in the argmax kernel.
+TEST(VulkanSession, GreedyPickedOnTheDeviceIsTheLogitsArgmax) {
+    auto model = load_model(test::shared_path("models/aidreams260K.gguf"));
+    SessionOptions o;
+    Session cpu(model, o);
+    MLLM_VULKAN_SESSION(gpu, model, o);
+    const std::vector<int32_t> want = greedy(cpu, 40);
+    for (Session* s : {&cpu, gpu.get()}) {
+        s->reset();
+        std::vector<int32_t> got = {s->model().tokenizer->bos_id()};
+        for (int i = 0; i < 40; ++i) got.push_back(s->eval_greedy(std::span(got).last(1)));
+        EXPECT_EQ(got, want) << s->device().name;
+    }
+    // A prompt of several tokens in one step, then decode.
+    gpu->reset();
+    cpu.reset();
+    const std::vector<int32_t> prompt(want.begin(), want.begin() + 9);
+    EXPECT_EQ(gpu->eval_greedy(prompt), want[9]);
+    EXPECT_EQ(argmax(cpu.eval(prompt)), want[9]);
+    const std::string dot = gpu->dump_graph(1, false, true);
+    EXPECT_NE(dot.find("argmax 1x1 i32\\non vulkan"), std::string::npos) << dot;
+}
+
 struct ShapeCase {
     const char* name;
     test::ModelShape shape;

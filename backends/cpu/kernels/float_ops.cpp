@@ -7,6 +7,23 @@
 
 namespace mllm::cpu {
 
+void argmax(const float* x, int32_t* y, int64_t cols, int64_t row_begin, int64_t row_end) {
+    for (int64_t r = row_begin; r < row_end; ++r) {
+        const float* row = x + r * cols;
+        // NaN counts as -inf (the sampler's rule): a comparison with NaN is false, so it never
+        // displaces the best, and a NaN first value starts as -inf.
+        float best_value = std::isnan(row[0]) ? -INFINITY : row[0];
+        int32_t best = 0;
+        for (int64_t i = 1; i < cols; ++i) {
+            if (row[i] > best_value) {
+                best_value = row[i];
+                best = static_cast<int32_t>(i);
+            }
+        }
+        y[r] = best;
+    }
+}
+
 void rms_norm_mul(const float* x, const float* w, float* y, int64_t cols, float eps,
                   int64_t row_begin, int64_t row_end) {
     for (int64_t r = row_begin; r < row_end; ++r) {

@@ -22,6 +22,9 @@ void mul(const float* a, const float* b, float* y, int64_t cols, bool broadcast_
          int64_t row_begin, int64_t row_end);
 // y = silu(x)
 void silu(const float* x, float* y, int64_t cols, int64_t row_begin, int64_t row_end);
+// The column of each row's largest value, the lowest on ties, NaN counted as -inf: the greedy
+// pick, as the sampler makes it.
+void argmax(const float* x, int32_t* y, int64_t cols, int64_t row_begin, int64_t row_end);
 // y = silu(gate) * up
 void swiglu(const float* gate, const float* up, float* y, int64_t cols, int64_t row_begin,
             int64_t row_end);
