@@ -98,9 +98,17 @@ std::string test_matmul(Context& ctx, DType type) {
     const bool repacks = matmul_repacks(ctx.props(), type);
     Allocation packed;
     if (repacks) packed = upload_repacked(ctx, type, wq.data(), m, k);
-    for (int run_index = 0; run_index < (repacks ? 4 : 2); ++run_index) {
-        const int64_t n = run_index % 2 == 0 ? 1 : 5;
-        const bool repacked = run_index >= 2;
+    // Decode, a short prompt, and (where a GPU would use it) a prefill long enough for the
+    // tiled GEMM; then the repacked layout, where the device repacks.
+    struct Run {
+        int64_t n;
+        bool repacked;
+    };
+    std::vector<Run> runs = {{1, false}, {5, false}};
+    if (ctx.props().type != DeviceType::Cpu && matmul_tiles(ctx.props(), k))
+        runs.push_back({kTiledMinTokens + 1, false});
+    if (repacks) runs.insert(runs.end(), {{1, true}, {5, true}});
+    for (const auto& [n, repacked] : runs) {
         std::vector<float> x =
             random_floats(static_cast<size_t>(n * k), 2 + static_cast<uint64_t>(n));
         const Allocation xa = upload(ctx, x);

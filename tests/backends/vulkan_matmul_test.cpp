@@ -251,6 +251,33 @@ TEST_F(VulkanMatMul, GpuLayoutMatchesTheReference) {
     }
 }
 
+TEST_F(VulkanMatMul, TiledGemmMatchesTheReference) {
+    // The shared-memory GEMM GPUs use for long prefills (forced here: CPU devices never pick it):
+    // ragged row and token tiles, one k step and a partial last one (576 = 4.5 steps of 128).
+    if (!matmul_tiles(ctx().props(), 128)) GTEST_SKIP() << "the device cannot run the tiled GEMM";
+    std::mt19937 rng(123);
+    MatMulConfig tiled;
+    tiled.tiled = 1;
+    for (DType t : kTypes) {
+        const std::vector<int64_t> ks = is_float(t) ? std::vector<int64_t>{8, 136}
+                                        : dtype_traits(t).block_size == 256
+                                            ? std::vector<int64_t>{256, 512}
+                                            : std::vector<int64_t>{32, 576};
+        for (int64_t k : ks) {
+            for (int64_t m : {1, 67}) {
+                for (int64_t n : {5, 40}) {
+                    SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n));
+                    const auto w = random_weights(t, m, k, rng);
+                    const auto x = random_floats(static_cast<size_t>(n * k), rng);
+                    expect_close(matmul(t, w, x, m, k, n, tiled),
+                                 reference_matmul(t, w, x, m, k, n), m);
+                    if (HasFailure()) return;
+                }
+            }
+        }
+    }
+}
+
 TEST_F(VulkanMatMul, RepackedWeightsMatchTheReference) {
     // Q4_0 and Q8_0 in the layout CPU devices repack them into: ragged m against the
     // workgroup's rows, x and y at offsets with padded strides (unaligned for vec4 loads), a
@@ -336,57 +363,64 @@ TEST_F(VulkanMatMul, HalfWeightsRoundActivationsLikeTheCpu) {
 TEST_F(VulkanMatMul, BiasOffsetsAndStrides) {
     // The weights at a 2-mod-4 byte offset after other bytes, x and y inside larger buffers with
     // offsets and padded strides, a bias at an offset; nothing outside y's rows is written.
+    // Both the plain kernels and the tiled GEMM (float rows of whole chunks for the latter).
     std::mt19937 rng(7);
     const int64_t m = 5, n = 3;
+    MatMulConfig tiled;
+    tiled.tiled = 1;
     for (DType t : kTypes) {
-        for (bool with_bias : {false, true}) {
-            SCOPED_TRACE(str_cat(dtype_name(t), with_bias ? " with bias" : ""));
-            const int64_t k = is_float(t) ? 37 : dtype_traits(t).block_size;
-            const auto w = random_weights(t, m, k, rng);
-            const int64_t w_offset = 6;
-            std::vector<uint8_t> packed(static_cast<size_t>(w_offset) + w.size() + 8, 0xee);
-            std::copy(w.begin(), w.end(), packed.begin() + w_offset);
-            const auto x = random_floats(static_cast<size_t>(n * k), rng);
-            const int64_t x_off = 5, x_stride = k + 3, y_off = 7, y_stride = m + 2, b_off = 3;
-            const auto bias = random_floats(static_cast<size_t>(m), rng);
-            std::vector<float> bias_buf(static_cast<size_t>(b_off + m + 2), 1e30f);
-            std::copy(bias.begin(), bias.end(), bias_buf.begin() + b_off);
-            const std::vector<float> ys(static_cast<size_t>(y_off + n * y_stride + 4), -3.0f);
+        for (const MatMulConfig& config : {kTiles, tiled}) {
+            for (bool with_bias : {false, true}) {
+                SCOPED_TRACE(str_cat(dtype_name(t), with_bias ? " with bias" : "",
+                                     config.tiled == 1 ? " tiled" : ""));
+                const int64_t k =
+                    is_float(t) ? (config.tiled == 1 ? 40 : 37) : dtype_traits(t).block_size;
+                const auto w = random_weights(t, m, k, rng);
+                const int64_t w_offset = 6;
+                std::vector<uint8_t> packed(static_cast<size_t>(w_offset) + w.size() + 8, 0xee);
+                std::copy(w.begin(), w.end(), packed.begin() + w_offset);
+                const auto x = random_floats(static_cast<size_t>(n * k), rng);
+                const int64_t x_off = 5, x_stride = k + 3, y_off = 7, y_stride = m + 2, b_off = 3;
+                const auto bias = random_floats(static_cast<size_t>(m), rng);
+                std::vector<float> bias_buf(static_cast<size_t>(b_off + m + 2), 1e30f);
+                std::copy(bias.begin(), bias.end(), bias_buf.begin() + b_off);
+                const std::vector<float> ys(static_cast<size_t>(y_off + n * y_stride + 4), -3.0f);
 
-            Allocation wa = upload(packed);
-            Allocation xa = upload(spread(x, k, n, x_off, x_stride));
-            Allocation ya = upload(ys);
-            Allocation ba = upload(bias_buf);
-            MatMulArgs args;
-            args.weight_type = t;
-            args.m = m;
-            args.k = k;
-            args.n = n;
-            args.w = wa.range();
-            args.w_offset = w_offset;
-            args.x = xa.range();
-            args.x_offset = x_off;
-            args.x_stride = x_stride;
-            args.y = ya.range();
-            args.y_offset = y_off;
-            args.y_stride = y_stride;
-            if (with_bias) {
-                args.bias = ba.range();
-                args.bias_offset = b_off;
-            }
-            run([&](Sequence& seq) { record_matmul(ctx(), seq, args, kTiles); });
-            const auto y = download(ya, ys.size());
-            const Reference ref =
-                reference_matmul(t, w, x, m, k, n, with_bias ? bias : std::vector<float>{});
-            for (int64_t i = 0; i < static_cast<int64_t>(ys.size()); ++i) {
-                const int64_t rel = i - y_off;
-                const bool inside = rel >= 0 && rel % y_stride < m && rel / y_stride < n;
-                if (!inside) {
-                    EXPECT_EQ(y[i], -3.0f) << "wrote outside the output at " << i;
-                    continue;
+                Allocation wa = upload(packed);
+                Allocation xa = upload(spread(x, k, n, x_off, x_stride));
+                Allocation ya = upload(ys);
+                Allocation ba = upload(bias_buf);
+                MatMulArgs args;
+                args.weight_type = t;
+                args.m = m;
+                args.k = k;
+                args.n = n;
+                args.w = wa.range();
+                args.w_offset = w_offset;
+                args.x = xa.range();
+                args.x_offset = x_off;
+                args.x_stride = x_stride;
+                args.y = ya.range();
+                args.y_offset = y_off;
+                args.y_stride = y_stride;
+                if (with_bias) {
+                    args.bias = ba.range();
+                    args.bias_offset = b_off;
                 }
-                const size_t r = static_cast<size_t>((rel / y_stride) * m + rel % y_stride);
-                EXPECT_NEAR(y[i], ref.y[r], tolerance(ref.magnitude[r])) << "at " << i;
+                run([&](Sequence& seq) { record_matmul(ctx(), seq, args, config); });
+                const auto y = download(ya, ys.size());
+                const Reference ref =
+                    reference_matmul(t, w, x, m, k, n, with_bias ? bias : std::vector<float>{});
+                for (int64_t i = 0; i < static_cast<int64_t>(ys.size()); ++i) {
+                    const int64_t rel = i - y_off;
+                    const bool inside = rel >= 0 && rel % y_stride < m && rel / y_stride < n;
+                    if (!inside) {
+                        EXPECT_EQ(y[i], -3.0f) << "wrote outside the output at " << i;
+                        continue;
+                    }
+                    const size_t r = static_cast<size_t>((rel / y_stride) * m + rel % y_stride);
+                    EXPECT_NEAR(y[i], ref.y[r], tolerance(ref.magnitude[r])) << "at " << i;
+                }
             }
         }
     }
@@ -398,44 +432,47 @@ TEST_F(VulkanMatMul, SplitsBindingsBeyondTheLimit) {
     std::mt19937 rng(11);
     const int64_t m = 37, n = 3;
     for (DType t : {DType::F32, DType::F16, DType::Q4_0, DType::Q5_0, DType::Q6_K}) {
-        SCOPED_TRACE(std::string(dtype_name(t)));
-        const int64_t k = is_float(t) ? 100 : dtype_traits(t).block_size;
-        // One input row just fits: a few weight rows per binding.
-        const uint64_t limit = slack() + static_cast<uint64_t>(4 * k + 8);
-        ASSERT_LT(limit, w_bytes(t, m, k)) << "the weights would fit one binding";
-        const auto w = random_weights(t, m, k, rng);
-        const int64_t w_offset = 2;
-        std::vector<uint8_t> packed(static_cast<size_t>(w_offset) + w.size() + 4, 0);
-        std::copy(w.begin(), w.end(), packed.begin() + w_offset);
-        const auto x = random_floats(static_cast<size_t>(n * k), rng);
-        const auto bias = random_floats(static_cast<size_t>(m), rng);
-        const int64_t y_stride = m + 1;
-        Allocation wa = upload(packed);
-        Allocation xa = upload(x);
-        Allocation ba = upload(bias);
-        Allocation ya = ctx().memory().allocate(static_cast<size_t>(n * y_stride) * 4);
-        MatMulArgs args;
-        args.weight_type = t;
-        args.m = m;
-        args.k = k;
-        args.n = n;
-        args.w = wa.range();
-        args.w_offset = w_offset;
-        args.x = xa.range();
-        args.y = ya.range();
-        args.y_stride = y_stride;
-        args.bias = ba.range();
-        MatMulConfig config = kTiles;
-        config.max_binding = limit;
-        const size_t dispatches =
-            run([&](Sequence& seq) { record_matmul(ctx(), seq, args, config); });
-        EXPECT_GE(dispatches, (w_bytes(t, m, k) + limit - 1) / limit)
-            << "the weights were not split";
-        const auto ys = download(ya, static_cast<size_t>(n * y_stride));
-        std::vector<float> y;
-        for (int64_t tok = 0; tok < n; ++tok)
-            y.insert(y.end(), ys.begin() + tok * y_stride, ys.begin() + tok * y_stride + m);
-        expect_close(y, reference_matmul(t, w, x, m, k, n, bias), m);
+        for (int tiled : {0, 1}) {  // the plain kernels and the tiled GEMM
+            SCOPED_TRACE(str_cat(dtype_name(t), tiled ? " tiled" : ""));
+            const int64_t k = is_float(t) ? 104 : dtype_traits(t).block_size;
+            // One input row just fits: a few weight rows per binding.
+            const uint64_t limit = slack() + static_cast<uint64_t>(4 * k + 8);
+            ASSERT_LT(limit, w_bytes(t, m, k)) << "the weights would fit one binding";
+            const auto w = random_weights(t, m, k, rng);
+            const int64_t w_offset = 2;
+            std::vector<uint8_t> packed(static_cast<size_t>(w_offset) + w.size() + 4, 0);
+            std::copy(w.begin(), w.end(), packed.begin() + w_offset);
+            const auto x = random_floats(static_cast<size_t>(n * k), rng);
+            const auto bias = random_floats(static_cast<size_t>(m), rng);
+            const int64_t y_stride = m + 1;
+            Allocation wa = upload(packed);
+            Allocation xa = upload(x);
+            Allocation ba = upload(bias);
+            Allocation ya = ctx().memory().allocate(static_cast<size_t>(n * y_stride) * 4);
+            MatMulArgs args;
+            args.weight_type = t;
+            args.m = m;
+            args.k = k;
+            args.n = n;
+            args.w = wa.range();
+            args.w_offset = w_offset;
+            args.x = xa.range();
+            args.y = ya.range();
+            args.y_stride = y_stride;
+            args.bias = ba.range();
+            MatMulConfig config = kTiles;
+            config.max_binding = limit;
+            config.tiled = tiled;
+            const size_t dispatches =
+                run([&](Sequence& seq) { record_matmul(ctx(), seq, args, config); });
+            EXPECT_GE(dispatches, (w_bytes(t, m, k) + limit - 1) / limit)
+                << "the weights were not split";
+            const auto ys = download(ya, static_cast<size_t>(n * y_stride));
+            std::vector<float> y;
+            for (int64_t tok = 0; tok < n; ++tok)
+                y.insert(y.end(), ys.begin() + tok * y_stride, ys.begin() + tok * y_stride + m);
+            expect_close(y, reference_matmul(t, w, x, m, k, n, bias), m);
+        }
     }
 }
 

@@ -62,6 +62,11 @@ const char* repacked_shader_name(DType t) {
     }
 }
 
+// The tiled GEMM's workgroup and the shared memory its two tiles take (matmul_tiled.comp).
+constexpr uint32_t kTiledThreads = 256;
+constexpr uint32_t kTiledShared = 2 * 128 * 32 * 4;
+constexpr int64_t kTileRows = 32, kTileTokens = 32;
+
 // The row-per-invocation kernels' uniform-buffer input (the _ux variants): vec4 xu[4096].
 constexpr uint64_t kUniformInputBytes = 65536;
 
@@ -74,6 +79,11 @@ size_t repacked_quant_bytes(DType t) {
 
 bool matmul_supports(DType weight_type) {
     return shader_name(weight_type) != nullptr;
+}
+
+bool matmul_tiles(const DeviceProps& device, int64_t k) {
+    return device.max_workgroup_invocations >= kTiledThreads &&
+           device.max_shared_memory_bytes >= kTiledShared && k % 8 == 0;
 }
 
 bool matmul_repacks(const DeviceProps& device, DType weight_type) {
@@ -187,20 +197,33 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             static_cast<uint32_t>(std::min<int64_t>(std::max<int64_t>(a.n, 1), 4)));
     }
     const MatMulConfig c = matmul_config(props, a.weight_type, a.n, overrides);
+    // Long prefills on GPUs: the shared-memory GEMM (not on CPU devices, where lavapipe pays for
+    // every barrier and shared-memory access).
+    const bool tiled =
+        !a.repacked && matmul_tiles(props, a.k) &&
+        (overrides.tiled == 1 ||
+         (overrides.tiled < 0 && props.type != DeviceType::Cpu && a.n >= kTiledMinTokens));
     // The row-per-invocation kernels (CPU devices) read the input from a uniform buffer when
     // all of it fits one (decode, short prompts): llvmpipe loads those without a loop over the
     // lanes.
     const uint64_t ux_align = std::max<uint64_t>(props.min_uniform_buffer_offset_alignment, 16);
     const uint64_t x_bytes = 4 * static_cast<uint64_t>((a.n - 1) * x_stride + a.k);
-    const bool x_uniform =
-        c.row_per_invocation != 0 && props.max_uniform_buffer_range >= kUniformInputBytes &&
-        x_bytes + ux_align <= kUniformInputBytes && x_bytes + ux_align <= c.max_binding;
+    const bool x_uniform = !tiled && c.row_per_invocation != 0 &&
+                           props.max_uniform_buffer_range >= kUniformInputBytes &&
+                           x_bytes + ux_align <= kUniformInputBytes &&
+                           x_bytes + ux_align <= c.max_binding;
     PipelineDesc desc{std::string(shader) + (x_uniform ? "_ux" : ""),
                       4,
                       sizeof(MatMulPush),
                       {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation)}};
+    if (tiled) desc = {std::string(shader) + "_tiled", 4, sizeof(MatMulPush), {kTiledThreads}};
     if (x_uniform) desc.uniform_buffers = 1u << 1;
     const Pipeline& pipeline = ctx.pipelines().get(desc);
+    // Rows and tokens one workgroup computes.
+    const int64_t rows_per_group = tiled                       ? kTileRows
+                                   : c.row_per_invocation != 0 ? int64_t{c.rows} * c.workgroup
+                                                               : int64_t{c.rows};
+    const int64_t tokens_per_group = tiled ? kTileTokens : int64_t{c.tokens};
 
     // Rows per dispatch so the weights' part fits one binding; then tokens so the input's and
     // the output's parts do, and the token groups fit the dispatch's y limit.
@@ -209,7 +232,7 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     const int64_t tokens_per = std::min(
         {a.n, binding::items_per_binding(props, c.max_binding, 4 * a.k, 4 * x_stride, "input row"),
          binding::items_per_binding(props, c.max_binding, 4 * rows_per, 4 * y_stride, "output row"),
-         static_cast<int64_t>(props.max_workgroup_count[1]) * c.tokens});
+         static_cast<int64_t>(props.max_workgroup_count[1]) * tokens_per_group});
 
     const uint32_t max_x = overrides.max_groups_x != 0
                                ? std::min(overrides.max_groups_x, props.max_workgroup_count[0])
@@ -250,13 +273,11 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                                   push_u32(static_cast<int64_t>(b_skip / 4), kOp, "bias_offset"),
                                   has_bias ? 1u : 0u};
             // Row groups fill x up to the device's limit and continue in z.
-            const int64_t rows_per_group =
-                c.row_per_invocation != 0 ? int64_t{c.rows} * c.workgroup : int64_t{c.rows};
             const int64_t row_groups = (mr + rows_per_group - 1) / rows_per_group;
             Groups g;
             g.x = static_cast<uint32_t>(std::min<int64_t>(row_groups, max_x));
             g.z = static_cast<uint32_t>((row_groups + g.x - 1) / g.x);
-            g.y = push_u32((nt + c.tokens - 1) / c.tokens, kOp, "token groups");
+            g.y = push_u32((nt + tokens_per_group - 1) / tokens_per_group, kOp, "token groups");
             // Without a bias, binding 3 repeats the output (valid, never read).
             seq.dispatch(pipeline, {w, x, y, has_bias ? bias : y}, push, g);
         }

@@ -46,7 +46,18 @@ struct MatMulConfig {
     // The most row groups in a dispatch's x dimension, below the device's limit (tests use a
     // small one to exercise the continuation in z; a GPU's 2^31 - 1 is beyond any test).
     uint32_t max_groups_x = 0;
+    // The shared-memory GEMM (shaders/matmul_tiled.comp): -1 where the device would use it
+    // (GPUs, prefills of kTiledMinTokens tokens or more), 0 off, 1 on where matmul_tiles allows.
+    int tiled = -1;
 };
+
+// Prefills at least this long use the tiled GEMM on GPUs: it reads each weight once per 32
+// tokens, the plain kernel once per 4.
+constexpr int64_t kTiledMinTokens = 16;
+
+// Whether the device and shape allow the tiled GEMM: 256 threads and 32 KiB of shared memory per
+// workgroup, and whole 8-element chunks per row (every quantized k; float rows of k % 8 == 0).
+bool matmul_tiles(const DeviceProps& device, int64_t k);
 
 bool matmul_supports(DType weight_type);
 
