@@ -3,6 +3,8 @@
 // workgroup (rows beyond the dispatch's x limit continue in z). y may be x (in place).
 // NO_SUBGROUPS: the sum of squares reduces through shared memory alone (drivers whose subgroup
 // arithmetic is turned off, vk_workarounds.h).
+// ADD: the residual add before the norm in the same dispatch: s = x + b is written out (the
+// residual stream) and normalized.
 #if !defined(NO_SUBGROUPS)
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -13,6 +15,10 @@ layout(local_size_x_id = 0) in;
 layout(std430, set = 0, binding = 0) readonly buffer Input { float x[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Weight { float wt[]; };
 layout(std430, set = 0, binding = 2) buffer Output { float y[]; };
+#if defined(ADD)
+layout(std430, set = 0, binding = 3) readonly buffer Addend { float b[]; };
+layout(std430, set = 0, binding = 4) buffer Sum { float s[]; };
+#endif
 
 layout(push_constant) uniform Params {
     uint rows;
@@ -24,7 +30,30 @@ layout(push_constant) uniform Params {
     uint y_stride;
     uint has_weight;  // 0: plain RMSNorm (the weight binding is not read)
     float eps;
+    uint b_offset;  // ADD: the addend and the sum, floats
+    uint b_stride;
+    uint s_offset;
+    uint s_stride;
 } p;
+
+// Element i of the row being normalized: x, or with ADD the sum x + b, which the first pass
+// writes and the second reads back (each thread only its own elements). Outputs may alias x,
+// but with ADD y must not overlap x or b (the host checks).
+#if defined(ADD)
+float element(uint xb, uint row, uint i) {
+    return x[xb + i] + b[p.b_offset + row * p.b_stride + i];
+}
+float normalized(uint xb, uint row, uint i) {
+    return s[p.s_offset + row * p.s_stride + i];
+}
+#else
+float element(uint xb, uint row, uint i) {
+    return x[xb + i];
+}
+float normalized(uint xb, uint row, uint i) {
+    return x[xb + i];
+}
+#endif
 
 shared float partial[gl_WorkGroupSize.x];
 
@@ -36,7 +65,13 @@ void main() {
     const uint yb = p.y_offset + row * p.y_stride;
 
     float sum = 0.0;
-    for (uint i = tid; i < p.cols; i += gl_WorkGroupSize.x) sum += x[xb + i] * x[xb + i];
+    for (uint i = tid; i < p.cols; i += gl_WorkGroupSize.x) {
+        const float v = element(xb, row, i);
+#if defined(ADD)
+        s[p.s_offset + row * p.s_stride + i] = v;
+#endif
+        sum += v * v;
+    }
 #if defined(NO_SUBGROUPS)
     // Halving the live range each step (any workgroup size): a thread adds the partial half a
     // range above it, which no thread writes in the same step.
@@ -63,8 +98,9 @@ void main() {
     // Each thread writes only the elements it read, so y may alias x.
     if (p.has_weight != 0u) {
         for (uint i = tid; i < p.cols; i += gl_WorkGroupSize.x)
-            y[yb + i] = x[xb + i] * scale * wt[p.w_offset + i];
+            y[yb + i] = normalized(xb, row, i) * scale * wt[p.w_offset + i];
     } else {
-        for (uint i = tid; i < p.cols; i += gl_WorkGroupSize.x) y[yb + i] = x[xb + i] * scale;
+        for (uint i = tid; i < p.cols; i += gl_WorkGroupSize.x)
+            y[yb + i] = normalized(xb, row, i) * scale;
     }
 }

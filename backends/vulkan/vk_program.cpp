@@ -145,6 +145,13 @@ void VkProgram::record() {
         }
         if (n.op == Op::MatMul && n.group_leader != kNoNode && n.group_leader != id) continue;
         if (seq_ == nullptr) begin_segment(id);
+        if (const NodeId norm = norm_after_add(id); norm != kNoNode) {
+            record_add_norm(id, norm);
+            label_dispatches("add+rms_norm");
+            segments_.back().last = norm + 1;
+            id = norm;
+            continue;
+        }
         record_node(id);
         std::string label(graph::op_name(n.op));
         if (n.op == Op::MatMul || n.op == Op::GatedMatMul || n.op == Op::Embed)
@@ -199,6 +206,55 @@ const VkProgram::Bound& VkProgram::MatMulInputs::for_weight(DType weight_type) c
         default:
             return plain;
     }
+}
+
+NodeId VkProgram::norm_after_add(NodeId add) const {
+    const Node& a = g_[add];
+    if (a.op != Op::Add) return kNoNode;
+    for (NodeId in : a.inputs)
+        if (g_[in].op == Op::Weight || g_[in].rows != a.rows) return kNoNode;  // no broadcast
+    for (NodeId id = add + 1; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
+        const Node& n = g_[id];
+        if (n.dead || n.op == Op::Weight || n.op == Op::Input) continue;
+        const bool norm = n.op == Op::RmsNorm || n.op == Op::RmsNormMul;
+        if (!norm || n.device != device_ || n.inputs[0] != add) return kNoNode;
+        // The fused kernel still reads the add's inputs while other workgroups write the norm:
+        // plan_memory keeps them alive until the norm; a plan that did not is run unfused.
+        const Access y = arena_access(id);
+        for (NodeId in : a.inputs) {
+            const Access x = arena_access(in);
+            if (x.begin < y.end && y.begin < x.end) return kNoNode;
+        }
+        return id;
+    }
+    return kNoNode;
+}
+
+void VkProgram::record_add_norm(NodeId add, NodeId norm) {
+    const Node& a = g_[add];
+    const Node& n = g_[norm];
+    const Access reads[] = {arena_access(a.inputs[0]), arena_access(a.inputs[1])};
+    const Access writes[] = {arena_access(add), arena_access(norm)};
+    sync(reads, writes);
+    const Bound x = node(a.inputs[0]), b = node(a.inputs[1]), sum = node(add), y = node(norm);
+    RmsNormArgs r;
+    r.rows = n.rows;
+    r.cols = n.cols;
+    r.eps = n.attrs.eps;
+    r.x = x.range;
+    r.x_offset = x.offset;
+    r.b = b.range;
+    r.b_offset = b.offset;
+    r.sum = sum.range;
+    r.sum_offset = sum.offset;
+    r.y = y.range;
+    r.y_offset = y.offset;
+    if (n.op == Op::RmsNormMul) {
+        const Bound w = node(n.inputs[1]);
+        r.w = w.range;
+        r.w_offset = w.offset;
+    }
+    record_rms_norm(ctx_, *seq_, r);
 }
 
 VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DType> weights) {

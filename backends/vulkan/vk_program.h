@@ -67,6 +67,10 @@ class VkProgram final : public Executable {
     void begin_segment(graph::NodeId first);
     VkDeviceSize positions_upload_offset() const;
     void record_node(graph::NodeId id);
+    // The RmsNorm right after residual add `add` that normalizes its sum, on this device, so both
+    // run as one dispatch; kNoNode if there is none.
+    graph::NodeId norm_after_add(graph::NodeId add) const;
+    void record_add_norm(graph::NodeId add, graph::NodeId norm);
     void print_profile() const;
     // Names the dispatches recorded since the last call (profiling).
     void label_dispatches(const std::string& label);

@@ -79,6 +79,20 @@ int64_t plan_memory(Graph& g) {
             last_use[static_cast<size_t>(in)] = std::max(last_use[static_cast<size_t>(in)], id);
     }
     last_use[static_cast<size_t>(g.output())] = count;  // the output outlives the step
+    // The positions live through the step: kernels that store keys or attend read them without
+    // the graph saying so (the Vulkan backend takes each token's position and the causal limit
+    // from them), so nothing may be planned over them before the last such node.
+    if (g.positions != kNoNode) last_use[static_cast<size_t>(g.positions)] = count;
+    // A residual add and the norm of its sum may run as one kernel (the Vulkan backend fuses
+    // them), which still reads the add's inputs while it writes the norm: they live until then.
+    for (NodeId id = 0; id < count; ++id) {
+        const Node& n = g[id];
+        if (n.dead || (n.op != Op::RmsNorm && n.op != Op::RmsNormMul)) continue;
+        const Node& add = g[n.inputs[0]];
+        if (add.op != Op::Add) continue;
+        for (NodeId in : add.inputs)
+            last_use[static_cast<size_t>(in)] = std::max(last_use[static_cast<size_t>(in)], id);
+    }
 
     ArenaAllocator arena;
     std::vector<std::vector<NodeId>> frees_after(g.nodes.size());

@@ -667,36 +667,55 @@ void check_rms_norm(Context& c) {
     for (int64_t rows : {1, 3, 33}) {
         for (int64_t cols : {1, 7, 576, 4096}) {
             for (bool weighted : {true, false}) {
-                for (uint32_t wg : {0u, sg, 3 * sg, 4 * sg}) {
-                    SCOPED_TRACE(str_cat("rows=", rows, " cols=", cols, " weight=", weighted,
-                                         " workgroup=", wg));
-                    const auto x = random_floats(static_cast<size_t>(rows * cols), rng, -3, 3);
-                    const auto w = random_floats(static_cast<size_t>(cols), rng, 0.5f, 1.5f);
-                    std::vector<float> ref(x.size());
-                    const float eps = 1e-5f;
-                    cpu::rms_norm_mul(x.data(), weighted ? w.data() : nullptr, ref.data(), cols,
-                                      eps, 0, rows);
-                    Allocation xa = c.memory().allocate(x.size() * sizeof(float));
-                    Allocation wa = c.memory().allocate(w.size() * sizeof(float));
-                    Allocation ya = c.memory().allocate(x.size() * sizeof(float));
-                    c.write(xa, 0, x.data(), x.size() * sizeof(float));
-                    c.write(wa, 0, w.data(), w.size() * sizeof(float));
-                    RmsNormArgs args;
-                    args.rows = rows;
-                    args.cols = cols;
-                    args.eps = eps;
-                    args.x = xa.range();
-                    if (weighted) args.w = wa.range();
-                    args.y = ya.range();
-                    Sequence seq(c.device());
-                    seq.begin();
-                    record_rms_norm(c, seq, args, wg);
-                    seq.end();
-                    seq.run();
-                    std::vector<float> y(x.size());
-                    c.read(ya, 0, y.data(), y.size() * sizeof(float));
-                    for (size_t i = 0; i < y.size(); ++i)
-                        ASSERT_NEAR(y[i], ref[i], 1e-5f * std::fabs(ref[i]) + 1e-6f) << "at " << i;
+                for (bool add : {false, true}) {  // with the residual add fused in front
+                    for (uint32_t wg : {0u, sg, 3 * sg, 4 * sg}) {
+                        SCOPED_TRACE(str_cat("rows=", rows, " cols=", cols, " weight=", weighted,
+                                             " add=", add, " workgroup=", wg));
+                        const auto x = random_floats(static_cast<size_t>(rows * cols), rng, -3, 3);
+                        const auto b = random_floats(static_cast<size_t>(rows * cols), rng, -3, 3);
+                        const auto w = random_floats(static_cast<size_t>(cols), rng, 0.5f, 1.5f);
+                        std::vector<float> sum(x.size());
+                        cpu::add(x.data(), b.data(), sum.data(), cols, false, 0, rows);
+                        const std::vector<float>& normed = add ? sum : x;
+                        std::vector<float> ref(x.size());
+                        const float eps = 1e-5f;
+                        cpu::rms_norm_mul(normed.data(), weighted ? w.data() : nullptr, ref.data(),
+                                          cols, eps, 0, rows);
+                        Allocation xa = c.memory().allocate(x.size() * sizeof(float));
+                        Allocation ba = c.memory().allocate(x.size() * sizeof(float));
+                        Allocation sa = c.memory().allocate(x.size() * sizeof(float));
+                        Allocation wa = c.memory().allocate(w.size() * sizeof(float));
+                        Allocation ya = c.memory().allocate(x.size() * sizeof(float));
+                        c.write(xa, 0, x.data(), x.size() * sizeof(float));
+                        c.write(ba, 0, b.data(), b.size() * sizeof(float));
+                        c.write(wa, 0, w.data(), w.size() * sizeof(float));
+                        RmsNormArgs args;
+                        args.rows = rows;
+                        args.cols = cols;
+                        args.eps = eps;
+                        args.x = xa.range();
+                        if (weighted) args.w = wa.range();
+                        args.y = ya.range();
+                        if (add) {
+                            args.b = ba.range();
+                            args.sum = sa.range();
+                        }
+                        Sequence seq(c.device());
+                        seq.begin();
+                        record_rms_norm(c, seq, args, wg);
+                        seq.end();
+                        seq.run();
+                        std::vector<float> y(x.size());
+                        c.read(ya, 0, y.data(), y.size() * sizeof(float));
+                        for (size_t i = 0; i < y.size(); ++i)
+                            ASSERT_NEAR(y[i], ref[i], 1e-5f * std::fabs(ref[i]) + 1e-6f)
+                                << "at " << i;
+                        if (add) {
+                            std::vector<float> got(sum.size());
+                            c.read(sa, 0, got.data(), got.size() * sizeof(float));
+                            ASSERT_EQ(got, sum);
+                        }
+                    }
                 }
             }
         }

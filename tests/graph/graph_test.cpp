@@ -136,6 +136,17 @@ TEST(GraphPasses, MemoryPlanNeverOverlapsLiveActivations) {
             for (NodeId in : g[id].inputs)
                 last[static_cast<size_t>(in)] = std::max(last[static_cast<size_t>(in)], id);
     last[static_cast<size_t>(g.logits)] = n;
+    // What kernels read beyond their formal inputs: the positions, all step long (Vulkan takes
+    // each token's position and causal limit from them in kv_store and attention), and a
+    // residual add's inputs until the norm of its sum (Vulkan runs the two as one kernel).
+    last[static_cast<size_t>(g.positions)] = n;
+    for (NodeId id = 0; id < n; ++id) {
+        const Node& norm = g[id];
+        if (norm.dead || (norm.op != Op::RmsNorm && norm.op != Op::RmsNormMul)) continue;
+        if (g[norm.inputs[0]].op != Op::Add) continue;
+        for (NodeId in : g[norm.inputs[0]].inputs)
+            last[static_cast<size_t>(in)] = std::max(last[static_cast<size_t>(in)], id);
+    }
     std::vector<NodeId> acts;
     for (NodeId id = 0; id < n; ++id)
         if (g[id].is_activation() && g[id].bytes() > 0) {

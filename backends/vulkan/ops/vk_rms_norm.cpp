@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <string>
 
 #include "backends/vulkan/ops/vk_op_util.h"
 #include "core/error.h"
@@ -18,6 +19,8 @@ struct RmsNormPush {
     uint32_t y_offset, y_stride;
     uint32_t has_weight;
     float eps;
+    uint32_t b_offset, b_stride;
+    uint32_t s_offset, s_stride;
 };
 
 }  // namespace
@@ -31,15 +34,21 @@ void record_rms_norm(Context& ctx, Sequence& seq, const RmsNormArgs& a, uint32_t
     need_bytes(a.x, 4 * (a.x_offset + (a.rows - 1) * x_stride + a.cols), kOp, "input");
     need_bytes(a.y, 4 * (a.y_offset + (a.rows - 1) * y_stride + a.cols), kOp, "output");
     if (has_weight) need_bytes(a.w, 4 * (a.w_offset + a.cols), kOp, "weight");
+    const bool add = a.b.buffer != VK_NULL_HANDLE;
+    const int64_t b_stride = a.b_stride < 0 ? a.cols : a.b_stride;
+    const int64_t s_stride = a.sum_stride < 0 ? a.cols : a.sum_stride;
+    if (add) {
+        need_bytes(a.b, 4 * (a.b_offset + (a.rows - 1) * b_stride + a.cols), kOp, "addend");
+        need_bytes(a.sum, 4 * (a.sum_offset + (a.rows - 1) * s_stride + a.cols), kOp, "sum");
+    }
 
     const DeviceProps& props = ctx.props();
     if (workgroup == 0) workgroup = flat_workgroup(props);  // a few subgroups for a long row
     // Reductions through shared memory where subgroup arithmetic is turned off.
-    const Pipeline& pipeline =
-        ctx.pipelines().get({props.subgroup_reductions() ? "rms_norm" : "rms_norm_shared",
-                             3,
-                             sizeof(RmsNormPush),
-                             {workgroup}});
+    const std::string shader = std::string(add ? "rms_norm_add" : "rms_norm") +
+                               (props.subgroup_reductions() ? "" : "_shared");
+    const Pipeline& pipeline = ctx.pipelines().get(
+        {shader, add ? 5u : 3u, static_cast<uint32_t>(sizeof(RmsNormPush)), {workgroup}});
     const RmsNormPush push{push_u32(a.rows, kOp, "rows"),
                            push_u32(a.cols, kOp, "cols"),
                            push_u32(a.x_offset, kOp, "x_offset"),
@@ -48,12 +57,20 @@ void record_rms_norm(Context& ctx, Sequence& seq, const RmsNormArgs& a, uint32_t
                            push_u32(a.y_offset, kOp, "y_offset"),
                            push_u32(y_stride, kOp, "y_stride"),
                            has_weight ? 1u : 0u,
-                           a.eps};
+                           a.eps,
+                           push_u32(a.b_offset, kOp, "b_offset"),
+                           push_u32(b_stride, kOp, "b_stride"),
+                           push_u32(a.sum_offset, kOp, "sum_offset"),
+                           push_u32(s_stride, kOp, "sum_stride")};
     const uint32_t* max = props.max_workgroup_count;
     Groups g;
     g.x = static_cast<uint32_t>(std::min<int64_t>(a.rows, max[0]));
     g.z = static_cast<uint32_t>((a.rows + g.x - 1) / g.x);
-    seq.dispatch(pipeline, {a.x, has_weight ? a.w : a.x, a.y}, push, g);
+    if (add) {
+        seq.dispatch(pipeline, {a.x, has_weight ? a.w : a.x, a.y, a.b, a.sum}, push, g);
+    } else {
+        seq.dispatch(pipeline, {a.x, has_weight ? a.w : a.x, a.y}, push, g);
+    }
 }
 
 }  // namespace mllm::vk

@@ -1,6 +1,7 @@
 #pragma once
 // RMSNorm times its weight (shaders/rms_norm.comp): y = x / sqrt(mean(x^2) + eps) * w per row,
-// f32; without a weight binding, plain RMSNorm. y may be x (in place).
+// f32; without a weight binding, plain RMSNorm; optionally with the residual add before it
+// fused in. y may be x (in place).
 #include <cstdint>
 
 #include "backends/vulkan/vk_context.h"
@@ -18,6 +19,14 @@ struct RmsNormArgs {
     int64_t w_offset = 0;
     int64_t y_offset = 0;
     int64_t y_stride = -1;
+    // A residual add fused in front (b.buffer set): x + b is normalized and also written to
+    // `sum`, in one dispatch instead of two. y must not overlap x or b. Offsets and strides as
+    // above.
+    BufferRange b, sum;
+    int64_t b_offset = 0;
+    int64_t b_stride = -1;
+    int64_t sum_offset = 0;
+    int64_t sum_stride = -1;
 };
 
 // `workgroup` threads per row; 0 picks the device's default.
