@@ -183,34 +183,49 @@ std::string test_embed(Context& ctx, DType type) {
     return compare(download(ctx, ya, want.size()), want, tolerance(want, 0, 1e-6));
 }
 
+// Plain, and with the residual add fused in front (a pipeline of its own): y = norm(x [+ b]) * w,
+// and the sum written out.
 std::string test_rms_norm(Context& ctx) {
     const int64_t rows = 3, cols = 96;
     const float eps = 1e-5f;
     const std::vector<float> x = random_floats(static_cast<size_t>(rows * cols), 4);
+    const std::vector<float> b = random_floats(static_cast<size_t>(rows * cols), 12);
     const std::vector<float> w = random_floats(static_cast<size_t>(cols), 5);
-    std::vector<double> want(x.size());
-    for (int64_t r = 0; r < rows; ++r) {
-        double ss = 0;
-        for (int64_t i = 0; i < cols; ++i)
-            ss += static_cast<double>(x[r * cols + i]) * x[r * cols + i];
-        const double scale = 1 / std::sqrt(ss / static_cast<double>(cols) + eps);
-        for (int64_t i = 0; i < cols; ++i)
-            want[static_cast<size_t>(r * cols + i)] =
-                x[static_cast<size_t>(r * cols + i)] * scale * w[static_cast<size_t>(i)];
+    const Allocation xa = upload(ctx, x), ba = upload(ctx, b), wa = upload(ctx, w);
+    for (bool add : {false, true}) {
+        std::vector<double> sum(x.size()), want(x.size());
+        for (size_t i = 0; i < x.size(); ++i) sum[i] = add ? x[i] + b[i] : x[i];
+        for (int64_t r = 0; r < rows; ++r) {
+            double ss = 0;
+            for (int64_t i = 0; i < cols; ++i) ss += sum[r * cols + i] * sum[r * cols + i];
+            const double scale = 1 / std::sqrt(ss / static_cast<double>(cols) + eps);
+            for (int64_t i = 0; i < cols; ++i)
+                want[static_cast<size_t>(r * cols + i)] =
+                    sum[static_cast<size_t>(r * cols + i)] * scale * w[static_cast<size_t>(i)];
+        }
+        const Allocation ya = ctx.memory().allocate(x.size() * 4);
+        const Allocation sa = ctx.memory().allocate(x.size() * 4);
+        run(ctx, [&](Sequence& seq) {
+            RmsNormArgs a;
+            a.rows = rows;
+            a.cols = cols;
+            a.eps = eps;
+            a.x = xa.range();
+            a.w = wa.range();
+            a.y = ya.range();
+            if (add) {
+                a.b = ba.range();
+                a.sum = sa.range();
+            }
+            record_rms_norm(ctx, seq, a);
+        });
+        std::string err =
+            compare(download(ctx, ya, want.size()), want, tolerance(want, 1e-5, 1e-6));
+        if (err.empty() && add)
+            err = compare(download(ctx, sa, sum.size()), sum, tolerance(sum, 1e-7, 0));
+        if (!err.empty()) return str_cat(add ? "with the add: " : "", err);
     }
-    const Allocation xa = upload(ctx, x), wa = upload(ctx, w);
-    const Allocation ya = ctx.memory().allocate(x.size() * 4);
-    run(ctx, [&](Sequence& seq) {
-        RmsNormArgs a;
-        a.rows = rows;
-        a.cols = cols;
-        a.eps = eps;
-        a.x = xa.range();
-        a.w = wa.range();
-        a.y = ya.range();
-        record_rms_norm(ctx, seq, a);
-    });
-    return compare(download(ctx, ya, want.size()), want, tolerance(want, 1e-5, 1e-6));
+    return "";
 }
 
 std::string test_elementwise(Context& ctx) {
