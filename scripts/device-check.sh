@@ -33,16 +33,16 @@ step devices
 
 step tests
 cd "$build/.." || exit 1
-timeout 150 "$build"/tests/test_backends --gtest_filter='Vulkan*' --gtest_brief=1 >"$OUT/tests.txt" 2>&1 &
-timeout 150 "$build"/tests/test_runtime --gtest_brief=1 \
+timeout -k 10 150 "$build"/tests/test_backends --gtest_filter='Vulkan*' --gtest_brief=1 >"$OUT/tests.txt" 2>&1 &
+timeout -k 10 150 "$build"/tests/test_runtime --gtest_brief=1 \
     --gtest_filter='VulkanSession*:*VulkanShapes*:*VulkanPerplexity*:*ReferenceTest*vulkan*' >"$OUT/tests_runtime.txt" 2>&1 &
-timeout 150 "$build"/tests/test_tools --gtest_filter='MllmRunVulkan*' --gtest_brief=1 >"$OUT/tests_tools.txt" 2>&1 &
+timeout -k 10 150 "$build"/tests/test_tools --gtest_filter='MllmRunVulkan*' --gtest_brief=1 >"$OUT/tests_tools.txt" 2>&1 &
 wait
 tail -n 4 "$OUT"/tests*.txt
-timeout 120 python3 "$shared"/tools/check-reference "$build" --backend vulkan | tail -n 12
+timeout -k 10 120 python3 "$shared"/tools/check-reference "$build" --backend vulkan | tail -n 12
 
 step benchmarks
-timeout 240 "$build"/perf/mllm-bench \
+timeout -k 10 240 "$build"/perf/mllm-bench \
     --benchmark_filter='(Decode|Prefill128)/(vulkan/)?(SmolLM2-135M|TinyLlama-1.1B)/' \
     --benchmark_out="$OUT/bench.json" --benchmark_out_format=json
 

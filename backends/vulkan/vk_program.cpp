@@ -232,29 +232,35 @@ NodeId VkProgram::norm_after_add(NodeId add) const {
 
 void VkProgram::record_add_norm(NodeId add, NodeId norm) {
     const Node& a = g_[add];
-    const Node& n = g_[norm];
     const Access reads[] = {arena_access(a.inputs[0]), arena_access(a.inputs[1])};
     const Access writes[] = {arena_access(add), arena_access(norm)};
     sync(reads, writes);
-    const Bound x = node(a.inputs[0]), b = node(a.inputs[1]), sum = node(add), y = node(norm);
-    RmsNormArgs r;
-    r.rows = n.rows;
-    r.cols = n.cols;
-    r.eps = n.attrs.eps;
-    r.x = x.range;
-    r.x_offset = x.offset;
+    RmsNormArgs r = norm_args(norm, a.inputs[0]);
+    const Bound b = node(a.inputs[1]), sum = node(add);
     r.b = b.range;
     r.b_offset = b.offset;
     r.sum = sum.range;
     r.sum_offset = sum.offset;
-    r.y = y.range;
-    r.y_offset = y.offset;
+    record_rms_norm(ctx_, *seq_, r);
+}
+
+RmsNormArgs VkProgram::norm_args(NodeId norm, NodeId x_id) const {
+    const Node& n = g_[norm];
+    const Bound x = node(x_id), y = node(norm);
+    RmsNormArgs a;
+    a.rows = n.rows;
+    a.cols = n.cols;
+    a.eps = n.attrs.eps;
+    a.x = x.range;
+    a.x_offset = x.offset;
+    a.y = y.range;
+    a.y_offset = y.offset;
     if (n.op == Op::RmsNormMul) {
         const Bound w = node(n.inputs[1]);
-        r.w = w.range;
-        r.w_offset = w.offset;
+        a.w = w.range;
+        a.w_offset = w.offset;
     }
-    record_rms_norm(ctx_, *seq_, r);
+    return a;
 }
 
 VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DType> weights) {
@@ -397,26 +403,10 @@ void VkProgram::record_node(NodeId id) {
             return;
         }
         case Op::RmsNorm:
-        case Op::RmsNormMul: {
+        case Op::RmsNormMul:
             sync(reads, writes);
-            const Bound x = node(n.inputs[0]);
-            const Bound y = node(id);
-            RmsNormArgs a;
-            a.rows = n.rows;
-            a.cols = n.cols;
-            a.eps = n.attrs.eps;
-            a.x = x.range;
-            a.x_offset = x.offset;
-            a.y = y.range;
-            a.y_offset = y.offset;
-            if (n.op == Op::RmsNormMul) {
-                const Bound w = node(n.inputs[1]);
-                a.w = w.range;
-                a.w_offset = w.offset;
-            }
-            record_rms_norm(ctx_, *seq_, a);
+            record_rms_norm(ctx_, *seq_, norm_args(id, n.inputs[0]));
             return;
-        }
         case Op::Add:
         case Op::Mul:
         case Op::Silu:

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/vulkan/ops/vk_rms_norm.h"
 #include "backends/vulkan/vk_context.h"
 #include "backends/vulkan/vk_weights.h"
 
@@ -71,6 +72,8 @@ class VkProgram final : public Executable {
     // run as one dispatch; kNoNode if there is none.
     graph::NodeId norm_after_add(graph::NodeId add) const;
     void record_add_norm(graph::NodeId add, graph::NodeId norm);
+    // The arguments of RmsNorm(Mul) node `norm` reading its input from `x`.
+    RmsNormArgs norm_args(graph::NodeId norm, graph::NodeId x) const;
     void print_profile() const;
     // Names the dispatches recorded since the last call (profiling).
     void label_dispatches(const std::string& label);
