@@ -227,6 +227,12 @@ Probe probe(const Instance& instance, VkPhysicalDevice pd, uint32_t index) {
         d.usable = true;
     }
     apply_workarounds(d, workaround_table(), env_list("MLLM_VK_DISABLE_FEATURES"));
+    d.cpu_kernels = d.type == DeviceType::Cpu;
+    if (const char* layout = std::getenv("MLLM_VK_LAYOUT"); layout != nullptr && *layout != '\0') {
+        const std::string_view l(layout);
+        if (l != "gpu" && l != "cpu") fail("MLLM_VK_LAYOUT must be gpu or cpu, not '", l, "'");
+        d.cpu_kernels = l == "cpu";
+    }
     return p;
 }
 

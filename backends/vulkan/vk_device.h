@@ -61,6 +61,11 @@ struct DeviceProps {
     uint64_t non_coherent_atom_size = 0;
     float timestamp_period_ns = 0;  // 0: the compute queue has no timestamps
 
+    // Whether kernels take their CPU-device layouts (a row per invocation, repacked weights,
+    // barrier-free attention; never the tiled GEMM): on CPU devices such as lavapipe. Set
+    // MLLM_VK_LAYOUT=gpu or =cpu to choose (tests run the GPU layouts end to end on lavapipe).
+    bool cpu_kernels = false;
+
     // Features turned off on this device (Feature bits; vk_workarounds.h) and why, one line each.
     uint32_t features_off = 0;
     std::vector<std::string> workarounds;

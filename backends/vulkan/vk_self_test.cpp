@@ -105,7 +105,7 @@ std::string test_matmul(Context& ctx, DType type) {
         bool repacked;
     };
     std::vector<Run> runs = {{1, false}, {5, false}};
-    if (ctx.props().type != DeviceType::Cpu && matmul_tiles(ctx.props(), k))
+    if (!ctx.props().cpu_kernels && matmul_tiles(ctx.props(), k))
         runs.push_back({kTiledMinTokens + 1, false});
     if (repacks) runs.insert(runs.end(), {{1, true}, {5, true}});
     for (const auto& [n, repacked] : runs) {
@@ -503,7 +503,8 @@ SelfTestCache::SelfTestCache(const DeviceProps& d) {
     if (std::getenv("MLLM_VK_CORRUPT") != nullptr) return;  // a test run: trust nothing stored
     std::ostringstream what;
     // The features turned off choose the kernels' variants: results hold for one set of them.
-    what << "self-test-" << std::hex << shader_hash() << "-" << d.features_off << ".txt";
+    what << "self-test-" << std::hex << shader_hash() << "-" << d.features_off
+         << (d.cpu_kernels ? "-cpu" : "-gpu") << ".txt";
     path_ = device_cache_path(d, what.str());
     if (path_.empty()) return;
     std::ifstream in(path_);

@@ -26,8 +26,8 @@ void record_argmax(Context& ctx, Sequence& seq, const ArgmaxArgs& a, uint32_t wo
     // A long row (a vocabulary) over many threads on GPUs: the scan dominates, the reduction is
     // short. CPU devices run a workgroup as a few SIMD batches and pay for each barrier.
     if (workgroup == 0)
-        workgroup = props.type == DeviceType::Cpu ? flat_workgroup(props)
-                                                  : std::min(256u, props.max_workgroup_invocations);
+        workgroup = props.cpu_kernels ? flat_workgroup(props)
+                                      : std::min(256u, props.max_workgroup_invocations);
     const Pipeline& pipeline = ctx.pipelines().get({"argmax", 2, sizeof(ArgmaxPush), {workgroup}});
     const ArgmaxPush push{push_u32(a.rows, kOp, "rows"), push_u32(a.cols, kOp, "cols"),
                           push_u32(a.x_offset, kOp, "x_offset"),

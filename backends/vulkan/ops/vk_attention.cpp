@@ -58,7 +58,7 @@ void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
                              push_u32(a.positions_offset, kOp, "positions_offset"),
                              a.scale};
     if (a.cpu_layout == 1 ||
-        (a.cpu_layout < 0 && (props.type == DeviceType::Cpu || !props.subgroup_reductions()))) {
+        (a.cpu_layout < 0 && (props.cpu_kernels || !props.subgroup_reductions()))) {
         // lavapipe emulates barriers and shared memory slowly: one invocation per (token, head)
         // needs neither (nor subgroup reductions, for drivers with those turned off).
         const uint32_t workgroup = std::min(kRowsWorkgroup, props.max_workgroup_invocations);

@@ -87,7 +87,7 @@ bool matmul_tiles(const DeviceProps& device, int64_t k) {
 }
 
 bool matmul_repacks(const DeviceProps& device, DType weight_type) {
-    return device.type == DeviceType::Cpu && repacked_shader_name(weight_type) != nullptr;
+    return device.cpu_kernels && repacked_shader_name(weight_type) != nullptr;
 }
 
 size_t repacked_row_bytes(DType t, int64_t k) {
@@ -136,7 +136,7 @@ MatMulConfig matmul_config(const DeviceProps& device, DType, int64_t n, MatMulCo
     // whose subgroup arithmetic is turned off (vk_workarounds.h).
     c.row_per_invocation = o.row_per_invocation >= 0
                                ? o.row_per_invocation
-                               : (device.type == DeviceType::Cpu || !device.subgroup_reductions());
+                               : (device.cpu_kernels || !device.subgroup_reductions());
     if (c.row_per_invocation != 0) {
         // lavapipe runs 8 rows per SIMD instruction; a workgroup of 64 rows is a few of them.
         c.workgroup =
@@ -199,10 +199,9 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     const MatMulConfig c = matmul_config(props, a.weight_type, a.n, overrides);
     // Long prefills on GPUs: the shared-memory GEMM (not on CPU devices, where lavapipe pays for
     // every barrier and shared-memory access).
-    const bool tiled =
-        !a.repacked && matmul_tiles(props, a.k) &&
-        (overrides.tiled == 1 ||
-         (overrides.tiled < 0 && props.type != DeviceType::Cpu && a.n >= kTiledMinTokens));
+    const bool tiled = !a.repacked && matmul_tiles(props, a.k) &&
+                       (overrides.tiled == 1 ||
+                        (overrides.tiled < 0 && !props.cpu_kernels && a.n >= kTiledMinTokens));
     // The row-per-invocation kernels (CPU devices) read the input from a uniform buffer when
     // all of it fits one (decode, short prompts): llvmpipe loads those without a loop over the
     // lanes.
