@@ -5,13 +5,17 @@
 // backends (and llama.cpp) compute the same model. FORMAT (specialization constant):
 //   0 Q8_0: blocks of 32, d = amax / 127 stored as fp16, q = x / d rounded half away from zero;
 //   1 Q8_K: blocks of 256, iscale = -127 / (the element of largest magnitude), q = x * iscale
-//     rounded half to even, at most 127, d = 1 / iscale (f32).
+//     rounded half to even, at most 127, d = 1 / iscale (f32);
+//   2 Q8_0 packed, for the integer dot-product matmuls: the same blocks as 0, written as they are
+//     (not multiplied out): per row cols / 4 words of four int8 quants, then cols / 32 words of
+//     f32 scales. Offsets and strides are then in words.
 // One invocation per block: no barriers or shared memory, which CPU devices pay dearly for.
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint FORMAT = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(std430, set = 0, binding = 1) writeonly buffer Y { float y[]; };
+layout(std430, set = 0, binding = 1) writeonly buffer YPacked { uint yq[]; };
 
 layout(push_constant) uniform Params {
     uint rows;
@@ -22,7 +26,7 @@ layout(push_constant) uniform Params {
     uint y_stride;
 } p;
 
-const uint BLOCK = FORMAT == 0u ? 32u : 256u;
+const uint BLOCK = FORMAT == 1u ? 256u : 32u;
 
 // float -> fp16 -> float with round-to-nearest-even, in integer operations (the conversion
 // instructions' rounding is left to the implementation). For the positive normal and subnormal
@@ -54,7 +58,23 @@ void main() {
     const uint xb = p.x_offset + row * p.x_stride + (id % blocks_per_row) * BLOCK;
     const uint yb = p.y_offset + row * p.y_stride + (id % blocks_per_row) * BLOCK;
 
-    if (FORMAT == 0u) {
+    if (FORMAT == 2u) {
+        const uint b = id % blocks_per_row;
+        const uint row_base = p.y_offset + row * p.y_stride;
+        float amax = 0.0;
+        for (uint j = 0; j < BLOCK; ++j) amax = max(amax, abs(x[xb + j]));
+        const float d = amax / 127.0;
+        const float id_ = d != 0.0 ? 1.0 / d : 0.0;
+        for (uint w = 0; w < BLOCK / 4u; ++w) {
+            uint word = 0u;
+            for (uint e = 0; e < 4u; ++e) {
+                const int q = int(round_half_away(x[xb + 4u * w + e] * id_));
+                word |= (uint(q) & 0xffu) << (8u * e);
+            }
+            yq[row_base + b * (BLOCK / 4u) + w] = word;
+        }
+        yq[row_base + p.cols / 4u + b] = floatBitsToUint(round_to_half(d));
+    } else if (FORMAT == 0u) {
         float amax = 0.0;
         for (uint j = 0; j < BLOCK; ++j) amax = max(amax, abs(x[xb + j]));
         const float d = amax / 127.0;

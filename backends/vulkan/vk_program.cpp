@@ -47,7 +47,7 @@ VkProgram::VkProgram(Context& ctx, const graph::Graph& g, int device, WeightStor
             rounded_slot_ = std::max(rounded_slot_, static_cast<int64_t>(g[n.inputs[0]].bytes()));
     rounded_slot_ = (rounded_slot_ + 255) / 256 * 256;
     rounded_ =
-        ctx_.memory().allocate(static_cast<VkDeviceSize>(std::max<int64_t>(2 * rounded_slot_, 16)));
+        ctx_.memory().allocate(static_cast<VkDeviceSize>(std::max<int64_t>(3 * rounded_slot_, 16)));
     if (!ctx_.memory().host_visible(MemoryUse::Device)) {
         upload_ = ctx_.memory().allocate(positions_upload_offset() + g[g.positions].bytes(),
                                          MemoryUse::Upload);
@@ -268,18 +268,22 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
     in.plain = node(x_id);
     const Node& x = g_[x_id];
     const int64_t bytes = static_cast<int64_t>(x.bytes());
-    bool used[2] = {false, false};
+    bool used[3] = {false, false, false};
     for (DType t : weights) {
         const DType f = activation_type(t);
         if (f == DType::F32) {
             in.reads.push_back(arena_access(x_id));
             continue;
         }
-        const int slot = f == DType::Q8_0 ? 0 : 1;
-        const Access where{kRounded, slot * rounded_slot_, slot * rounded_slot_ + bytes};
+        // Slots: Q8_0 and Q8_K blocks multiplied out, and Q8_0 blocks packed for the integer
+        // dot-product kernels (smaller than the floats they come from).
+        const bool packed = matmul_int_dot(ctx_.props(), t);
+        const int slot = packed ? 2 : f == DType::Q8_0 ? 0 : 1;
+        const int64_t slot_bytes = packed ? 4 * x.rows * q8_0_packed_words(x.cols) : bytes;
+        const Access where{kRounded, slot * rounded_slot_, slot * rounded_slot_ + slot_bytes};
         in.reads.push_back(where);
-        Bound& out = slot == 0 ? in.q8_0 : in.q8_k;
-        out = bind(rounded_, slot * rounded_slot_, bytes);
+        Bound& out = packed ? in.q8_0_packed : slot == 0 ? in.q8_0 : in.q8_k;
+        out = bind(rounded_, slot * rounded_slot_, slot_bytes);
         if (used[slot]) continue;
         used[slot] = true;
         const Access reads[] = {arena_access(x_id)};
@@ -293,6 +297,7 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
         a.x_offset = in.plain.offset;
         a.y = out.range;
         a.y_offset = out.offset;
+        a.packed = packed;
         record_round_activations(ctx_, *seq_, a);
         label_dispatches("round_activations");
     }
@@ -325,13 +330,15 @@ void VkProgram::record_matmul_group(NodeId leader) {
 void VkProgram::record_one_matmul(const MatMulInputs& in, NodeId weight_id, int64_t rows,
                                   const Bound& y, const Bound& bias) {
     const Node& w = g_[weight_id];
-    const Bound& x = in.for_weight(w.dtype);
+    const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
+    const bool packed = matmul_int_dot(ctx_.props(), w.dtype) && !weight.repacked;
+    const Bound& x = packed ? in.q8_0_packed : in.for_weight(w.dtype);
     MatMulArgs a;
+    a.x_packed = packed;
     a.weight_type = w.dtype;
     a.m = w.rows;
     a.k = w.cols;
     a.n = rows;
-    const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
     a.w = weight.allocation.range();
     a.repacked = weight.repacked;
     a.x = x.range;

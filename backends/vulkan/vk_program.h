@@ -79,7 +79,7 @@ class VkProgram final : public Executable {
     void label_dispatches(const std::string& label);
     // The matmuls' input: x itself, or x rounded to each activation format `weights` need.
     struct MatMulInputs {
-        Bound plain, q8_0, q8_k;
+        Bound plain, q8_0, q8_k, q8_0_packed;
         std::vector<Access> reads;
         const Bound& for_weight(DType weight_type) const;
     };

@@ -99,27 +99,35 @@ std::string test_matmul(Context& ctx, DType type) {
     Allocation packed;
     if (repacks) packed = upload_repacked(ctx, type, wq.data(), m, k);
     // Decode, a short prompt, and (where a GPU would use it) a prefill long enough for the
-    // tiled GEMM; then the repacked layout, where the device repacks.
+    // tiled GEMM; then the repacked layout, where the device repacks, and the integer
+    // dot-product kernel (activations quantized to packed Q8_0 first), where the device has it.
     struct Run {
         int64_t n;
         bool repacked;
+        bool int_dot;
     };
-    std::vector<Run> runs = {{1, false}, {5, false}};
+    std::vector<Run> runs = {{1, false, false}, {5, false, false}};
     if (!ctx.props().cpu_kernels && matmul_tiles(ctx.props(), k))
-        runs.push_back({kTiledMinTokens + 1, false});
-    if (repacks) runs.insert(runs.end(), {{1, true}, {5, true}});
-    for (const auto& [n, repacked] : runs) {
+        runs.push_back({kTiledMinTokens + 1, false, false});
+    if (repacks) runs.insert(runs.end(), {{1, true, false}, {5, true, false}});
+    if (matmul_int_dot(ctx.props(), type))
+        runs.insert(runs.end(), {{1, false, true}, {5, false, true}});
+    for (const auto& [n, repacked, int_dot] : runs) {
         std::vector<float> x =
             random_floats(static_cast<size_t>(n * k), 2 + static_cast<uint64_t>(n));
         const Allocation xa = upload(ctx, x);
-        // Half-precision weights multiply activations rounded to their precision.
-        if (type == DType::F16 || type == DType::BF16) {
-            std::vector<uint8_t> tmp(row_bytes(type, k));
+        // Half-precision weights multiply activations rounded to their precision; the integer
+        // kernel, activations rounded to Q8_0 blocks.
+        const DType rounding = int_dot ? DType::Q8_0 : type;
+        if (int_dot || type == DType::F16 || type == DType::BF16) {
+            std::vector<uint8_t> tmp(row_bytes(rounding, k));
             for (int64_t t = 0; t < n; ++t) {
-                quantize_row(type, x.data() + t * k, tmp.data(), k);
-                dequantize_row(type, tmp.data(), x.data() + t * k, k);
+                quantize_row(rounding, x.data() + t * k, tmp.data(), k);
+                dequantize_row(rounding, tmp.data(), x.data() + t * k, k);
             }
         }
+        const Allocation qa =
+            ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * q8_0_packed_words(k)));
         std::vector<double> want(static_cast<size_t>(n * m)), tol(want.size());
         for (int64_t t = 0; t < n; ++t)
             for (int64_t r = 0; r < m; ++r) {
@@ -135,6 +143,17 @@ std::string test_matmul(Context& ctx, DType type) {
             }
         const Allocation ya = ctx.memory().allocate(static_cast<VkDeviceSize>(n * m * 4));
         run(ctx, [&](Sequence& seq) {
+            if (int_dot) {
+                RoundActivationsArgs r;
+                r.format = DType::Q8_0;
+                r.packed = true;
+                r.rows = n;
+                r.cols = k;
+                r.x = xa.range();
+                r.y = qa.range();
+                record_round_activations(ctx, seq, r);
+                seq.barrier();
+            }
             MatMulArgs a;
             a.weight_type = type;
             a.m = m;
@@ -142,12 +161,15 @@ std::string test_matmul(Context& ctx, DType type) {
             a.n = n;
             a.w = repacked ? packed.range() : wa.range();
             a.repacked = repacked;
-            a.x = xa.range();
+            a.x = int_dot ? qa.range() : xa.range();
+            a.x_packed = int_dot;
             a.y = ya.range();
             record_matmul(ctx, seq, a);
         });
         const std::string err = compare(download(ctx, ya, want.size()), want, tol);
-        if (!err.empty()) return str_cat(n, " token(s)", repacked ? ", repacked: " : ": ", err);
+        if (!err.empty())
+            return str_cat(n, " token(s)", repacked ? ", repacked" : "",
+                           int_dot ? ", integer dot products" : "", ": ", err);
     }
     return "";
 }

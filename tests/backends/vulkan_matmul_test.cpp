@@ -23,6 +23,7 @@
 
 #include "backends/vulkan/ops/vk_embed.h"
 #include "backends/vulkan/ops/vk_matmul.h"
+#include "backends/vulkan/ops/vk_round_activations.h"
 #include "backends/vulkan/vk_context.h"
 #include "backends/vulkan/vk_memory.h"
 #include "backends/vulkan/vk_sequence.h"
@@ -271,6 +272,60 @@ TEST_F(VulkanMatMul, TiledGemmMatchesTheReference) {
                     const auto x = random_floats(static_cast<size_t>(n * k), rng);
                     expect_close(matmul(t, w, x, m, k, n, tiled),
                                  reference_matmul(t, w, x, m, k, n), m);
+                    if (HasFailure()) return;
+                }
+            }
+        }
+    }
+}
+
+TEST_F(VulkanMatMul, IntegerDotProductsMatchTheReference) {
+    // Activations quantized to packed Q8_0 blocks by round_activations, then Q8_0 and Q4_0
+    // weights multiplied with integer dot products (the GPUs' kernel, forced on any device with
+    // VK_KHR_shader_integer_dot_product): the reference multiplies the same rounded activations.
+    if (!ctx().props().int8_dot) GTEST_SKIP() << "the device has no integer dot product";
+    std::mt19937 rng(77);
+    for (DType t : {DType::Q8_0, DType::Q4_0}) {
+        for (int64_t k : {32, 96, 576}) {
+            for (int64_t m : {1, 67}) {
+                for (int64_t n : {1, 3, 7}) {
+                    SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n));
+                    const auto w = random_weights(t, m, k, rng);
+                    const auto x = random_floats(static_cast<size_t>(n * k), rng);
+                    std::vector<float> rounded(x.size());
+                    std::vector<uint8_t> q8(row_bytes(DType::Q8_0, k));
+                    for (int64_t tok = 0; tok < n; ++tok) {
+                        quantize_row(DType::Q8_0, x.data() + tok * k, q8.data(), k);
+                        dequantize_row(DType::Q8_0, q8.data(), rounded.data() + tok * k, k);
+                    }
+                    Allocation wa = upload(w);
+                    Allocation xa = upload(x);
+                    Allocation qa =
+                        ctx().memory().allocate(static_cast<size_t>(n * q8_0_packed_words(k)) * 4);
+                    Allocation ya = ctx().memory().allocate(static_cast<size_t>(m * n) * 4);
+                    run([&](Sequence& seq) {
+                        RoundActivationsArgs r;
+                        r.format = DType::Q8_0;
+                        r.packed = true;
+                        r.rows = n;
+                        r.cols = k;
+                        r.x = xa.range();
+                        r.y = qa.range();
+                        record_round_activations(ctx(), seq, r);
+                        seq.barrier();
+                        MatMulArgs a;
+                        a.weight_type = t;
+                        a.m = m;
+                        a.k = k;
+                        a.n = n;
+                        a.w = wa.range();
+                        a.x = qa.range();
+                        a.x_packed = true;
+                        a.y = ya.range();
+                        record_matmul(ctx(), seq, a, kTiles);
+                    });
+                    expect_close(download(ya, static_cast<size_t>(m * n)),
+                                 reference_matmul(t, w, rounded, m, k, n), m);
                     if (HasFailure()) return;
                 }
             }

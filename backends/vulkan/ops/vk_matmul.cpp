@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backends/vulkan/ops/vk_op_util.h"
+#include "backends/vulkan/ops/vk_round_activations.h"
 #include "core/error.h"
 #include "core/fp16.h"
 
@@ -79,6 +80,15 @@ size_t repacked_quant_bytes(DType t) {
 
 bool matmul_supports(DType weight_type) {
     return shader_name(weight_type) != nullptr;
+}
+
+bool matmul_dot_type(DType weight_type) {
+    return weight_type == DType::Q8_0 || weight_type == DType::Q4_0;
+}
+
+bool matmul_int_dot(const DeviceProps& device, DType weight_type) {
+    return matmul_dot_type(weight_type) && device.int8_dot && device.subgroup_reductions() &&
+           !device.cpu_kernels;
 }
 
 bool matmul_tiles(const DeviceProps& device, int64_t k) {
@@ -170,7 +180,12 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         fail("internal: Vulkan matmul weight offset not 2-byte aligned");
     if (a.repacked && (a.w_offset % 16 != 0 || a.w.offset % 16 != 0))
         fail("internal: Vulkan matmul repacked weights not 16-byte aligned");
-    const int64_t x_stride = a.x_stride < 0 ? a.k : a.x_stride;
+    if (a.x_packed && (a.repacked || !matmul_dot_type(a.weight_type) || !ctx.props().int8_dot))
+        fail("internal: Vulkan integer dot-product matmul for ", dtype_name(a.weight_type),
+             a.repacked ? " (repacked)" : "", ctx.props().int8_dot ? "" : " without int8 dot");
+    // One token's input: k floats, or its packed Q8_0 blocks in words.
+    const int64_t x_row = a.x_packed ? q8_0_packed_words(a.k) : a.k;
+    const int64_t x_stride = a.x_stride < 0 ? x_row : a.x_stride;
     const int64_t y_stride = a.y_stride < 0 ? a.m : a.y_stride;
     const bool has_bias = a.bias.buffer != VK_NULL_HANDLE;
 
@@ -182,7 +197,7 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         static_cast<int64_t>(a.w.offset + a.w.size) < (w_start + a.m * rb + 3) / 4 * 4)
         fail("internal: Vulkan matmul weight binding holds ", a.w.size, " bytes, needs ",
              a.w_offset + a.m * rb, " and the rest of the last word");
-    need_bytes(a.x, 4 * (a.x_offset + (a.n - 1) * x_stride + a.k), kOp, "input");
+    need_bytes(a.x, 4 * (a.x_offset + (a.n - 1) * x_stride + x_row), kOp, "input");
     need_bytes(a.y, 4 * (a.y_offset + (a.n - 1) * y_stride + a.m), kOp, "output");
     if (has_bias) need_bytes(a.bias, 4 * (a.bias_offset + a.m), kOp, "bias");
 
@@ -196,17 +211,18 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             overrides.tokens != 0 ? overrides.tokens : 4,
             static_cast<uint32_t>(std::min<int64_t>(std::max<int64_t>(a.n, 1), 4)));
     }
+    if (a.x_packed) overrides.row_per_invocation = 0;  // matmul_dot.comp: the GPU layout
     const MatMulConfig c = matmul_config(props, a.weight_type, a.n, overrides);
     // Long prefills on GPUs: the shared-memory GEMM (not on CPU devices, where lavapipe pays for
     // every barrier and shared-memory access).
-    const bool tiled = !a.repacked && matmul_tiles(props, a.k) &&
+    const bool tiled = !a.repacked && !a.x_packed && matmul_tiles(props, a.k) &&
                        (overrides.tiled == 1 ||
                         (overrides.tiled < 0 && !props.cpu_kernels && a.n >= kTiledMinTokens));
     // The row-per-invocation kernels (CPU devices) read the input from a uniform buffer when
     // all of it fits one (decode, short prompts): llvmpipe loads those without a loop over the
     // lanes.
     const uint64_t ux_align = std::max<uint64_t>(props.min_uniform_buffer_offset_alignment, 16);
-    const uint64_t x_bytes = 4 * static_cast<uint64_t>((a.n - 1) * x_stride + a.k);
+    const uint64_t x_bytes = 4 * static_cast<uint64_t>((a.n - 1) * x_stride + x_row);
     const bool x_uniform = !tiled && c.row_per_invocation != 0 &&
                            props.max_uniform_buffer_range >= kUniformInputBytes &&
                            x_bytes + ux_align <= kUniformInputBytes &&
@@ -216,6 +232,9 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                       sizeof(MatMulPush),
                       {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation)}};
     if (tiled) desc = {std::string(shader) + "_tiled", 4, sizeof(MatMulPush), {kTiledThreads}};
+    if (a.x_packed)
+        desc = {
+            std::string(shader) + "_dot", 4, sizeof(MatMulPush), {c.workgroup, c.rows, c.tokens}};
     if (x_uniform) desc.uniform_buffers = 1u << 1;
     const Pipeline& pipeline = ctx.pipelines().get(desc);
     // Rows and tokens one workgroup computes.
@@ -229,7 +248,8 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     const int64_t rows_per =
         std::min(a.m, binding::items_per_binding(props, c.max_binding, rb, rb, "weight row"));
     const int64_t tokens_per = std::min(
-        {a.n, binding::items_per_binding(props, c.max_binding, 4 * a.k, 4 * x_stride, "input row"),
+        {a.n,
+         binding::items_per_binding(props, c.max_binding, 4 * x_row, 4 * x_stride, "input row"),
          binding::items_per_binding(props, c.max_binding, 4 * rows_per, 4 * y_stride, "output row"),
          static_cast<int64_t>(props.max_workgroup_count[1]) * tokens_per_group});
 
@@ -249,7 +269,7 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             const int64_t nt = std::min(tokens_per, a.n - t0);
             uint64_t x_skip = 0, y_skip = 0;
             BufferRange x = binding::part(props, a.x, 4 * (a.x_offset + t0 * x_stride),
-                                          4 * ((nt - 1) * x_stride + a.k), x_skip);
+                                          4 * ((nt - 1) * x_stride + x_row), x_skip);
             if (x_uniform) {  // the same part, at the uniform-buffer offset alignment
                 const uint64_t start =
                     a.x.offset + 4 * static_cast<uint64_t>(a.x_offset + t0 * x_stride);

@@ -27,6 +27,10 @@ struct MatMulArgs {
     int64_t y_offset = 0;
     int64_t y_stride = -1;    // -1: m
     int64_t bias_offset = 0;  // floats
+    // x holds activations quantized to Q8_0 blocks in round_activations' packed layout (int8
+    // quants, then f32 scales; x_offset and x_stride count 32-bit words): the integer
+    // dot-product kernel (shaders/matmul_dot.comp) multiplies them, Q8_0 and Q4_0 weights only.
+    bool x_packed = false;
     // The weights are in the layout repack_for_matmul writes (w_offset and w.offset then a
     // multiple of 16), not GGUF's; only for types matmul_repacks accepts.
     bool repacked = false;
@@ -58,6 +62,13 @@ constexpr int64_t kTiledMinTokens = 16;
 // Whether the device and shape allow the tiled GEMM: 256 threads and 32 KiB of shared memory per
 // workgroup, and whole 8-element chunks per row (every quantized k; float rows of k % 8 == 0).
 bool matmul_tiles(const DeviceProps& device, int64_t k);
+
+// Weight types with an integer dot-product kernel (activations quantized to Q8_0 blocks).
+bool matmul_dot_type(DType weight_type);
+// Whether matmuls with these weights take the integer dot-product kernel on this device: it has
+// VK_KHR_shader_integer_dot_product (not turned off by a workaround), subgroup reductions, and
+// takes the GPU layouts.
+bool matmul_int_dot(const DeviceProps& device, DType weight_type);
 
 bool matmul_supports(DType weight_type);
 
