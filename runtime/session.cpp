@@ -50,9 +50,9 @@ size_t Session::kv_cache_bytes() const {
     return total;
 }
 
-Session::StepWork Session::step_work(int64_t n_tokens) {
+Session::StepWork Session::step_work(int64_t n_tokens, bool greedy) {
     StepWork w;
-    for (const auto& exe : plan_for(n_tokens, Output::LastLogits).exes) {
+    for (const auto& exe : plan_for(n_tokens, greedy ? Output::Greedy : Output::LastLogits).exes) {
         if (!exe) continue;
         w.dispatches += exe->dispatches_per_step();
         w.submits += exe->submits_per_step();
@@ -66,8 +66,8 @@ size_t Session::device_memory_bytes() const {
     return total;
 }
 
-int64_t Session::fallback_nodes() {
-    const Plan& plan = plan_for(1, Output::LastLogits);
+int64_t Session::fallback_nodes(bool greedy) {
+    const Plan& plan = plan_for(1, greedy ? Output::Greedy : Output::LastLogits);
     int64_t count = 0;
     for (const graph::Node& n : plan.graph.nodes)
         if (!n.dead && n.op != graph::Op::Weight && n.op != graph::Op::Input && n.device > 0)

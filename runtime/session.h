@@ -33,14 +33,15 @@ class Session {
     // Why `auto` passed over better backends ("vulkan: no Vulkan device ...", or the error that
     // made it give up a device before the first step); empty if it did not.
     const std::string& backend_notice() const { return backend_notice_; }
-    // Live nodes of the decode graph that the chosen backend refused, run by the CPU instead.
-    int64_t fallback_nodes();
-    // Device work of one step of n tokens (GPU backends; zeros on the CPU): kernel dispatches and
-    // queue submits, summed over the devices the step runs on.
+    // Live nodes of the decode graph (eval_greedy's if greedy) that the chosen backend refused,
+    // run by the CPU instead.
+    int64_t fallback_nodes(bool greedy = false);
+    // Device work of one step of n tokens (eval_greedy's if greedy; GPU backends, zeros on the
+    // CPU): kernel dispatches and queue submits, summed over the devices the step runs on.
     struct StepWork {
         size_t dispatches = 0, submits = 0;
     };
-    StepWork step_work(int64_t n_tokens);
+    StepWork step_work(int64_t n_tokens, bool greedy = false);
     int64_t n_ctx() const { return n_ctx_; }
     int64_t n_past() const { return n_past_; }
     size_t kv_cache_bytes() const;

@@ -134,11 +134,13 @@ int run(const Args& a) {
         j["arena_bytes"] = session.arena_bytes();
         if (session.device_memory_bytes() > 0)
             j["device_memory_bytes"] = session.device_memory_bytes();
-        if (const Session::StepWork w = session.step_work(1); w.dispatches > 0) {
+        // The decode step generation ran (ending in the argmax when greedy).
+        const bool greedy = sampler.plain_greedy();
+        if (const Session::StepWork w = session.step_work(1, greedy); w.dispatches > 0) {
             j["dispatches_per_token"] = w.dispatches;
             j["submits_per_token"] = w.submits;
         }
-        if (const int64_t n = session.fallback_nodes(); n > 0) j["cpu_fallback_nodes"] = n;
+        if (const int64_t n = session.fallback_nodes(greedy); n > 0) j["cpu_fallback_nodes"] = n;
         j["seed"] = sampler.seed();
         std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {

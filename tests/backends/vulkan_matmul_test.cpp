@@ -156,7 +156,7 @@ std::vector<float> spread(const std::vector<float>& x, int64_t k, int64_t n, int
 }
 
 class VulkanMatMul : public test::VulkanContextTest {
-  protected:
+  public:
     // y [n, m] for contiguous x and y.
     std::vector<float> matmul(DType t, const std::vector<uint8_t>& w, const std::vector<float>& x,
                               int64_t m, int64_t k, int64_t n, MatMulConfig config = {}) {
@@ -175,6 +175,7 @@ class VulkanMatMul : public test::VulkanContextTest {
         return download(ya, static_cast<size_t>(m * n));
     }
 
+  protected:
     // What a binding needs beyond its payload: the offset aligned down, rounding to words.
     uint64_t slack() {
         return std::max<uint64_t>(ctx().props().min_storage_buffer_offset_alignment, 4) + 4;
@@ -214,22 +215,28 @@ TEST_F(VulkanMatMul, SupportsEveryWeightType) {
     EXPECT_FALSE(embed_supports(DType::I32));
 }
 
+// Every k x m x n shape for weights of type t against the reference, dispatched with
+// `config`; false after the first failing shape.
+bool shapes_match(VulkanMatMul& test, DType t, const std::vector<int64_t>& ks,
+                  const std::vector<int64_t>& ms, const std::vector<int64_t>& ns,
+                  const MatMulConfig& config, std::mt19937& rng) {
+    for (int64_t k : ks)
+        for (int64_t m : ms)
+            for (int64_t n : ns) {
+                SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n));
+                const auto w = random_weights(t, m, k, rng);
+                const auto x = random_floats(static_cast<size_t>(n * k), rng);
+                expect_close(test.matmul(t, w, x, m, k, n, config),
+                             reference_matmul(t, w, x, m, k, n), m);
+                if (::testing::Test::HasFailure()) return false;
+            }
+    return true;
+}
+
 TEST_F(VulkanMatMul, EveryTypeMatchesTheReferenceOnOddShapes) {
     std::mt19937 rng(1234);
-    for (DType t : kTypes) {
-        for (int64_t k : test_ks(t)) {
-            for (int64_t m : {1, 5, 67}) {
-                for (int64_t n : {1, 3, 7}) {
-                    SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n));
-                    const auto w = random_weights(t, m, k, rng);
-                    const auto x = random_floats(static_cast<size_t>(n * k), rng);
-                    expect_close(matmul(t, w, x, m, k, n, kTiles),
-                                 reference_matmul(t, w, x, m, k, n), m);
-                    if (HasFailure()) return;
-                }
-            }
-        }
-    }
+    for (DType t : kTypes)
+        if (!shapes_match(*this, t, test_ks(t), {1, 5, 67}, {1, 3, 7}, kTiles, rng)) return;
 }
 
 TEST_F(VulkanMatMul, GpuLayoutMatchesTheReference) {
@@ -238,18 +245,8 @@ TEST_F(VulkanMatMul, GpuLayoutMatchesTheReference) {
     std::mt19937 rng(99);
     MatMulConfig gpu = kTiles;
     gpu.row_per_invocation = 0;
-    for (DType t : kTypes) {
-        const int64_t k = test_ks(t).back();
-        for (int64_t m : {5, 67}) {
-            for (int64_t n : {1, 7}) {
-                SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n));
-                const auto w = random_weights(t, m, k, rng);
-                const auto x = random_floats(static_cast<size_t>(n * k), rng);
-                expect_close(matmul(t, w, x, m, k, n, gpu), reference_matmul(t, w, x, m, k, n), m);
-                if (HasFailure()) return;
-            }
-        }
-    }
+    for (DType t : kTypes)
+        if (!shapes_match(*this, t, {test_ks(t).back()}, {5, 67}, {1, 7}, gpu, rng)) return;
 }
 
 TEST_F(VulkanMatMul, TiledGemmMatchesTheReference) {
@@ -264,18 +261,7 @@ TEST_F(VulkanMatMul, TiledGemmMatchesTheReference) {
                                         : dtype_traits(t).block_size == 256
                                             ? std::vector<int64_t>{256, 512}
                                             : std::vector<int64_t>{32, 576};
-        for (int64_t k : ks) {
-            for (int64_t m : {1, 67}) {
-                for (int64_t n : {5, 40}) {
-                    SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n));
-                    const auto w = random_weights(t, m, k, rng);
-                    const auto x = random_floats(static_cast<size_t>(n * k), rng);
-                    expect_close(matmul(t, w, x, m, k, n, tiled),
-                                 reference_matmul(t, w, x, m, k, n), m);
-                    if (HasFailure()) return;
-                }
-            }
-        }
+        if (!shapes_match(*this, t, ks, {1, 67}, {5, 40}, tiled, rng)) return;
     }
 }
 
