@@ -232,16 +232,65 @@ NodeId VkProgram::norm_after_add(NodeId add) const {
 
 void VkProgram::record_add_norm(NodeId add, NodeId norm) {
     const Node& a = g_[add];
-    const Access reads[] = {arena_access(a.inputs[0]), arena_access(a.inputs[1])};
-    const Access writes[] = {arena_access(add), arena_access(norm)};
-    sync(reads, writes);
     RmsNormArgs r = norm_args(norm, a.inputs[0]);
     const Bound b = node(a.inputs[1]), sum = node(add);
     r.b = b.range;
     r.b_offset = b.offset;
     r.sum = sum.range;
     r.sum_offset = sum.offset;
+    const std::optional<Rounding> rounding = round_norm_output(norm, r);
+    const Access reads[] = {arena_access(a.inputs[0]), arena_access(a.inputs[1])};
+    std::vector<Access> writes = {arena_access(add), arena_access(norm)};
+    if (rounding) writes.push_back(rounded_access(*rounding, g_[norm]));
+    sync(reads, writes);
     record_rms_norm(ctx_, *seq_, r);
+    if (rounding) rounded_from_[rounding->slot()] = norm;
+}
+
+std::optional<VkProgram::Rounding> VkProgram::rounding_for(DType weight_type) const {
+    const DType f = activation_type(weight_type);
+    if (f == DType::F32) return std::nullopt;
+    return Rounding{f, matmul_int_dot(ctx_.props(), weight_type)};
+}
+
+std::optional<VkProgram::Rounding> VkProgram::common_rounding(NodeId x) const {
+    std::optional<Rounding> common;
+    bool any = false;
+    for (const Node& n : g_.nodes) {
+        if (n.dead || n.device != device_ ||
+            std::find(n.inputs.begin(), n.inputs.end(), x) == n.inputs.end())
+            continue;
+        if ((n.op != Op::MatMul && n.op != Op::GatedMatMul) || n.inputs[0] != x)
+            return std::nullopt;
+        for (size_t w = 1; w < (n.op == Op::GatedMatMul ? 3u : 2u); ++w) {
+            const std::optional<Rounding> r = rounding_for(g_[n.inputs[w]].dtype);
+            if (!r || (any && !(common == r))) return std::nullopt;
+            common = r;
+            any = true;
+        }
+    }
+    return common;
+}
+
+std::optional<VkProgram::Rounding> VkProgram::round_norm_output(NodeId norm, RmsNormArgs& a) {
+    const std::optional<Rounding> r = common_rounding(norm);
+    if (!r) return std::nullopt;
+    const Node& n = g_[norm];
+    const Bound out = bind(rounded_, r->slot() * rounded_slot_, rounding_bytes(*r, n));
+    a.rounded = out.range;
+    a.rounded_offset = out.offset;
+    a.round_format = r->format;
+    a.round_packed = r->packed;
+    return r;
+}
+
+int64_t VkProgram::rounding_bytes(const Rounding& r, const Node& x) const {
+    return r.packed ? 4 * x.rows * q8_0_packed_words(x.cols) : static_cast<int64_t>(x.bytes());
+}
+
+VkProgram::Access VkProgram::rounded_access(const Rounding& r, const Node& x) const {
+    const int64_t begin = r.slot() * rounded_slot_;
+    return {kRounded, begin, begin + rounding_bytes(r, x)};
 }
 
 RmsNormArgs VkProgram::norm_args(NodeId norm, NodeId x_id) const {
@@ -267,7 +316,6 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
     MatMulInputs in;
     in.plain = node(x_id);
     const Node& x = g_[x_id];
-    const int64_t bytes = static_cast<int64_t>(x.bytes());
     bool used[3] = {false, false, false};
     for (DType t : weights) {
         const DType f = activation_type(t);
@@ -275,17 +323,17 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
             in.reads.push_back(arena_access(x_id));
             continue;
         }
-        // Slots: Q8_0 and Q8_K blocks multiplied out, and Q8_0 blocks packed for the integer
-        // dot-product kernels (smaller than the floats they come from).
-        const bool packed = matmul_int_dot(ctx_.props(), t);
-        const int slot = packed ? 2 : f == DType::Q8_0 ? 0 : 1;
-        const int64_t slot_bytes = packed ? 4 * x.rows * q8_0_packed_words(x.cols) : bytes;
-        const Access where{kRounded, slot * rounded_slot_, slot * rounded_slot_ + slot_bytes};
+        const Rounding r = *rounding_for(t);
+        const bool packed = r.packed;
+        const int slot = r.slot();
+        const Access where = rounded_access(r, x);
         in.reads.push_back(where);
         Bound& out = packed ? in.q8_0_packed : slot == 0 ? in.q8_0 : in.q8_k;
-        out = bind(rounded_, slot * rounded_slot_, slot_bytes);
-        if (used[slot]) continue;
+        out = bind(rounded_, where.begin, where.end - where.begin);
+        // Rounded already: by an earlier group, or by the norm that wrote x.
+        if (used[slot] || rounded_from_[slot] == x_id) continue;
         used[slot] = true;
+        rounded_from_[slot] = x_id;
         const Access reads[] = {arena_access(x_id)};
         const Access writes[] = {where};
         sync(reads, writes);
@@ -410,10 +458,15 @@ void VkProgram::record_node(NodeId id) {
             return;
         }
         case Op::RmsNorm:
-        case Op::RmsNormMul:
+        case Op::RmsNormMul: {
+            RmsNormArgs a = norm_args(id, n.inputs[0]);
+            const std::optional<Rounding> r = round_norm_output(id, a);
+            if (r) writes.push_back(rounded_access(*r, n));
             sync(reads, writes);
-            record_rms_norm(ctx_, *seq_, norm_args(id, n.inputs[0]));
+            record_rms_norm(ctx_, *seq_, a);
+            if (r) rounded_from_[r->slot()] = id;
             return;
+        }
         case Op::Add:
         case Op::Mul:
         case Op::Silu:

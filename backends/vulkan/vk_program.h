@@ -10,6 +10,7 @@
 // token t attends to rows 0 ..= positions[t]), so nothing is re-recorded per step.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -72,6 +73,22 @@ class VkProgram final : public Executable {
     // run as one dispatch; kNoNode if there is none.
     graph::NodeId norm_after_add(graph::NodeId add) const;
     void record_add_norm(graph::NodeId add, graph::NodeId norm);
+    // How matmuls take their input: rounded to Q8_0 or Q8_K blocks multiplied out, or Q8_0
+    // blocks packed for the integer dot-product kernels; one slot of rounded_ each.
+    struct Rounding {
+        DType format = DType::Q8_0;
+        bool packed = false;
+        int slot() const { return packed ? 2 : format == DType::Q8_0 ? 0 : 1; }
+        bool operator==(const Rounding&) const = default;
+    };
+    std::optional<Rounding> rounding_for(DType weight_type) const;  // none: float activations
+    // The rounding every consumer of x on this device takes, when all are matmuls taking one.
+    std::optional<Rounding> common_rounding(graph::NodeId x) const;
+    // Makes the norm's dispatch also write its output rounded as its matmuls take it (when they
+    // agree on one rounding), so they need no rounding dispatch; returns that rounding.
+    std::optional<Rounding> round_norm_output(graph::NodeId norm, RmsNormArgs& args);
+    int64_t rounding_bytes(const Rounding& r, const graph::Node& x) const;
+    Access rounded_access(const Rounding& r, const graph::Node& x) const;
     // The arguments of RmsNorm(Mul) node `norm` reading its input from `x`.
     RmsNormArgs norm_args(graph::NodeId norm, graph::NodeId x) const;
     void print_profile() const;
@@ -100,8 +117,10 @@ class VkProgram final : public Executable {
     Allocation scratch_;        // the up projection of gated matmuls
     Allocation rounded_;        // matmul inputs rounded to Q8_0 and to Q8_K, one slot each
     int64_t rounded_slot_ = 0;  // bytes
-    Allocation upload_;         // staged step inputs (devices without unified memory)
-    Allocation readback_;       // the staged output (logits, or the greedy token ids)
+    // The node whose rounding each slot of rounded_ holds at this point of the recording.
+    graph::NodeId rounded_from_[3] = {graph::kNoNode, graph::kNoNode, graph::kNoNode};
+    Allocation upload_;    // staged step inputs (devices without unified memory)
+    Allocation readback_;  // the staged output (logits, or the greedy token ids)
     struct Segment {
         graph::NodeId first, last;  // node ids, last exclusive
         std::unique_ptr<Sequence> seq;

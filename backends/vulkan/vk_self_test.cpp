@@ -205,8 +205,9 @@ std::string test_embed(Context& ctx, DType type) {
     return compare(download(ctx, ya, want.size()), want, tolerance(want, 0, 1e-6));
 }
 
-// Plain, and with the residual add fused in front (a pipeline of its own): y = norm(x [+ b]) * w,
-// and the sum written out.
+// Plain, with the residual add fused in front, and each also rounding its output to Q8_0 blocks
+// (pipelines of their own): y = norm(x [+ b]) * w, the sum written out, the rounded copy equal
+// to the host's rounding of y.
 std::string test_rms_norm(Context& ctx) {
     const int64_t rows = 3, cols = 96;
     const float eps = 1e-5f;
@@ -214,7 +215,8 @@ std::string test_rms_norm(Context& ctx) {
     const std::vector<float> b = random_floats(static_cast<size_t>(rows * cols), 12);
     const std::vector<float> w = random_floats(static_cast<size_t>(cols), 5);
     const Allocation xa = upload(ctx, x), ba = upload(ctx, b), wa = upload(ctx, w);
-    for (bool add : {false, true}) {
+    for (int variant = 0; variant < 4; ++variant) {
+        const bool add = variant % 2 == 1, round = variant >= 2;
         std::vector<double> sum(x.size()), want(x.size());
         for (size_t i = 0; i < x.size(); ++i) sum[i] = add ? x[i] + b[i] : x[i];
         for (int64_t r = 0; r < rows; ++r) {
@@ -227,8 +229,10 @@ std::string test_rms_norm(Context& ctx) {
         }
         const Allocation ya = ctx.memory().allocate(x.size() * 4);
         const Allocation sa = ctx.memory().allocate(x.size() * 4);
+        const Allocation ra = ctx.memory().allocate(x.size() * 4);
         run(ctx, [&](Sequence& seq) {
             RmsNormArgs a;
+            if (round) a.rounded = ra.range();
             a.rows = rows;
             a.cols = cols;
             a.eps = eps;
@@ -241,11 +245,24 @@ std::string test_rms_norm(Context& ctx) {
             }
             record_rms_norm(ctx, seq, a);
         });
-        std::string err =
-            compare(download(ctx, ya, want.size()), want, tolerance(want, 1e-5, 1e-6));
+        const std::vector<float> y = download(ctx, ya, want.size());
+        std::string err = compare(y, want, tolerance(want, 1e-5, 1e-6));
         if (err.empty() && add)
             err = compare(download(ctx, sa, sum.size()), sum, tolerance(sum, 1e-7, 0));
-        if (!err.empty()) return str_cat(add ? "with the add: " : "", err);
+        if (err.empty() && round) {
+            std::vector<uint8_t> blocks(row_bytes(DType::Q8_0, cols));
+            std::vector<float> row(static_cast<size_t>(cols));
+            std::vector<double> rounded;
+            for (int64_t r = 0; r < rows; ++r) {
+                quantize_row(DType::Q8_0, y.data() + r * cols, blocks.data(), cols);
+                dequantize_row(DType::Q8_0, blocks.data(), row.data(), cols);
+                rounded.insert(rounded.end(), row.begin(), row.end());
+            }
+            err = compare(download(ctx, ra, rounded.size()), rounded, tolerance(rounded, 1e-6, 0));
+        }
+        if (!err.empty())
+            return str_cat(add ? "with the add" : "", round ? " rounding" : "",
+                           add || round ? ": " : "", err);
     }
     return "";
 }

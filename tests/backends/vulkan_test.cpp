@@ -27,6 +27,7 @@
 #include "backends/vulkan/ops/vk_kv_store.h"
 #include "backends/vulkan/ops/vk_matmul.h"
 #include "backends/vulkan/ops/vk_rms_norm.h"
+#include "backends/vulkan/ops/vk_round_activations.h"
 #include "backends/vulkan/vk_context.h"
 #include "backends/vulkan/vk_device.h"
 #include "backends/vulkan/vk_loader.h"
@@ -722,8 +723,93 @@ void check_rms_norm(Context& c) {
     }
 }
 
+// The norm's output rounded in the same dispatch (Q8_0, Q8_K, packed Q8_0), with and without the
+// add: bit for bit core/quant's rounding of the output the norm wrote.
+void check_rms_norm_rounding(Context& c) {
+    std::mt19937 rng(8);
+    struct Format {
+        DType type;
+        bool packed;
+    };
+    for (const Format f :
+         {Format{DType::Q8_0, false}, Format{DType::Q8_K, false}, Format{DType::Q8_0, true}}) {
+        for (int64_t cols : {256, 576}) {
+            if (cols % dtype_traits(f.type).block_size != 0 ||
+                (f.type == DType::Q8_K && cols != 256))
+                continue;
+            for (bool add : {false, true}) {
+                for (uint32_t wg : {0u, 3 * c.props().subgroup_size}) {
+                    SCOPED_TRACE(str_cat(dtype_name(f.type), f.packed ? " packed" : "",
+                                         " cols=", cols, " add=", add, " workgroup=", wg));
+                    const int64_t rows = 3;
+                    const auto x = random_floats(static_cast<size_t>(rows * cols), rng, -3, 3);
+                    const auto b = random_floats(x.size(), rng, -3, 3);
+                    const auto w = random_floats(static_cast<size_t>(cols), rng, 0.5f, 1.5f);
+                    const size_t bytes = x.size() * sizeof(float);
+                    Allocation xa = c.memory().allocate(bytes), ba = c.memory().allocate(bytes);
+                    Allocation wa = c.memory().allocate(w.size() * 4),
+                               ya = c.memory().allocate(bytes);
+                    Allocation sa = c.memory().allocate(bytes), ra = c.memory().allocate(bytes);
+                    c.write(xa, 0, x.data(), bytes);
+                    c.write(ba, 0, b.data(), bytes);
+                    c.write(wa, 0, w.data(), w.size() * 4);
+                    RmsNormArgs args;
+                    args.rows = rows;
+                    args.cols = cols;
+                    args.eps = 1e-5f;
+                    args.x = xa.range();
+                    args.w = wa.range();
+                    args.y = ya.range();
+                    if (add) {
+                        args.b = ba.range();
+                        args.sum = sa.range();
+                    }
+                    args.rounded = ra.range();
+                    args.round_format = f.type;
+                    args.round_packed = f.packed;
+                    Sequence seq(c.device());
+                    seq.begin();
+                    record_rms_norm(c, seq, args, wg);
+                    seq.end();
+                    seq.run();
+                    std::vector<float> y(x.size());
+                    c.read(ya, 0, y.data(), bytes);
+                    std::vector<uint8_t> blocks(row_bytes(f.type, cols));
+                    for (int64_t r = 0; r < rows; ++r) {
+                        quantize_row(f.type, y.data() + r * cols, blocks.data(), cols);
+                        if (f.packed) {
+                            const int64_t words = q8_0_packed_words(cols);
+                            std::vector<uint32_t> got(static_cast<size_t>(words));
+                            c.read(ra, static_cast<size_t>(r * words) * 4, got.data(),
+                                   got.size() * 4);
+                            for (int64_t blk = 0; blk < cols / 32; ++blk) {
+                                const uint8_t* block = blocks.data() + blk * 34;
+                                uint16_t d = 0;
+                                std::memcpy(&d, block, 2);
+                                ASSERT_EQ(std::memcmp(got.data() + blk * 8, block + 2, 32), 0)
+                                    << "quants of row " << r << " block " << blk;
+                                float scale = 0;
+                                std::memcpy(&scale, got.data() + cols / 4 + blk, 4);
+                                ASSERT_EQ(scale, fp16_to_fp32(d))
+                                    << "row " << r << " block " << blk;
+                            }
+                        } else {
+                            std::vector<float> want(static_cast<size_t>(cols)), got(want.size());
+                            dequantize_row(f.type, blocks.data(), want.data(), cols);
+                            c.read(ra, static_cast<size_t>(r * cols) * 4, got.data(),
+                                   got.size() * 4);
+                            ASSERT_EQ(got, want) << "row " << r;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 TEST_F(VulkanTest, RmsNormMatchesTheCpuKernel) {
     check_rms_norm(ctx());
+    check_rms_norm_rounding(ctx());
 }
 
 // A driver whose subgroup arithmetic is turned off (the workaround table, played here by
@@ -741,6 +827,7 @@ TEST_F(VulkanNoSubgroupsTest, RmsNormReducesThroughSharedMemory) {
     ASSERT_FALSE(ctx().props().subgroup_reductions());
     ASSERT_FALSE(ctx().props().workarounds.empty());
     check_rms_norm(ctx());
+    check_rms_norm_rounding(ctx());
 }
 
 TEST_F(VulkanTest, ArgmaxMatchesTheCpuKernel) {

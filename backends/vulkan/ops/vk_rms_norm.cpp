@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "backends/vulkan/ops/vk_op_util.h"
+#include "backends/vulkan/ops/vk_round_activations.h"
 #include "core/error.h"
 
 namespace mllm::vk {
@@ -21,6 +23,7 @@ struct RmsNormPush {
     float eps;
     uint32_t b_offset, b_stride;
     uint32_t s_offset, s_stride;
+    uint32_t r_offset, r_stride;
 };
 
 }  // namespace
@@ -42,13 +45,31 @@ void record_rms_norm(Context& ctx, Sequence& seq, const RmsNormArgs& a, uint32_t
         need_bytes(a.sum, 4 * (a.sum_offset + (a.rows - 1) * s_stride + a.cols), kOp, "sum");
     }
 
+    const bool round = a.rounded.buffer != VK_NULL_HANDLE;
+    int64_t r_stride = 0;
+    if (round) {
+        const int64_t block = a.round_format == DType::Q8_K ? 256 : 32;
+        if ((a.round_format != DType::Q8_0 && a.round_format != DType::Q8_K) ||
+            (a.round_packed && a.round_format != DType::Q8_0) || a.cols % block != 0)
+            fail("internal: Vulkan rms_norm rounded to ", dtype_name(a.round_format), " over ",
+                 a.cols, " columns");
+        r_stride = a.round_packed ? q8_0_packed_words(a.cols) : a.cols;
+        need_bytes(a.rounded, 4 * (a.rounded_offset + a.rows * r_stride), kOp, "rounded");
+    }
+
     const DeviceProps& props = ctx.props();
     if (workgroup == 0) workgroup = flat_workgroup(props);  // a few subgroups for a long row
     // Reductions through shared memory where subgroup arithmetic is turned off.
     const std::string shader = std::string(add ? "rms_norm_add" : "rms_norm") +
+                               (round ? "_round" : "") +
                                (props.subgroup_reductions() ? "" : "_shared");
-    const Pipeline& pipeline = ctx.pipelines().get(
-        {shader, add ? 5u : 3u, static_cast<uint32_t>(sizeof(RmsNormPush)), {workgroup}});
+    const uint32_t format = a.round_packed ? 2 : a.round_format == DType::Q8_K ? 1 : 0;
+    PipelineDesc desc{shader,
+                      (add ? 5u : 3u) + (round ? 1u : 0u),
+                      static_cast<uint32_t>(sizeof(RmsNormPush)),
+                      {workgroup}};
+    if (round) desc.spec.push_back(format);
+    const Pipeline& pipeline = ctx.pipelines().get(desc);
     const RmsNormPush push{push_u32(a.rows, kOp, "rows"),
                            push_u32(a.cols, kOp, "cols"),
                            push_u32(a.x_offset, kOp, "x_offset"),
@@ -61,16 +82,17 @@ void record_rms_norm(Context& ctx, Sequence& seq, const RmsNormArgs& a, uint32_t
                            push_u32(a.b_offset, kOp, "b_offset"),
                            push_u32(b_stride, kOp, "b_stride"),
                            push_u32(a.sum_offset, kOp, "sum_offset"),
-                           push_u32(s_stride, kOp, "sum_stride")};
+                           push_u32(s_stride, kOp, "sum_stride"),
+                           push_u32(a.rounded_offset, kOp, "rounded_offset"),
+                           push_u32(r_stride, kOp, "rounded_stride")};
     const uint32_t* max = props.max_workgroup_count;
     Groups g;
     g.x = static_cast<uint32_t>(std::min<int64_t>(a.rows, max[0]));
     g.z = static_cast<uint32_t>((a.rows + g.x - 1) / g.x);
-    if (add) {
-        seq.dispatch(pipeline, {a.x, has_weight ? a.w : a.x, a.y, a.b, a.sum}, push, g);
-    } else {
-        seq.dispatch(pipeline, {a.x, has_weight ? a.w : a.x, a.y}, push, g);
-    }
+    std::vector<BufferRange> bindings = {a.x, has_weight ? a.w : a.x, a.y};
+    if (add) bindings.insert(bindings.end(), {a.b, a.sum});
+    if (round) bindings.push_back(a.rounded);
+    seq.dispatch(pipeline, bindings, &push, sizeof(push), g);
 }
 
 }  // namespace mllm::vk

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "backends/vulkan/vk_context.h"
+#include "core/dtype.h"
 
 namespace mllm::vk {
 
@@ -27,6 +28,14 @@ struct RmsNormArgs {
     int64_t b_stride = -1;
     int64_t sum_offset = 0;
     int64_t sum_stride = -1;
+    // The output also rounded (rounded.buffer set) to the 8-bit blocks of round_format (Q8_0 or
+    // Q8_K; round_packed: Q8_0 in the packed layout) exactly as record_round_activations writes
+    // it, rows contiguous: the matmuls after the norm then need no rounding dispatch. cols must
+    // be a multiple of the block. rounded_offset counts floats (words when packed).
+    BufferRange rounded;
+    int64_t rounded_offset = 0;
+    DType round_format = DType::Q8_0;
+    bool round_packed = false;
 };
 
 // `workgroup` threads per row; 0 picks the device's default.
