@@ -145,6 +145,13 @@ void VkProgram::record() {
         }
         if (n.op == Op::MatMul && n.group_leader != kNoNode && n.group_leader != id) continue;
         if (seq_ == nullptr) begin_segment(id);
+        if (const NodeId keys = rope_after_rope(id); keys != kNoNode) {
+            record_rope_pair(id, keys);
+            label_dispatches("rope");
+            segments_.back().last = keys + 1;
+            id = keys;
+            continue;
+        }
         if (const NodeId norm = norm_after_add(id); norm != kNoNode) {
             record_add_norm(id, norm);
             label_dispatches("add+rms_norm");
@@ -228,6 +235,64 @@ NodeId VkProgram::norm_after_add(NodeId add) const {
         return id;
     }
     return kNoNode;
+}
+
+RopeArgs VkProgram::rope_args(NodeId id) const {
+    const Node& n = g_[id];
+    const Bound x = node(n.inputs[0]), pos = node(n.inputs[1]), y = node(id);
+    RopeArgs a;
+    a.rows = n.rows;
+    a.n_head = n.attrs.n_head;
+    a.head_dim = n.attrs.head_dim;
+    a.mode = n.attrs.rope_mode;
+    a.base = n.attrs.rope_base;
+    a.freq_scale = n.attrs.rope_freq_scale;
+    a.x = x.range;
+    a.x_offset = x.offset;
+    a.positions = pos.range;
+    a.positions_offset = pos.offset;
+    a.y = y.range;
+    a.y_offset = y.offset;
+    return a;
+}
+
+NodeId VkProgram::rope_after_rope(NodeId first) const {
+    const Node& q = g_[first];
+    if (q.op != Op::Rope) return kNoNode;
+    for (NodeId id = first + 1; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
+        const Node& k = g_[id];
+        if (k.dead || k.op == Op::Weight || k.op == Op::Input) continue;
+        if (k.op != Op::Rope || k.device != device_ || k.inputs[1] != q.inputs[1] ||
+            k.rows != q.rows || k.inputs[0] == first || k.attrs.head_dim != q.attrs.head_dim ||
+            k.attrs.rope_mode != q.attrs.rope_mode || k.attrs.rope_base != q.attrs.rope_base ||
+            k.attrs.rope_freq_scale != q.attrs.rope_freq_scale)
+            return kNoNode;
+        // One kernel reads both inputs while writing both outputs: neither output may overlap
+        // the other's input (plan_memory keeps the first input alive until the second rope).
+        auto overlap = [&](NodeId a, NodeId b) {
+            const Access x = arena_access(a), y = arena_access(b);
+            return x.begin < y.end && y.begin < x.end;
+        };
+        if (overlap(q.inputs[0], id) || overlap(k.inputs[0], first)) return kNoNode;
+        return id;
+    }
+    return kNoNode;
+}
+
+void VkProgram::record_rope_pair(NodeId queries, NodeId keys) {
+    const Node& k = g_[keys];
+    const Access reads[] = {arena_access(g_[queries].inputs[0]), arena_access(k.inputs[0]),
+                            arena_access(k.inputs[1])};
+    const Access writes[] = {arena_access(queries), arena_access(keys)};
+    sync(reads, writes);
+    RopeArgs a = rope_args(queries);
+    const Bound x2 = node(k.inputs[0]), y2 = node(keys);
+    a.n_head2 = k.attrs.n_head;
+    a.x2 = x2.range;
+    a.x2_offset = x2.offset;
+    a.y2 = y2.range;
+    a.y2_offset = y2.offset;
+    record_rope(ctx_, *seq_, a);
 }
 
 void VkProgram::record_add_norm(NodeId add, NodeId norm) {
@@ -513,27 +578,10 @@ void VkProgram::record_node(NodeId id) {
             record_argmax(ctx_, *seq_, a);
             return;
         }
-        case Op::Rope: {
+        case Op::Rope:
             sync(reads, writes);
-            const Bound x = node(n.inputs[0]);
-            const Bound pos = node(n.inputs[1]);
-            const Bound y = node(id);
-            RopeArgs a;
-            a.rows = n.rows;
-            a.n_head = n.attrs.n_head;
-            a.head_dim = n.attrs.head_dim;
-            a.mode = n.attrs.rope_mode;
-            a.base = n.attrs.rope_base;
-            a.freq_scale = n.attrs.rope_freq_scale;
-            a.x = x.range;
-            a.x_offset = x.offset;
-            a.positions = pos.range;
-            a.positions_offset = pos.offset;
-            a.y = y.range;
-            a.y_offset = y.offset;
-            record_rope(ctx_, *seq_, a);
+            record_rope(ctx_, *seq_, rope_args(id));
             return;
-        }
         case Op::KvStore: {
             reads.push_back(arena_access(g_.positions));
             writes.push_back(k_cache);

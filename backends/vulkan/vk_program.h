@@ -17,6 +17,7 @@
 
 #include "backends/backend.h"
 #include "backends/vulkan/ops/vk_rms_norm.h"
+#include "backends/vulkan/ops/vk_rope.h"
 #include "backends/vulkan/vk_context.h"
 #include "backends/vulkan/vk_weights.h"
 
@@ -73,6 +74,11 @@ class VkProgram final : public Executable {
     // run as one dispatch; kNoNode if there is none.
     graph::NodeId norm_after_add(graph::NodeId add) const;
     void record_add_norm(graph::NodeId add, graph::NodeId norm);
+    // The Rope right after Rope `first` with the same positions and rotation (the keys after
+    // the queries), on this device, so both run as one dispatch; kNoNode if there is none.
+    graph::NodeId rope_after_rope(graph::NodeId first) const;
+    void record_rope_pair(graph::NodeId queries, graph::NodeId keys);
+    RopeArgs rope_args(graph::NodeId rope) const;
     // How matmuls take their input: rounded to Q8_0 or Q8_K blocks multiplied out, or Q8_0
     // blocks packed for the integer dot-product kernels; one slot of rounded_ each.
     struct Rounding {

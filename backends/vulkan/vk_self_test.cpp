@@ -328,28 +328,39 @@ std::string test_rope(Context& ctx) {
                 }
             }
         }
-        const Allocation ya = ctx.memory().allocate(x.size() * 4);
-        run(ctx, [&](Sequence& seq) {
-            RopeArgs a;
-            a.rows = rows;
-            a.n_head = n_head;
-            a.head_dim = hd;
-            a.mode = mode;
-            a.x = xa.range();
-            a.positions = pa.range();
-            a.y = ya.range();
-            record_rope(ctx, seq, a);
-        });
-        // Vulkan's sin and cos promise about 2^-11 absolute.
-        const std::string err =
-            compare(download(ctx, ya, want.size()), want, tolerance(want, 0, 2e-3));
-        if (!err.empty())
-            return str_cat(mode == graph::RopeMode::Normal ? "normal" : "neox", ": ", err);
+        // Alone, and paired with a second tensor (the keys beside the queries; here x again).
+        for (bool pair : {false, true}) {
+            const Allocation ya = ctx.memory().allocate(x.size() * 4);
+            const Allocation y2a = ctx.memory().allocate(x.size() * 4);
+            run(ctx, [&](Sequence& seq) {
+                RopeArgs a;
+                a.rows = rows;
+                a.n_head = n_head;
+                a.head_dim = hd;
+                a.mode = mode;
+                a.x = xa.range();
+                a.positions = pa.range();
+                a.y = ya.range();
+                if (pair) {
+                    a.n_head2 = n_head;
+                    a.x2 = xa.range();
+                    a.y2 = y2a.range();
+                }
+                record_rope(ctx, seq, a);
+            });
+            // Vulkan's sin and cos promise about 2^-11 absolute.
+            std::string err =
+                compare(download(ctx, ya, want.size()), want, tolerance(want, 0, 2e-3));
+            if (err.empty() && pair)
+                err = compare(download(ctx, y2a, want.size()), want, tolerance(want, 0, 2e-3));
+            if (!err.empty())
+                return str_cat(mode == graph::RopeMode::Normal ? "normal" : "neox",
+                               pair ? " pair" : "", ": ", err);
+        }
     }
     return "";
 }
 
-// kv_store then attention: 3 tokens at positions 0..2, 4 query heads over 2 KV heads of 64.
 // Rows over more columns than a workgroup has threads, with a tie for the maximum (the lower
 // column must win) and NaN (never wins) planted.
 std::string test_argmax(Context& ctx) {
@@ -385,6 +396,7 @@ std::string test_argmax(Context& ctx) {
     return "";
 }
 
+// kv_store then attention: 3 tokens at positions 0..2, 4 query heads over 2 KV heads of 64.
 std::string test_attention(Context& ctx) {
     const int64_t rows = 3, n_ctx = 8;
     const int n_head = 4, n_head_kv = 2, hd = 64;

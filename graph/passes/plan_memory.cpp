@@ -94,6 +94,20 @@ int64_t plan_memory(Graph& g) {
             last_use[static_cast<size_t>(in)] = std::max(last_use[static_cast<size_t>(in)], id);
     }
 
+    // Two consecutive ropes of the step's positions (the queries, then the keys) may run as one
+    // kernel (the Vulkan backend pairs them), which reads the first's input while it writes the
+    // second's output: that input lives until then.
+    for (NodeId id = 0, prev = kNoNode; id < count; ++id) {
+        const Node& n = g[id];
+        if (n.dead || n.op == Op::Weight || n.op == Op::Input) continue;
+        if (n.op == Op::Rope && prev != kNoNode && g[prev].op == Op::Rope) {
+            const NodeId first_input = g[prev].inputs[0];
+            last_use[static_cast<size_t>(first_input)] =
+                std::max(last_use[static_cast<size_t>(first_input)], id);
+        }
+        prev = id;
+    }
+
     ArenaAllocator arena;
     std::vector<std::vector<NodeId>> frees_after(g.nodes.size());
     for (NodeId id = 0; id < count; ++id) {

@@ -147,6 +147,16 @@ TEST(GraphPasses, MemoryPlanNeverOverlapsLiveActivations) {
         for (NodeId in : g[norm.inputs[0]].inputs)
             last[static_cast<size_t>(in)] = std::max(last[static_cast<size_t>(in)], id);
     }
+    // And two consecutive ropes (queries, keys) run as one kernel: the first's input lives
+    // until the second.
+    for (NodeId id = 0, prev = kNoNode; id < n; ++id) {
+        if (g[id].dead || g[id].op == Op::Weight || g[id].op == Op::Input) continue;
+        if (g[id].op == Op::Rope && prev != kNoNode && g[prev].op == Op::Rope) {
+            const auto in = static_cast<size_t>(g[prev].inputs[0]);
+            last[in] = std::max(last[in], id);
+        }
+        prev = id;
+    }
     std::vector<NodeId> acts;
     for (NodeId id = 0; id < n; ++id)
         if (g[id].is_activation() && g[id].bytes() > 0) {

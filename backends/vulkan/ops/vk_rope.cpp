@@ -12,6 +12,7 @@ struct RopePush {
     uint32_t rows, n_head, head_dim;
     uint32_t x_offset, y_offset, pos_offset;
     float freq_scale, theta_scale;
+    uint32_t n_head2, x2_offset, y2_offset;
 };
 }  // namespace
 
@@ -23,10 +24,17 @@ void record_rope(Context& ctx, Sequence& seq, const RopeArgs& a) {
     need_bytes(a.x, 4 * (a.x_offset + a.rows * width), kOp, "input");
     need_bytes(a.y, 4 * (a.y_offset + a.rows * width), kOp, "output");
     need_bytes(a.positions, 4 * (a.positions_offset + a.rows), kOp, "positions");
+    const bool pair = a.x2.buffer != VK_NULL_HANDLE;
+    const int64_t width2 = static_cast<int64_t>(a.n_head2) * a.head_dim;
+    if (pair) {
+        if (a.n_head2 <= 0) fail("internal: Vulkan rope pair with ", a.n_head2, " heads");
+        need_bytes(a.x2, 4 * (a.x2_offset + a.rows * width2), kOp, "second input");
+        need_bytes(a.y2, 4 * (a.y2_offset + a.rows * width2), kOp, "second output");
+    }
     const uint32_t workgroup = flat_workgroup(ctx.props());
     const uint32_t mode = a.mode == graph::RopeMode::Normal ? 0 : 1;
-    const Pipeline& pipeline =
-        ctx.pipelines().get({"rope", 3, sizeof(RopePush), {workgroup, mode}});
+    const Pipeline& pipeline = ctx.pipelines().get(
+        {pair ? "rope_pair" : "rope", pair ? 5u : 3u, sizeof(RopePush), {workgroup, mode}});
     // Computed on the host exactly as the CPU backend does, so both round the angles alike.
     const float theta_scale = std::pow(a.base, -2.0f / static_cast<float>(a.head_dim));
     const RopePush push{push_u32(a.rows, kOp, "rows"),
@@ -36,9 +44,17 @@ void record_rope(Context& ctx, Sequence& seq, const RopeArgs& a) {
                         push_u32(a.y_offset, kOp, "y_offset"),
                         push_u32(a.positions_offset, kOp, "positions_offset"),
                         a.freq_scale,
-                        theta_scale};
-    seq.dispatch(pipeline, {a.x, a.positions, a.y}, push,
-                 flat_groups(ctx.props(), a.rows * width / 2, workgroup));
+                        theta_scale,
+                        push_u32(pair ? a.n_head2 : 0, kOp, "n_head2"),
+                        push_u32(a.x2_offset, kOp, "x2_offset"),
+                        push_u32(a.y2_offset, kOp, "y2_offset")};
+    const Groups g =
+        flat_groups(ctx.props(), a.rows * (width + (pair ? width2 : 0)) / 2, workgroup);
+    if (pair) {
+        seq.dispatch(pipeline, {a.x, a.positions, a.y, a.x2, a.y2}, push, g);
+    } else {
+        seq.dispatch(pipeline, {a.x, a.positions, a.y}, push, g);
+    }
 }
 
 }  // namespace mllm::vk

@@ -15,6 +15,11 @@ struct RopeArgs {
     float base = 10000, freq_scale = 1;
     BufferRange x, positions, y;  // x, y f32 [rows, n_head * head_dim]; positions i32 [rows]
     int64_t x_offset = 0, y_offset = 0, positions_offset = 0;  // elements
+    // A second tensor rotated in the same dispatch (x2.buffer set): the keys beside the
+    // queries, n_head2 heads, the same rows, positions and rotation. y2 must not overlap x.
+    int n_head2 = 0;
+    BufferRange x2, y2;
+    int64_t x2_offset = 0, y2_offset = 0;
 };
 
 void record_rope(Context& ctx, Sequence& seq, const RopeArgs& args);
