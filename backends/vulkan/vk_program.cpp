@@ -477,7 +477,10 @@ void VkProgram::record_gated_matmul(NodeId id) {
     record_one_matmul(in, n.inputs[1], n.rows, y, Bound{});
     record_one_matmul(in, n.inputs[2], n.rows, up, Bound{});
     const Access glu_reads[] = {arena_access(id), {kScratch, 0, bytes}};
-    const Access glu_writes[] = {arena_access(id)};
+    std::vector<Access> glu_writes = {arena_access(id)};
+    // The matmul after it (the down projection) takes its input rounded: written here too.
+    const std::optional<Rounding> rounding = common_rounding(id);
+    if (rounding) glu_writes.push_back(rounded_access(*rounding, n));
     sync(glu_reads, glu_writes);
     ElementwiseArgs e;
     e.op = Elementwise::SwiGlu;
@@ -489,7 +492,16 @@ void VkProgram::record_gated_matmul(NodeId id) {
     e.b_offset = up.offset;
     e.y = y.range;
     e.y_offset = y.offset;
+    if (rounding) {
+        const Access where = rounded_access(*rounding, n);
+        const Bound out = bind(rounded_, where.begin, where.end - where.begin);
+        e.rounded = out.range;
+        e.rounded_offset = out.offset;
+        e.round_format = rounding->format;
+        e.round_packed = rounding->packed;
+    }
     record_elementwise(ctx_, *seq_, e);
+    if (rounding) rounded_from_[rounding->slot()] = id;
 }
 
 void VkProgram::record_node(NodeId id) {

@@ -83,6 +83,23 @@ std::vector<double> tolerance(const std::vector<double>& want, double relative, 
     return t;
 }
 
+// "" when `rounded` holds y's rows rounded to Q8_0 blocks as core/quant rounds them (a kernel
+// that rounds its own output for the matmuls after it).
+std::string check_rounded(Context& ctx, const Allocation& rounded, const std::vector<float>& y,
+                          int64_t rows, int64_t cols) {
+    std::vector<uint8_t> blocks(row_bytes(DType::Q8_0, cols));
+    std::vector<float> row(static_cast<size_t>(cols));
+    std::vector<double> want;
+    for (int64_t r = 0; r < rows; ++r) {
+        quantize_row(DType::Q8_0, y.data() + r * cols, blocks.data(), cols);
+        dequantize_row(DType::Q8_0, blocks.data(), row.data(), cols);
+        want.insert(want.end(), row.begin(), row.end());
+    }
+    const std::string err =
+        compare(download(ctx, rounded, want.size()), want, tolerance(want, 1e-6, 0));
+    return err.empty() ? "" : "rounded copy: " + err;
+}
+
 std::string test_matmul(Context& ctx, DType type) {
     const int64_t m = 37, k = 256;
     const size_t rb = row_bytes(type, k);
@@ -249,20 +266,8 @@ std::string test_rms_norm(Context& ctx) {
         std::string err = compare(y, want, tolerance(want, 1e-5, 1e-6));
         if (err.empty() && add)
             err = compare(download(ctx, sa, sum.size()), sum, tolerance(sum, 1e-7, 0));
-        if (err.empty() && round) {
-            std::vector<uint8_t> blocks(row_bytes(DType::Q8_0, cols));
-            std::vector<float> row(static_cast<size_t>(cols));
-            std::vector<double> rounded;
-            for (int64_t r = 0; r < rows; ++r) {
-                quantize_row(DType::Q8_0, y.data() + r * cols, blocks.data(), cols);
-                dequantize_row(DType::Q8_0, blocks.data(), row.data(), cols);
-                rounded.insert(rounded.end(), row.begin(), row.end());
-            }
-            err = compare(download(ctx, ra, rounded.size()), rounded, tolerance(rounded, 1e-6, 0));
-        }
-        if (!err.empty())
-            return str_cat(add ? "with the add" : "", round ? " rounding" : "",
-                           add || round ? ": " : "", err);
+        if (err.empty() && round) err = check_rounded(ctx, ra, y, rows, cols);
+        if (!err.empty()) return str_cat(add ? "with the add: " : "", err);
     }
     return "";
 }
@@ -302,7 +307,21 @@ std::string test_elementwise(Context& ctx) {
             compare(download(ctx, ya, want.size()), want, tolerance(want, 1e-5, 1e-6));
         if (!err.empty()) return str_cat("op ", static_cast<int>(op), ": ", err);
     }
-    return "";
+    // SwiGLU rounding its output for the matmul after it (a pipeline of its own).
+    const Allocation ya = ctx.memory().allocate(static_cast<VkDeviceSize>(n * 4));
+    const Allocation ra = ctx.memory().allocate(static_cast<VkDeviceSize>(n * 4));
+    run(ctx, [&](Sequence& seq) {
+        ElementwiseArgs e;
+        e.op = Elementwise::SwiGlu;
+        e.n = n;
+        e.cols = cols;
+        e.a = aa.range();
+        e.b = ba.range();
+        e.y = ya.range();
+        e.rounded = ra.range();
+        record_elementwise(ctx, seq, e);
+    });
+    return check_rounded(ctx, ra, download(ctx, ya, static_cast<size_t>(n)), rows, cols);
 }
 
 std::string test_rope(Context& ctx) {

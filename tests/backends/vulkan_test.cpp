@@ -24,6 +24,7 @@
 #include "backends/cpu/kernels/float_ops.h"
 #include "backends/vulkan/ops/vk_argmax.h"
 #include "backends/vulkan/ops/vk_attention.h"
+#include "backends/vulkan/ops/vk_elementwise.h"
 #include "backends/vulkan/ops/vk_kv_store.h"
 #include "backends/vulkan/ops/vk_matmul.h"
 #include "backends/vulkan/ops/vk_rms_norm.h"
@@ -723,6 +724,37 @@ void check_rms_norm(Context& c) {
     }
 }
 
+// The rounded copy a kernel wrote (rows of `cols`, Q8_0/Q8_K floats or packed Q8_0) equals
+// core/quant's rounding of y, the output it rounded, bit for bit.
+void expect_rounded_like_core_quant(Context& c, const Allocation& rounded,
+                                    const std::vector<float>& y, int64_t rows, int64_t cols,
+                                    DType type, bool packed) {
+    std::vector<uint8_t> blocks(row_bytes(type, cols));
+    for (int64_t r = 0; r < rows; ++r) {
+        quantize_row(type, y.data() + r * cols, blocks.data(), cols);
+        if (packed) {
+            const int64_t words = q8_0_packed_words(cols);
+            std::vector<uint32_t> got(static_cast<size_t>(words));
+            c.read(rounded, static_cast<size_t>(r * words) * 4, got.data(), got.size() * 4);
+            for (int64_t blk = 0; blk < cols / 32; ++blk) {
+                const uint8_t* block = blocks.data() + blk * 34;
+                uint16_t d = 0;
+                std::memcpy(&d, block, 2);
+                ASSERT_EQ(std::memcmp(got.data() + blk * 8, block + 2, 32), 0)
+                    << "quants of row " << r << " block " << blk;
+                float scale = 0;
+                std::memcpy(&scale, got.data() + cols / 4 + blk, 4);
+                ASSERT_EQ(scale, fp16_to_fp32(d)) << "row " << r << " block " << blk;
+            }
+        } else {
+            std::vector<float> want(static_cast<size_t>(cols)), got(want.size());
+            dequantize_row(type, blocks.data(), want.data(), cols);
+            c.read(rounded, static_cast<size_t>(r * cols) * 4, got.data(), got.size() * 4);
+            ASSERT_EQ(got, want) << "row " << r;
+        }
+    }
+}
+
 // The norm's output rounded in the same dispatch (Q8_0, Q8_K, packed Q8_0), with and without the
 // add: bit for bit core/quant's rounding of the output the norm wrote.
 void check_rms_norm_rounding(Context& c) {
@@ -774,36 +806,50 @@ void check_rms_norm_rounding(Context& c) {
                     seq.run();
                     std::vector<float> y(x.size());
                     c.read(ya, 0, y.data(), bytes);
-                    std::vector<uint8_t> blocks(row_bytes(f.type, cols));
-                    for (int64_t r = 0; r < rows; ++r) {
-                        quantize_row(f.type, y.data() + r * cols, blocks.data(), cols);
-                        if (f.packed) {
-                            const int64_t words = q8_0_packed_words(cols);
-                            std::vector<uint32_t> got(static_cast<size_t>(words));
-                            c.read(ra, static_cast<size_t>(r * words) * 4, got.data(),
-                                   got.size() * 4);
-                            for (int64_t blk = 0; blk < cols / 32; ++blk) {
-                                const uint8_t* block = blocks.data() + blk * 34;
-                                uint16_t d = 0;
-                                std::memcpy(&d, block, 2);
-                                ASSERT_EQ(std::memcmp(got.data() + blk * 8, block + 2, 32), 0)
-                                    << "quants of row " << r << " block " << blk;
-                                float scale = 0;
-                                std::memcpy(&scale, got.data() + cols / 4 + blk, 4);
-                                ASSERT_EQ(scale, fp16_to_fp32(d))
-                                    << "row " << r << " block " << blk;
-                            }
-                        } else {
-                            std::vector<float> want(static_cast<size_t>(cols)), got(want.size());
-                            dequantize_row(f.type, blocks.data(), want.data(), cols);
-                            c.read(ra, static_cast<size_t>(r * cols) * 4, got.data(),
-                                   got.size() * 4);
-                            ASSERT_EQ(got, want) << "row " << r;
-                        }
-                    }
+                    expect_rounded_like_core_quant(c, ra, y, rows, cols, f.type, f.packed);
+                    if (::testing::Test::HasFatalFailure()) return;
                 }
             }
         }
+    }
+}
+
+// SwiGLU rounding its output for the down projection in the same dispatch, in place as the
+// gated matmul runs it: y = silu(gate) * up as the CPU kernel computes it, and the rounded copy
+// core/quant's rounding of that y, in every format.
+TEST_F(VulkanTest, SwiGluRoundsItsOutputLikeCoreQuant) {
+    std::mt19937 rng(9);
+    const int64_t rows = 3, cols = 512;
+    struct Format {
+        DType type;
+        bool packed;
+    };
+    for (const Format f :
+         {Format{DType::Q8_0, false}, Format{DType::Q8_K, false}, Format{DType::Q8_0, true}}) {
+        SCOPED_TRACE(str_cat(dtype_name(f.type), f.packed ? " packed" : ""));
+        const auto gate = random_floats(static_cast<size_t>(rows * cols), rng, -6, 6);
+        const auto up = random_floats(gate.size(), rng, -3, 3);
+        std::vector<float> ref(gate.size());
+        cpu::swiglu(gate.data(), up.data(), ref.data(), cols, 0, rows);
+        Allocation ga = upload(gate), ua = upload(up);
+        Allocation ra = ctx().memory().allocate(gate.size() * 4);
+        run([&](Sequence& seq) {
+            ElementwiseArgs e;
+            e.op = Elementwise::SwiGlu;
+            e.n = rows * cols;
+            e.cols = cols;
+            e.a = ga.range();
+            e.b = ua.range();
+            e.y = ga.range();  // in place over the gate
+            e.rounded = ra.range();
+            e.round_format = f.type;
+            e.round_packed = f.packed;
+            record_elementwise(ctx(), seq, e);
+        });
+        const std::vector<float> y = download(ga, gate.size());
+        for (size_t i = 0; i < y.size(); ++i)
+            ASSERT_NEAR(y[i], ref[i], 1e-5f * std::fabs(ref[i]) + 1e-6f) << "at " << i;
+        expect_rounded_like_core_quant(ctx(), ra, y, rows, cols, f.type, f.packed);
     }
 }
 
