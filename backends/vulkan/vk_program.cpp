@@ -145,18 +145,19 @@ void VkProgram::record() {
         }
         if (n.op == Op::MatMul && n.group_leader != kNoNode && n.group_leader != id) continue;
         if (seq_ == nullptr) begin_segment(id);
-        if (const NodeId keys = rope_after_rope(id); keys != kNoNode) {
-            record_rope_pair(id, keys);
-            label_dispatches("rope");
-            segments_.back().last = keys + 1;
-            id = keys;
-            continue;
-        }
-        if (const NodeId norm = norm_after_add(id); norm != kNoNode) {
-            record_add_norm(id, norm);
-            label_dispatches("add+rms_norm");
-            segments_.back().last = norm + 1;
-            id = norm;
+        // Pairs that run as one dispatch: the keys' rope with the queries', a norm with the
+        // residual add before it.
+        const NodeId keys = rope_after_rope(id);
+        const NodeId second = keys != kNoNode ? keys : norm_after_add(id);
+        if (second != kNoNode) {
+            if (keys != kNoNode) {
+                record_rope_pair(id, keys);
+            } else {
+                record_add_norm(id, second);
+            }
+            label_dispatches(keys != kNoNode ? "rope" : "add+rms_norm");
+            segments_.back().last = second + 1;
+            id = second;
             continue;
         }
         record_node(id);
