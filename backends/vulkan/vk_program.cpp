@@ -216,26 +216,35 @@ const VkProgram::Bound& VkProgram::MatMulInputs::for_weight(DType weight_type) c
     }
 }
 
+NodeId VkProgram::next_live(NodeId id) const {
+    for (++id; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
+        const Node& n = g_[id];
+        if (!n.dead && n.op != Op::Weight && n.op != Op::Input) return id;
+    }
+    return kNoNode;
+}
+
+bool VkProgram::arena_overlap(NodeId a, NodeId b) const {
+    const Access x = arena_access(a), y = arena_access(b);
+    return x.begin < y.end && y.begin < x.end;
+}
+
 NodeId VkProgram::norm_after_add(NodeId add) const {
     const Node& a = g_[add];
     if (a.op != Op::Add) return kNoNode;
     for (NodeId in : a.inputs)
         if (g_[in].op == Op::Weight || g_[in].rows != a.rows) return kNoNode;  // no broadcast
-    for (NodeId id = add + 1; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
-        const Node& n = g_[id];
-        if (n.dead || n.op == Op::Weight || n.op == Op::Input) continue;
-        const bool norm = n.op == Op::RmsNorm || n.op == Op::RmsNormMul;
-        if (!norm || n.device != device_ || n.inputs[0] != add) return kNoNode;
-        // The fused kernel still reads the add's inputs while other workgroups write the norm:
-        // plan_memory keeps them alive until the norm; a plan that did not is run unfused.
-        const Access y = arena_access(id);
-        for (NodeId in : a.inputs) {
-            const Access x = arena_access(in);
-            if (x.begin < y.end && y.begin < x.end) return kNoNode;
-        }
-        return id;
-    }
-    return kNoNode;
+    const NodeId id = next_live(add);
+    if (id == kNoNode) return kNoNode;
+    const Node& n = g_[id];
+    if ((n.op != Op::RmsNorm && n.op != Op::RmsNormMul) || n.device != device_ ||
+        n.inputs[0] != add)
+        return kNoNode;
+    // The fused kernel still reads the add's inputs while other workgroups write the norm:
+    // plan_memory keeps them alive until the norm; a plan that did not is run unfused.
+    for (NodeId in : a.inputs)
+        if (arena_overlap(in, id)) return kNoNode;
+    return id;
 }
 
 RopeArgs VkProgram::rope_args(NodeId id) const {
@@ -260,24 +269,18 @@ RopeArgs VkProgram::rope_args(NodeId id) const {
 NodeId VkProgram::rope_after_rope(NodeId first) const {
     const Node& q = g_[first];
     if (q.op != Op::Rope) return kNoNode;
-    for (NodeId id = first + 1; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
-        const Node& k = g_[id];
-        if (k.dead || k.op == Op::Weight || k.op == Op::Input) continue;
-        if (k.op != Op::Rope || k.device != device_ || k.inputs[1] != q.inputs[1] ||
-            k.rows != q.rows || k.inputs[0] == first || k.attrs.head_dim != q.attrs.head_dim ||
-            k.attrs.rope_mode != q.attrs.rope_mode || k.attrs.rope_base != q.attrs.rope_base ||
-            k.attrs.rope_freq_scale != q.attrs.rope_freq_scale)
-            return kNoNode;
-        // One kernel reads both inputs while writing both outputs: neither output may overlap
-        // the other's input (plan_memory keeps the first input alive until the second rope).
-        auto overlap = [&](NodeId a, NodeId b) {
-            const Access x = arena_access(a), y = arena_access(b);
-            return x.begin < y.end && y.begin < x.end;
-        };
-        if (overlap(q.inputs[0], id) || overlap(k.inputs[0], first)) return kNoNode;
-        return id;
-    }
-    return kNoNode;
+    const NodeId id = next_live(first);
+    if (id == kNoNode) return kNoNode;
+    const Node& k = g_[id];
+    if (k.op != Op::Rope || k.device != device_ || k.inputs[1] != q.inputs[1] || k.rows != q.rows ||
+        k.inputs[0] == first || k.attrs.head_dim != q.attrs.head_dim ||
+        k.attrs.rope_mode != q.attrs.rope_mode || k.attrs.rope_base != q.attrs.rope_base ||
+        k.attrs.rope_freq_scale != q.attrs.rope_freq_scale)
+        return kNoNode;
+    // One kernel reads both inputs while writing both outputs: neither output may overlap the
+    // other's input (plan_memory keeps the first input alive until the second rope).
+    if (arena_overlap(q.inputs[0], id) || arena_overlap(k.inputs[0], first)) return kNoNode;
+    return id;
 }
 
 void VkProgram::record_rope_pair(NodeId queries, NodeId keys) {
@@ -382,7 +385,6 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
     MatMulInputs in;
     in.plain = node(x_id);
     const Node& x = g_[x_id];
-    bool used[3] = {false, false, false};
     for (DType t : weights) {
         const DType f = activation_type(t);
         if (f == DType::F32) {
@@ -396,9 +398,8 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
         in.reads.push_back(where);
         Bound& out = packed ? in.q8_0_packed : slot == 0 ? in.q8_0 : in.q8_k;
         out = bind(rounded_, where.begin, where.end - where.begin);
-        // Rounded already: by an earlier group, or by the norm that wrote x.
-        if (used[slot] || rounded_from_[slot] == x_id) continue;
-        used[slot] = true;
+        // Rounded already: for another weight of this input, or by the kernel that wrote x.
+        if (rounded_from_[slot] == x_id) continue;
         rounded_from_[slot] = x_id;
         const Access reads[] = {arena_access(x_id)};
         const Access writes[] = {where};

@@ -73,6 +73,10 @@ class VkProgram final : public Executable {
     // The RmsNorm right after residual add `add` that normalizes its sum, on this device, so both
     // run as one dispatch; kNoNode if there is none.
     graph::NodeId norm_after_add(graph::NodeId add) const;
+    // The next node after `id` that runs (not dead, not a weight or input); kNoNode at the end.
+    graph::NodeId next_live(graph::NodeId id) const;
+    // Whether two nodes' arena ranges overlap.
+    bool arena_overlap(graph::NodeId a, graph::NodeId b) const;
     void record_add_norm(graph::NodeId add, graph::NodeId norm);
     // The Rope right after Rope `first` with the same positions and rotation (the keys after
     // the queries), on this device, so both run as one dispatch; kNoNode if there is none.

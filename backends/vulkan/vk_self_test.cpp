@@ -143,8 +143,10 @@ std::string test_matmul(Context& ctx, DType type) {
                 dequantize_row(rounding, tmp.data(), x.data() + t * k, k);
             }
         }
+        // The packed activations the integer kernel reads.
         const Allocation qa =
-            ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * q8_0_packed_words(k)));
+            int_dot ? ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * q8_0_packed_words(k)))
+                    : Allocation{};
         std::vector<double> want(static_cast<size_t>(n * m)), tol(want.size());
         for (int64_t t = 0; t < n; ++t)
             for (int64_t r = 0; r < m; ++r) {
