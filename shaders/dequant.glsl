@@ -7,8 +7,7 @@
 // A row is read in chunks of 8 elements: chunk c gives two vec4 of 4 consecutive elements each,
 // starting at elements i0 and i1 of the row (for nibble formats the two halves of a byte belong
 // to elements 16 or 32 apart). A chunk never straddles blocks. Float rows may end in a partial
-// chunk: dequant_one reads its elements. The includer declares `uint w[]` and includes
-// weights.glsl first.
+// chunk: dequant_one reads its elements. The includer includes weights.glsl first.
 #ifndef MLLM_DEQUANT_GLSL
 #define MLLM_DEQUANT_GLSL
 
@@ -207,7 +206,7 @@ float dequant_one(uint row_base, uint i) {
     return load_half(row_base + 2u * i);
 #else
     const uint at = row_base + 2u * i;
-    return uintBitsToFloat(((w[at >> 2] >> ((at & 2u) * 8u)) & 0xffffu) << 16);
+    return uintBitsToFloat(((weight_word(at >> 2) >> ((at & 2u) * 8u)) & 0xffffu) << 16);
 #endif
 }
 #endif

@@ -11,7 +11,7 @@
 
 layout(local_size_x_id = 0) in;
 
-layout(std430, set = 0, binding = 0) readonly buffer Table { uint w[]; };
+// Binding 0, the table/weights: declared by weights.glsl.
 layout(std430, set = 0, binding = 1) readonly buffer Ids { int ids[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer Output { float y[]; };
 

@@ -22,11 +22,8 @@ layout(constant_id = 2) const uint TOKENS = 1;
 // threads of a workgroup share rows so their loads coalesce.
 layout(constant_id = 3) const uint ROW_PER_INVOCATION = 0;
 
-layout(std430, set = 0, binding = 0) readonly buffer Weights { uint w[]; };
-#if defined(REPACKED)
-// The repacked layout (vk_matmul.h): quants read 16 bytes per load instruction.
-layout(std430, set = 0, binding = 0) readonly buffer Weights4 { uvec4 w4[]; };
-#endif
+// Binding 0, the weights: declared by weights.glsl (the repacked layout of vk_matmul.h reads
+// 16 bytes per load instruction).
 #if defined(X_UNIFORM)
 // The input from a uniform buffer (CPU devices, when a dispatch's input fits one): llvmpipe
 // gathers uniform-buffer loads with straight-line code, where a storage-buffer load whose index
@@ -34,6 +31,12 @@ layout(std430, set = 0, binding = 0) readonly buffer Weights4 { uvec4 w4[]; };
 layout(std140, set = 0, binding = 1) uniform InputU { vec4 xu[4096]; };
 float x_load(uint i) { return xu[i >> 2][i & 3u]; }
 vec4 x4_load(uint i4) { return xu[i4]; }
+#elif defined(X_TEXEL)
+// The input from a uniform texel buffer (CPU devices, when it does not fit a uniform buffer):
+// straight-line gathers for llvmpipe, as for the weights (weights.glsl).
+layout(set = 0, binding = 1) uniform usamplerBuffer x_texels;  // R32G32B32A32_UINT
+vec4 x4_load(uint i4) { return uintBitsToFloat(texelFetch(x_texels, int(i4))); }
+float x_load(uint i) { return x4_load(i >> 2)[i & 3u]; }
 #else
 layout(std430, set = 0, binding = 1) readonly buffer Input { float x[]; };
 // The same input as vec4: llvmpipe (lavapipe) turns every load instruction into a loop over the
@@ -183,22 +186,22 @@ void repacked_rows() {
     // acc[t]: token t's sums for the 4 rows.
     vec4 acc0 = vec4(0.0), acc1 = vec4(0.0), acc2 = vec4(0.0), acc3 = vec4(0.0);
     for (uint b = 0; b < blocks; ++b) {
-        const float d0 = uintBitsToFloat(w[(at0 + scales) / 4u + b]);
-        const float d1 = uintBitsToFloat(w[(at1 + scales) / 4u + b]);
-        const float d2 = uintBitsToFloat(w[(at2 + scales) / 4u + b]);
-        const float d3 = uintBitsToFloat(w[(at3 + scales) / 4u + b]);
+        const float d0 = uintBitsToFloat(weight_word((at0 + scales) / 4u + b));
+        const float d1 = uintBitsToFloat(weight_word((at1 + scales) / 4u + b));
+        const float d2 = uintBitsToFloat(weight_word((at2 + scales) / 4u + b));
+        const float d3 = uintBitsToFloat(weight_word((at3 + scales) / 4u + b));
 #if defined(WEIGHT_Q8_0)
-        const uvec4 q0 = w4[at0 / 16u + 2u * b], r0 = w4[at0 / 16u + 2u * b + 1u];
-        const uvec4 q1 = w4[at1 / 16u + 2u * b], r1 = w4[at1 / 16u + 2u * b + 1u];
-        const uvec4 q2 = w4[at2 / 16u + 2u * b], r2 = w4[at2 / 16u + 2u * b + 1u];
-        const uvec4 q3 = w4[at3 / 16u + 2u * b], r3 = w4[at3 / 16u + 2u * b + 1u];
+        const uvec4 q0 = weight_quad(at0 / 16u + 2u * b), r0 = weight_quad(at0 / 16u + 2u * b + 1u);
+        const uvec4 q1 = weight_quad(at1 / 16u + 2u * b), r1 = weight_quad(at1 / 16u + 2u * b + 1u);
+        const uvec4 q2 = weight_quad(at2 / 16u + 2u * b), r2 = weight_quad(at2 / 16u + 2u * b + 1u);
+        const uvec4 q3 = weight_quad(at3 / 16u + 2u * b), r3 = weight_quad(at3 / 16u + 2u * b + 1u);
 #define MLLM_QUARTER(s, a, c, q, r, d) \
     weights(((s) < 2u ? q : r)[(2u * (s)) & 3u], ((s) < 2u ? q : r)[(2u * (s) + 1u) & 3u], d, a, c)
 #else
-        const uvec4 q0 = w4[at0 / 16u + b];
-        const uvec4 q1 = w4[at1 / 16u + b];
-        const uvec4 q2 = w4[at2 / 16u + b];
-        const uvec4 q3 = w4[at3 / 16u + b];
+        const uvec4 q0 = weight_quad(at0 / 16u + b);
+        const uvec4 q1 = weight_quad(at1 / 16u + b);
+        const uvec4 q2 = weight_quad(at2 / 16u + b);
+        const uvec4 q3 = weight_quad(at3 / 16u + b);
 #define MLLM_QUARTER(s, a, c, q, r, d) weights(q[s], d, a, c)
 #endif
 #define MLLM_CHUNK(s)                                                                     \

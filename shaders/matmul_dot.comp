@@ -18,7 +18,7 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ROWS = 1;
 layout(constant_id = 2) const uint TOKENS = 1;
 
-layout(std430, set = 0, binding = 0) readonly buffer Weights { uint w[]; };
+// Binding 0, the weights: declared by weights.glsl.
 layout(std430, set = 0, binding = 1) readonly buffer Input { uint xq[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer Output { float y[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Bias { float bias[]; };

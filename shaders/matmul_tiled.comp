@@ -15,7 +15,7 @@
 
 layout(local_size_x_id = 0) in;  // 256: the host checks the device allows it
 
-layout(std430, set = 0, binding = 0) readonly buffer Weights { uint w[]; };
+// Binding 0, the weights: declared by weights.glsl.
 layout(std430, set = 0, binding = 1) readonly buffer Input { float x[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Input4 { vec4 x4[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer Output { float y[]; };

@@ -24,6 +24,7 @@
     X(vkGetPhysicalDeviceProperties2)           \
     X(vkGetPhysicalDeviceFeatures2)             \
     X(vkGetPhysicalDeviceMemoryProperties)      \
+    X(vkGetPhysicalDeviceFormatProperties)      \
     X(vkGetPhysicalDeviceQueueFamilyProperties) \
     X(vkEnumerateDeviceExtensionProperties)     \
     X(vkCreateDevice)                           \
@@ -43,6 +44,8 @@
     X(vkDestroyBuffer)               \
     X(vkGetBufferMemoryRequirements) \
     X(vkBindBufferMemory)            \
+    X(vkCreateBufferView)            \
+    X(vkDestroyBufferView)           \
     X(vkCreateShaderModule)          \
     X(vkDestroyShaderModule)         \
     X(vkCreateDescriptorSetLayout)   \

@@ -108,6 +108,12 @@ Probe probe(const Instance& instance, VkPhysicalDevice pd, uint32_t index) {
     d.min_uniform_buffer_offset_alignment = base.limits.minUniformBufferOffsetAlignment;
     d.min_storage_buffer_offset_alignment = base.limits.minStorageBufferOffsetAlignment;
     d.non_coherent_atom_size = base.limits.nonCoherentAtomSize;
+    VkFormatProperties texel{};
+    fn.vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_UINT, &texel);
+    if ((texel.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0) {
+        d.min_texel_buffer_offset_alignment = base.limits.minTexelBufferOffsetAlignment;
+        d.max_texel_buffer_elements = base.limits.maxTexelBufferElements;
+    }
     d.timestamp_period_ns =
         base.limits.timestampComputeAndGraphics ? base.limits.timestampPeriod : 0;
 

@@ -58,6 +58,10 @@ struct DeviceProps {
     uint64_t min_uniform_buffer_offset_alignment = 0;
     uint64_t max_allocation_bytes = 0;
     uint64_t min_storage_buffer_offset_alignment = 0;
+    // Uniform texel buffers of R32G32B32A32_UINT texels (the CPU-device kernels' weights): their
+    // offset alignment, and 0 texels when the format cannot be read that way.
+    uint64_t min_texel_buffer_offset_alignment = 0;
+    uint64_t max_texel_buffer_elements = 0;
     uint64_t non_coherent_atom_size = 0;
     float timestamp_period_ns = 0;  // 0: the compute queue has no timestamps
 

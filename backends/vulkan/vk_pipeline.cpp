@@ -17,6 +17,12 @@ const SpirvModule* find_shader(std::string_view name) {
     return nullptr;
 }
 
+VkDescriptorType descriptor_type(const PipelineDesc& desc, uint32_t binding) {
+    if ((desc.texel_buffers >> binding) & 1u) return VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+    if ((desc.uniform_buffers >> binding) & 1u) return VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER;
+    return VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+}
+
 Pipeline::Pipeline(const Device& device, PipelineDesc desc, VkPipelineCache cache)
     : device_(device), desc_(std::move(desc)) {
     const DeviceProps& props = device.props();
@@ -35,9 +41,7 @@ Pipeline::Pipeline(const Device& device, PipelineDesc desc, VkPipelineCache cach
         std::vector<VkDescriptorSetLayoutBinding> bindings(desc_.buffers);
         for (uint32_t i = 0; i < desc_.buffers; ++i) {
             bindings[i].binding = i;
-            bindings[i].descriptorType = (desc_.uniform_buffers >> i) & 1u
-                                             ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
-                                             : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+            bindings[i].descriptorType = descriptor_type(desc_, i);
             bindings[i].descriptorCount = 1;
             bindings[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
         }

@@ -1,9 +1,9 @@
 #pragma once
 // Compute pipelines from the embedded SPIR-V: each with its descriptor set layout (storage
-// buffers at bindings 0..n-1 of set 0), push-constant range and specialization constants.
-// Created on first use and kept for the device's lifetime, through a VkPipelineCache loaded from
-// and saved to the user's cache directory (drivers validate its header, so a stale or foreign
-// file is ignored by them).
+// buffers at bindings 0..n-1 of set 0, some of them uniform or texel buffers), push-constant range
+// and specialization constants. Created on first use and kept for the device's lifetime, through a
+// VkPipelineCache loaded from and saved to the user's cache directory (drivers validate its header,
+// so a stale or foreign file is ignored by them).
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -25,9 +25,15 @@ struct PipelineDesc {
     std::vector<uint32_t> spec;
     // Bit i set: binding i is a uniform buffer (std140) instead of a storage buffer.
     uint32_t uniform_buffers = 0;
+    // Bit i set: binding i is a uniform texel buffer of R32G32B32A32_UINT texels (the Sequence
+    // makes the buffer view).
+    uint32_t texel_buffers = 0;
 
     auto operator<=>(const PipelineDesc&) const = default;
 };
+
+// The descriptor type of one binding.
+VkDescriptorType descriptor_type(const PipelineDesc& desc, uint32_t binding);
 
 class Pipeline {
   public:

@@ -52,6 +52,7 @@ Sequence::~Sequence() {
     const VkDevice dev = device_.handle();
     if (pending_) fn.vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
     if (queries_ != VK_NULL_HANDLE) fn.vkDestroyQueryPool(dev, queries_, nullptr);
+    destroy_views();
     for (VkDescriptorPool p : descriptor_pools_) fn.vkDestroyDescriptorPool(dev, p, nullptr);
     fn.vkDestroyFence(dev, fence_, nullptr);
     fn.vkDestroyCommandPool(dev, pool_, nullptr);  // frees cmd_
@@ -61,6 +62,7 @@ void Sequence::begin() {
     if (pending_) wait();
     const DeviceFunctions& fn = device_.fn();
     check(fn.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
+    destroy_views();
     for (VkDescriptorPool p : descriptor_pools_)
         check(fn.vkResetDescriptorPool(device_.handle(), p, 0), "vkResetDescriptorPool");
     // Keep one pool for the next recording, release the rest.
@@ -116,10 +118,11 @@ VkDescriptorSet Sequence::allocate_set(VkDescriptorSetLayout layout) {
     }
     const VkDescriptorPoolSize sizes[] = {
         {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * kBuffersPerSet},
-        {VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, kSetsPerPool}};
+        {VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, kSetsPerPool},
+        {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, kSetsPerPool}};
     VkDescriptorPoolCreateInfo pool_info{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
     pool_info.maxSets = kSetsPerPool;
-    pool_info.poolSizeCount = 2;
+    pool_info.poolSizeCount = 3;
     pool_info.pPoolSizes = sizes;
     VkDescriptorPool pool = VK_NULL_HANDLE;
     check(fn.vkCreateDescriptorPool(dev, &pool_info, nullptr, &pool), "vkCreateDescriptorPool");
@@ -127,6 +130,36 @@ VkDescriptorSet Sequence::allocate_set(VkDescriptorSetLayout layout) {
     info.descriptorPool = pool;
     check(fn.vkAllocateDescriptorSets(dev, &info, &set), "vkAllocateDescriptorSets");
     return set;
+}
+
+VkBufferView Sequence::texel_view(const std::string& shader, const BufferRange& range) {
+    constexpr uint64_t kTexelBytes = 16;  // R32G32B32A32_UINT
+    const DeviceProps& props = device_.props();
+    if (props.max_texel_buffer_elements == 0)
+        fail("internal: ", shader, " needs uniform texel buffers, which ", props.name,
+             " lacks for R32G32B32A32_UINT");
+    if (range.offset % std::max<uint64_t>(props.min_texel_buffer_offset_alignment, 1) != 0 ||
+        range.size % kTexelBytes != 0)
+        fail("internal: ", shader, " texel-buffer binding at ", range.offset, " of ", range.size,
+             " bytes is not aligned to whole texels");
+    if (range.size / kTexelBytes > props.max_texel_buffer_elements)
+        fail(shader, ": a texel-buffer binding of ", range.size / kTexelBytes,
+             " texels exceeds the ", props.max_texel_buffer_elements, " texels of ", props.name);
+    VkBufferViewCreateInfo info{VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO};
+    info.buffer = range.buffer;
+    info.format = VK_FORMAT_R32G32B32A32_UINT;
+    info.offset = range.offset;
+    info.range = range.size;
+    VkBufferView view = VK_NULL_HANDLE;
+    check(device_.fn().vkCreateBufferView(device_.handle(), &info, nullptr, &view),
+          "vkCreateBufferView");
+    views_.push_back(view);
+    return view;
+}
+
+void Sequence::destroy_views() {
+    for (VkBufferView v : views_) device_.fn().vkDestroyBufferView(device_.handle(), v, nullptr);
+    views_.clear();
 }
 
 void Sequence::dispatch(const Pipeline& pipeline, std::span<const BufferRange> buffers,
@@ -147,11 +180,23 @@ void Sequence::dispatch(const Pipeline& pipeline, std::span<const BufferRange> b
     const DeviceFunctions& fn = device_.fn();
     const VkDescriptorSet set = allocate_set(pipeline.set_layout());
     std::vector<VkDescriptorBufferInfo> infos(buffers.size());
+    std::vector<VkBufferView> views(buffers.size(), VK_NULL_HANDLE);
     std::vector<VkWriteDescriptorSet> writes(buffers.size());
     for (size_t i = 0; i < buffers.size(); ++i) {
         if (buffers[i].buffer == VK_NULL_HANDLE || buffers[i].size == 0)
             fail("internal: ", desc.shader, " binding ", i, " is empty");
-        const bool uniform = (desc.uniform_buffers >> i) & 1u;
+        const VkDescriptorType type = descriptor_type(desc, static_cast<uint32_t>(i));
+        writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+        writes[i].dstSet = set;
+        writes[i].dstBinding = static_cast<uint32_t>(i);
+        writes[i].descriptorCount = 1;
+        writes[i].descriptorType = type;
+        if (type == VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER) {
+            views[i] = texel_view(desc.shader, buffers[i]);
+            writes[i].pTexelBufferView = &views[i];
+            continue;
+        }
+        const bool uniform = type == VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER;
         const uint64_t range =
             uniform ? props.max_uniform_buffer_range : props.max_storage_buffer_range;
         if (buffers[i].size > range)
@@ -159,12 +204,6 @@ void Sequence::dispatch(const Pipeline& pipeline, std::span<const BufferRange> b
                  uniform ? "-byte uniform buffer range of " : "-byte storage buffer range of ",
                  props.name);
         infos[i] = {buffers[i].buffer, buffers[i].offset, buffers[i].size};
-        writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
-        writes[i].dstSet = set;
-        writes[i].dstBinding = static_cast<uint32_t>(i);
-        writes[i].descriptorCount = 1;
-        writes[i].descriptorType =
-            uniform ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
         writes[i].pBufferInfo = &infos[i];
     }
     fn.vkUpdateDescriptorSets(device_.handle(), static_cast<uint32_t>(writes.size()), writes.data(),

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "backends/vulkan/vk_api.h"
@@ -66,12 +67,16 @@ class Sequence {
 
   private:
     VkDescriptorSet allocate_set(VkDescriptorSetLayout layout);
+    // A view of `range` as R32G32B32A32_UINT texels, kept until the next begin().
+    VkBufferView texel_view(const std::string& shader, const BufferRange& range);
+    void destroy_views();
 
     const Device& device_;
     VkCommandPool pool_ = VK_NULL_HANDLE;
     VkCommandBuffer cmd_ = VK_NULL_HANDLE;
     VkFence fence_ = VK_NULL_HANDLE;
     std::vector<VkDescriptorPool> descriptor_pools_;  // the last one takes new sets
+    std::vector<VkBufferView> views_;                 // of the texel-buffer bindings recorded
     bool recording_ = false;
     bool recorded_ = false;
     bool pending_ = false;

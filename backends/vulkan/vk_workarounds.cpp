@@ -13,13 +13,14 @@ struct Named {
     Feature feature;
     std::string_view name;
 };
-constexpr std::array<Named, 6> kFeatures = {{
+constexpr std::array<Named, 7> kFeatures = {{
     {Feature::Fp16Arithmetic, "fp16_arithmetic"},
     {Feature::IntegerDot, "integer_dot"},
     {Feature::SubgroupSizeControl, "subgroup_size_control"},
     {Feature::SubgroupArithmetic, "subgroup_arithmetic"},
     {Feature::PipelineCache, "pipeline_cache"},
     {Feature::Device, "device"},
+    {Feature::TexelBuffers, "texel_buffers"},
 }};
 
 constexpr uint32_t kQualcomm = 0x5143;
@@ -126,6 +127,7 @@ void apply_workarounds(DeviceProps& d, const std::vector<Workaround>& table,
     const uint32_t off = d.features_off;
     if (off & bit(Feature::Fp16Arithmetic)) d.fp16 = false;
     if (off & bit(Feature::IntegerDot)) d.int8_dot = false;
+    if (off & bit(Feature::TexelBuffers)) d.max_texel_buffer_elements = 0;
     if (off & bit(Feature::SubgroupSizeControl)) {
         d.min_subgroup_size = d.subgroup_size;
         d.max_subgroup_size = d.subgroup_size;

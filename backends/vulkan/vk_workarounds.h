@@ -21,6 +21,7 @@ enum class Feature : uint32_t {
     SubgroupArithmetic = 1u << 3,   // subgroupAdd & co.: kernels use their barrier-free layouts
     PipelineCache = 1u << 4,        // the on-disk VkPipelineCache
     Device = 1u << 5,               // the whole device: the backend does not use it
+    TexelBuffers = 1u << 6,         // weights read through uniform texel buffers (CPU devices)
 };
 inline constexpr uint32_t bit(Feature f) {
     return static_cast<uint32_t>(f);

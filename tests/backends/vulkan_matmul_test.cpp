@@ -239,6 +239,27 @@ TEST_F(VulkanMatMul, EveryTypeMatchesTheReferenceOnOddShapes) {
         if (!shapes_match(*this, t, test_ks(t), {1, 5, 67}, {1, 3, 7}, kTiles, rng)) return;
 }
 
+TEST_F(VulkanMatMul, EveryInputAndWeightBindingMatchesTheReference) {
+    // The row-per-invocation kernels read the input from a uniform buffer, a texel buffer (rows
+    // too long for a uniform buffer) or a storage buffer, and the weights from a texel or a
+    // storage buffer, as the device allows: the paths other than the device's default, forced.
+    std::mt19937 rng(5);
+    for (int uniform_input : {-1, 0}) {
+        for (int texel_weights : {-1, 0}) {
+            if (uniform_input < 0 && texel_weights < 0) continue;  // the default: tested above
+            MatMulConfig config = kTiles;
+            config.row_per_invocation = 1;
+            config.uniform_input = uniform_input;
+            config.texel_weights = texel_weights;
+            SCOPED_TRACE(str_cat(uniform_input == 0 ? "no uniform input" : "uniform input",
+                                 texel_weights == 0 ? ", storage-buffer weights" : ""));
+            for (DType t : kTypes)
+                if (!shapes_match(*this, t, {test_ks(t).back()}, {5, 67}, {1, 7}, config, rng))
+                    return;
+        }
+    }
+}
+
 TEST_F(VulkanMatMul, GpuLayoutMatchesTheReference) {
     // The threads-share-a-row layout GPUs get (CPU devices default to a row per invocation), so
     // it stays tested on lavapipe.
@@ -328,10 +349,15 @@ TEST_F(VulkanMatMul, RepackedWeightsMatchTheReference) {
         for (int64_t k : {32, 96, 576}) {
             for (int64_t m : {1, 67, 300}) {
                 for (int64_t n : {1, 3, 7}) {
-                    for (bool split : {false, true}) {
-                        if (split && (m != 67 || n != 3)) continue;
+                    for (int path = 0; path < 6; ++path) {
+                        // Paths 0-2 whole, 3-5 split; each with the default input and weight
+                        // bindings, then the input through a texel buffer (on CPU devices),
+                        // then both through storage buffers.
+                        const bool split = path >= 3;
+                        const int binding = path % 3;
+                        if ((split || binding != 0) && (m != 67 || n != 3)) continue;
                         SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n,
-                                             split ? " split" : ""));
+                                             split ? " split" : "", " bindings ", binding));
                         const auto w = random_weights(t, m, k, rng);
                         const auto x = random_floats(static_cast<size_t>(n * k), rng);
                         const auto bias = random_floats(static_cast<size_t>(m), rng);
@@ -359,6 +385,8 @@ TEST_F(VulkanMatMul, RepackedWeightsMatchTheReference) {
                         args.y_stride = y_stride;
                         args.bias = ba.range();
                         MatMulConfig config = kTiles;
+                        config.uniform_input = binding == 0 ? -1 : 0;
+                        config.texel_weights = binding == 2 ? 0 : -1;
                         if (split)
                             config.max_binding =
                                 slack() + 4 * static_cast<uint64_t>(x_stride * n) + 64;

@@ -71,6 +71,24 @@ constexpr int64_t kTileRows = 32, kTileTokens = 32;
 // The row-per-invocation kernels' uniform-buffer input (the _ux variants): vec4 xu[4096].
 constexpr uint64_t kUniformInputBytes = 65536;
 
+// The texel-buffer weights' texels: R32G32B32A32_UINT.
+constexpr uint64_t kTexelBytes = 16;
+
+// binding::part for a texel-buffer binding: its offset at the device's texel-buffer alignment,
+// whole texels. Allocations are whole texels (MemoryManager::alignment()), so the last texel a
+// part needs lies inside its range.
+BufferRange texel_part(const DeviceProps& props, const BufferRange& whole, uint64_t begin,
+                       uint64_t bytes, uint64_t& skip) {
+    const uint64_t align = std::max(props.min_texel_buffer_offset_alignment, kTexelBytes);
+    const uint64_t start = whole.offset + begin;
+    const uint64_t offset = start / align * align;
+    skip = start - offset;
+    const uint64_t size = (skip + bytes + kTexelBytes - 1) / kTexelBytes * kTexelBytes;
+    if (offset + size > whole.offset + whole.size)
+        fail("internal: Vulkan matmul texel-buffer binding ends inside a texel");
+    return {whole.buffer, offset, size};
+}
+
 // Bytes of quants per 32-element block in the repacked layout.
 size_t repacked_quant_bytes(DType t) {
     return t == DType::Q8_0 ? 32 : 16;
@@ -94,6 +112,10 @@ bool matmul_int_dot(const DeviceProps& device, DType weight_type) {
 bool matmul_tiles(const DeviceProps& device, int64_t k) {
     return device.max_workgroup_invocations >= kTiledThreads &&
            device.max_shared_memory_bytes >= kTiledShared && k % 8 == 0;
+}
+
+bool matmul_texel_weights(const DeviceProps& device) {
+    return device.cpu_kernels && device.max_texel_buffer_elements > 0;
 }
 
 bool matmul_repacks(const DeviceProps& device, DType weight_type) {
@@ -218,16 +240,23 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     const bool tiled = !a.repacked && !a.x_packed && matmul_tiles(props, a.k) &&
                        (overrides.tiled == 1 ||
                         (overrides.tiled < 0 && !props.cpu_kernels && a.n >= kTiledMinTokens));
-    // The row-per-invocation kernels (CPU devices) read the input from a uniform buffer when
-    // all of it fits one (decode, short prompts): llvmpipe loads those without a loop over the
-    // lanes.
+    // The row-per-invocation kernels (CPU devices) read the input from a uniform buffer when a
+    // token's row fits one, as many tokens per dispatch as fit: llvmpipe loads the same uniform
+    // address for all lanes with one scalar load, where a storage-buffer load is a loop over the
+    // lanes and a texel fetch a gather.
     const uint64_t ux_align = std::max<uint64_t>(props.min_uniform_buffer_offset_alignment, 16);
-    const uint64_t x_bytes = 4 * static_cast<uint64_t>((a.n - 1) * x_stride + x_row);
-    const bool x_uniform = !tiled && c.row_per_invocation != 0 &&
+    const uint64_t ux_limit = std::min<uint64_t>(kUniformInputBytes, c.max_binding);
+    const bool x_uniform = !tiled && c.row_per_invocation != 0 && overrides.uniform_input != 0 &&
                            props.max_uniform_buffer_range >= kUniformInputBytes &&
-                           x_bytes + ux_align <= kUniformInputBytes &&
-                           x_bytes + ux_align <= c.max_binding;
-    PipelineDesc desc{std::string(shader) + (x_uniform ? "_ux" : ""),
+                           4 * static_cast<uint64_t>(x_row) + ux_align <= ux_limit;
+    // The row-per-invocation kernels read the weights through a texel buffer where the device
+    // has them (CPU devices: see shaders/weights.glsl), and then an input too large for a
+    // uniform buffer through one too.
+    const bool texel = !tiled && !a.x_packed && c.row_per_invocation != 0 &&
+                       overrides.texel_weights != 0 && matmul_texel_weights(props);
+    const bool x_texel = texel && !x_uniform;
+    PipelineDesc desc{std::string(shader) + (texel ? "_tx" : "") + (x_uniform ? "_ux" : "") +
+                          (x_texel ? "_xt" : ""),
                       4,
                       sizeof(MatMulPush),
                       {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation)}};
@@ -236,6 +265,8 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         desc = {
             std::string(shader) + "_dot", 4, sizeof(MatMulPush), {c.workgroup, c.rows, c.tokens}};
     if (x_uniform) desc.uniform_buffers = 1u << 1;
+    if (texel) desc.texel_buffers = 1u << 0;
+    if (x_texel) desc.texel_buffers |= 1u << 1;
     const Pipeline& pipeline = ctx.pipelines().get(desc);
     // Rows and tokens one workgroup computes.
     const int64_t rows_per_group = tiled                       ? kTileRows
@@ -245,13 +276,18 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
 
     // Rows per dispatch so the weights' part fits one binding; then tokens so the input's and
     // the output's parts do, and the token groups fit the dispatch's y limit.
+    const uint64_t w_limit =
+        texel ? std::min<uint64_t>(c.max_binding, kTexelBytes * props.max_texel_buffer_elements)
+              : c.max_binding;
     const int64_t rows_per =
-        std::min(a.m, binding::items_per_binding(props, c.max_binding, rb, rb, "weight row"));
+        std::min(a.m, binding::items_per_binding(props, w_limit, rb, rb, "weight row"));
     const int64_t tokens_per = std::min(
         {a.n,
          binding::items_per_binding(props, c.max_binding, 4 * x_row, 4 * x_stride, "input row"),
          binding::items_per_binding(props, c.max_binding, 4 * rows_per, 4 * y_stride, "output row"),
-         static_cast<int64_t>(props.max_workgroup_count[1]) * tokens_per_group});
+         static_cast<int64_t>(props.max_workgroup_count[1]) * tokens_per_group,
+         x_uniform ? 1 + static_cast<int64_t>((ux_limit - ux_align - 4 * x_row) / (4 * x_stride))
+                   : a.n});
 
     const uint32_t max_x = overrides.max_groups_x != 0
                                ? std::min(overrides.max_groups_x, props.max_workgroup_count[0])
@@ -260,7 +296,10 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         const int64_t mr = std::min(rows_per, a.m - r0);
         uint64_t w_skip = 0;
         const BufferRange w =
-            binding::part(props, a.w, static_cast<uint64_t>(a.w_offset + r0 * rb), mr * rb, w_skip);
+            texel ? texel_part(props, a.w, static_cast<uint64_t>(a.w_offset + r0 * rb), mr * rb,
+                               w_skip)
+                  : binding::part(props, a.w, static_cast<uint64_t>(a.w_offset + r0 * rb), mr * rb,
+                                  w_skip);
         uint64_t b_skip = 0;
         const BufferRange bias =
             has_bias ? binding::part(props, a.bias, 4 * (a.bias_offset + r0), 4 * mr, b_skip)
@@ -268,8 +307,10 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         for (int64_t t0 = 0; t0 < a.n; t0 += tokens_per) {
             const int64_t nt = std::min(tokens_per, a.n - t0);
             uint64_t x_skip = 0, y_skip = 0;
-            BufferRange x = binding::part(props, a.x, 4 * (a.x_offset + t0 * x_stride),
-                                          4 * ((nt - 1) * x_stride + x_row), x_skip);
+            const uint64_t x_begin = 4 * static_cast<uint64_t>(a.x_offset + t0 * x_stride);
+            const uint64_t x_part_bytes = 4 * static_cast<uint64_t>((nt - 1) * x_stride + x_row);
+            BufferRange x = x_texel ? texel_part(props, a.x, x_begin, x_part_bytes, x_skip)
+                                    : binding::part(props, a.x, x_begin, x_part_bytes, x_skip);
             if (x_uniform) {  // the same part, at the uniform-buffer offset alignment
                 const uint64_t start =
                     a.x.offset + 4 * static_cast<uint64_t>(a.x_offset + t0 * x_stride);
