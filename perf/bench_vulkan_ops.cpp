@@ -66,7 +66,7 @@ void BM_VkDispatch(benchmark::State& state) {
         args.b = a.range();
         args.y = y.range();
         record_elementwise(*ctx, seq, args);
-        seq.barrier();
+        if (state.range(1) != 0) seq.barrier();
     }
     seq.end();
     seq.run();  // pipelines compiled, memory touched
@@ -87,7 +87,7 @@ std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t k) {
     return w;
 }
 
-void BM_VkGemv(benchmark::State& state, DType t) {
+void BM_VkMatmul(benchmark::State& state, DType t, int64_t tokens) {
     std::string why;
     Context* ctx = context(why);
     if (ctx == nullptr) return state.SkipWithError(why.c_str());
@@ -97,7 +97,7 @@ void BM_VkGemv(benchmark::State& state, DType t) {
     args.weight_type = t;
     args.m = rows;
     args.k = k;
-    args.n = 1;
+    args.n = tokens;
     Allocation w;
     if (matmul_repacks(ctx->props(), t)) {
         w = upload_repacked(*ctx, t, host.data(), rows, k);
@@ -106,8 +106,8 @@ void BM_VkGemv(benchmark::State& state, DType t) {
         w = ctx->memory().allocate(host.size() + 4);
         ctx->write(w, 0, host.data(), host.size());
     }
-    const Allocation x = device_floats(*ctx, k, 0.5f);
-    const Allocation y = device_floats(*ctx, rows, 0.0f);
+    const Allocation x = device_floats(*ctx, k * tokens, 0.5f);
+    const Allocation y = device_floats(*ctx, rows * tokens, 0.0f);
     args.w = w.range();
     args.x = x.range();
     args.y = y.range();
@@ -118,14 +118,20 @@ void BM_VkGemv(benchmark::State& state, DType t) {
     seq.run();
     for (auto _ : state) seq.run();
     state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(host.size()));
+    // Multiply-adds per second: rows * k * tokens.
+    state.counters["GMACs"] = benchmark::Counter(static_cast<double>(rows * k * tokens) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
 int register_all() {
     for (int n : {1, 64})
-        benchmark::RegisterBenchmark(("VkDispatch/" + std::to_string(n)).c_str(), BM_VkDispatch)
-            ->Arg(n)
-            ->Unit(benchmark::kMicrosecond)
-            ->UseRealTime();
+        for (int barriers : {1, 0})
+            benchmark::RegisterBenchmark(
+                ("VkDispatch/" + std::to_string(n) + (barriers ? "" : "/no_barriers")).c_str(),
+                BM_VkDispatch)
+                ->Args({n, barriers})
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime();
     // SmolLM2-135M's projections (q/o, k/v, gate/up, down, the tied output) and TinyLlama's
     // q/o, gate/up and down (the K-quants' rows need k to be a multiple of 256).
     const std::vector<std::pair<int64_t, int64_t>> shapes = {
@@ -134,13 +140,17 @@ int register_all() {
     for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16})
         for (const auto& [rows, k] : shapes) {
             if (k % dtype_traits(t).block_size != 0) continue;
-            benchmark::RegisterBenchmark(("VkGemv/" + std::string(dtype_name(t)) + "/" +
-                                          std::to_string(rows) + "x" + std::to_string(k))
-                                             .c_str(),
-                                         BM_VkGemv, t)
+            const std::string shape =
+                std::string(dtype_name(t)) + "/" + std::to_string(rows) + "x" + std::to_string(k);
+            benchmark::RegisterBenchmark(("VkGemv/" + shape).c_str(), BM_VkMatmul, t, 1)
                 ->Args({rows, k})
                 ->Unit(benchmark::kMicrosecond)
                 ->UseRealTime();
+            if (rows <= 2048)
+                benchmark::RegisterBenchmark(("VkGemm128/" + shape).c_str(), BM_VkMatmul, t, 128)
+                    ->Args({rows, k})
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime();
         }
     return 0;
 }

@@ -21,6 +21,10 @@ layout(constant_id = 2) const uint TOKENS = 1;
 // run a workgroup's invocations as SIMD lanes over rows and pay for every barrier; on GPUs the
 // threads of a workgroup share rows so their loads coalesce.
 layout(constant_id = 3) const uint ROW_PER_INVOCATION = 0;
+// The row-per-invocation kernels: 1 when every token's input starts at a multiple of 4 floats
+// (the host knows at recording), so x is read 4 elements per load. A constant, not a branch on
+// the push constants: llvmpipe would evaluate both sides for every lane.
+layout(constant_id = 4) const uint X_ALIGNED = 0;
 
 // Binding 0, the weights: declared by weights.glsl (the repacked layout of vk_matmul.h reads
 // 16 bytes per load instruction).
@@ -70,6 +74,11 @@ vec4 load_x4(uint at) {
     return round_activation(vec4(x_load(at), x_load(at + 1u), x_load(at + 2u), x_load(at + 3u)));
 }
 
+// Elements at.. of x, rounded (at is a multiple of 4 when X_ALIGNED is set).
+vec4 x_vec(uint at) {
+    return X_ALIGNED != 0u ? round_activation(x4_load(at >> 2)) : load_x4(at);
+}
+
 void row_per_invocation() {
     // Invocation i of the workgroup computes rows base + i + j * gl_WorkGroupSize.x, j < ROWS:
     // each x vector loaded serves ROWS rows. Lanes past the last row compute the last row again
@@ -77,7 +86,6 @@ void row_per_invocation() {
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;
     const uint base = group * gl_WorkGroupSize.x * ROWS + gl_LocalInvocationID.x;
     const uint tok0 = gl_WorkGroupID.y * TOKENS;
-    const bool aligned_x = ((p.x_offset | p.x_stride) & 3u) == 0u;
     uint row_base[ROWS];
     for (uint j = 0; j < ROWS; ++j)
         row_base[j] = p.w_offset + min(base + j * gl_WorkGroupSize.x, p.m - 1u) * row_bytes(p.k);
@@ -90,8 +98,8 @@ void row_per_invocation() {
         vec4 x0[TOKENS], x1[TOKENS];
         for (uint t = 0; t < TOKENS; ++t) {
             const uint xb = p.x_offset + min(tok0 + t, p.n - 1u) * p.x_stride;
-            x0[t] = aligned_x ? round_activation(x4_load((xb + i0) >> 2)) : load_x4(xb + i0);
-            x1[t] = aligned_x ? round_activation(x4_load((xb + i1) >> 2)) : load_x4(xb + i1);
+            x0[t] = x_vec(xb + i0);
+            x1[t] = x_vec(xb + i1);
         }
         for (uint j = 0; j < ROWS; ++j) {
             vec4 w0, w1;
@@ -120,45 +128,53 @@ void row_per_invocation() {
 }
 
 #if defined(REPACKED)
-// Row per invocation over repacked Q4_0/Q8_0 rows: per row the blocks' quants (16 or 32 bytes
-// each, 16-byte aligned), then one f32 scale per block. llvmpipe pays per load instruction, not
-// per byte, so a block costs one or two uvec4 loads and one scale load instead of two to three
-// loads per 8 weights. It does not unroll loops either, and a local array indexed in a loop is
-// memory it reaches through the same per-lane loops: so the 4 rows (RROWS; the host dispatches
+// Row per invocation over repacked Q4_0/Q8_0 rows (vk_matmul.h): per row the blocks' quants (16
+// or 32 bytes each, 16-byte aligned), then one f32 scale per block. llvmpipe pays per load
+// instruction, not per byte, so a block costs one or two 16-byte loads and a quarter of a scale
+// load per row. It does not unroll loops either, and a local array indexed in a loop is memory
+// it reaches through a loop over the lanes: so the 4 rows (RROWS; the host dispatches
 // accordingly) and up to 4 tokens are spelled out, every index a constant, rows in the
-// components of one vec4 accumulator per token. Products are the GGUF path's ((q - 8) d or q d,
-// then dot with x).
+// components of one vec4 accumulator per token.
 const uint RROWS = 4u;
-
-vec4 x_at(uint at, bool aligned_x) {
-    return aligned_x ? x4_load(at >> 2) : load_x4(at);
-}
-
-// The 4 rows' dot products with token xb's elements i0.. and i1.. (4 each).
-vec4 rows_dot(uint xb, uint i0, uint i1, bool aligned_x, vec4 a0, vec4 c0, vec4 a1, vec4 c1,
-              vec4 a2, vec4 c2, vec4 a3, vec4 c3) {
-    const vec4 x0 = x_at(xb + i0, aligned_x);
-    const vec4 x1 = x_at(xb + i1, aligned_x);
-    return vec4(dot(a0, x0) + dot(c0, x1), dot(a1, x0) + dot(c1, x1), dot(a2, x0) + dot(c2, x1),
-                dot(a3, x0) + dot(c3, x1));
+// Each row's block is summed in the order of its quants with the block's scale applied once,
+// (sum of (q - 8) x) d, in fused multiply-adds: fewer instructions per weight than dequantizing
+// first. (Lanes loading a part of the block each and broadcasting it to the others costs more on
+// llvmpipe: its subgroupBroadcast loops over the lanes.)
+float dot_fma(vec4 a, vec4 b, float acc) {
+    return fma(a.w, b.w, fma(a.z, b.z, fma(a.y, b.y, fma(a.x, b.x, acc))));
 }
 
 #if defined(WEIGHT_Q8_0)
-// Quarter s of a block: words lo and hi of its 32 int8 (elements 8s.. and 8s + 4..).
-void weights(uint lo, uint hi, float d, out vec4 a, out vec4 c) {
-    precise vec4 pa = unpack_i8x4(lo) * d;
-    precise vec4 pc = unpack_i8x4(hi) * d;
-    a = pa;
-    c = pc;
+// Quants q (elements 0..15) and r (16..31) against the block's input, 4 elements per xi.
+float row_block(uvec4 q, uvec4 r, vec4 x0, vec4 x1, vec4 x2, vec4 x3, vec4 x4, vec4 x5, vec4 x6,
+                vec4 x7) {
+    float s = dot_fma(unpack_i8x4(q.x), x0, 0.0);
+    s = dot_fma(unpack_i8x4(q.y), x1, s);
+    s = dot_fma(unpack_i8x4(q.z), x2, s);
+    s = dot_fma(unpack_i8x4(q.w), x3, s);
+    s = dot_fma(unpack_i8x4(r.x), x4, s);
+    s = dot_fma(unpack_i8x4(r.y), x5, s);
+    s = dot_fma(unpack_i8x4(r.z), x6, s);
+    return dot_fma(unpack_i8x4(r.w), x7, s);
 }
 #else
-// Quarter s of a block: quant bytes 4s..4s+3 (elements 4s.. low nibbles, 4s + 16.. high).
-void weights(uint word, float d, out vec4 a, out vec4 c) {
-    const uvec4 q = unpack_u8x4(word);
-    precise vec4 pa = (vec4(q & 15u) - 8.0) * d;
-    precise vec4 pc = (vec4(q >> 4) - 8.0) * d;
-    a = pa;
-    c = pc;
+vec4 low_nibbles(uint w) {
+    return vec4((uvec4(w) >> uvec4(0u, 8u, 16u, 24u)) & 15u) - 8.0;
+}
+vec4 high_nibbles(uint w) {
+    return vec4((uvec4(w) >> uvec4(4u, 12u, 20u, 28u)) & 15u) - 8.0;
+}
+// Bytes 4i.. of q hold elements 4i.. (low nibbles) and 16 + 4i.. (high).
+float row_block(uvec4 q, uvec4 r, vec4 x0, vec4 x1, vec4 x2, vec4 x3, vec4 x4, vec4 x5, vec4 x6,
+                vec4 x7) {
+    float s = dot_fma(low_nibbles(q.x), x0, 0.0);
+    s = dot_fma(low_nibbles(q.y), x1, s);
+    s = dot_fma(low_nibbles(q.z), x2, s);
+    s = dot_fma(low_nibbles(q.w), x3, s);
+    s = dot_fma(high_nibbles(q.x), x4, s);
+    s = dot_fma(high_nibbles(q.y), x5, s);
+    s = dot_fma(high_nibbles(q.z), x6, s);
+    return dot_fma(high_nibbles(q.w), x7, s);
 }
 #endif
 
@@ -166,67 +182,55 @@ void repacked_rows() {
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;
     const uint base = group * gl_WorkGroupSize.x * RROWS + gl_LocalInvocationID.x;
     const uint tok0 = gl_WorkGroupID.y * TOKENS;
-    const bool aligned_x = ((p.x_offset | p.x_stride) & 3u) == 0u;
     const uint blocks = p.k / 32u;
 #if defined(WEIGHT_Q8_0)
-    const uint QUANT_BYTES = 32u;
+    const uint QUANT_TEXELS = 2u;
 #else
-    const uint QUANT_BYTES = 16u;
+    const uint QUANT_TEXELS = 1u;
 #endif
-    const uint rb = blocks * QUANT_BYTES + (4u * blocks + 15u) / 16u * 16u;
+    const uint rb = (blocks * QUANT_TEXELS * 16u + (4u * blocks + 15u) / 16u * 16u) / 16u;
     const uint wg = gl_WorkGroupSize.x;
-    // Lanes past the last row compute the last row again and store nothing.
-    const uint at0 = p.w_offset + min(base, p.m - 1u) * rb;
-    const uint at1 = p.w_offset + min(base + wg, p.m - 1u) * rb;
-    const uint at2 = p.w_offset + min(base + 2u * wg, p.m - 1u) * rb;
-    const uint at3 = p.w_offset + min(base + 3u * wg, p.m - 1u) * rb;
-    const uint scales = blocks * QUANT_BYTES;
+    const uint w0 = p.w_offset / 16u;
+    // Each row's first texel; lanes past the last row compute the last row again.
+    const uint at0 = w0 + min(base, p.m - 1u) * rb;
+    const uint at1 = w0 + min(base + wg, p.m - 1u) * rb;
+    const uint at2 = w0 + min(base + 2u * wg, p.m - 1u) * rb;
+    const uint at3 = w0 + min(base + 3u * wg, p.m - 1u) * rb;
+    const uint scales = blocks * QUANT_TEXELS;  // texels of quants before a row's scales
     uvec4 xb;  // each token's first element; tokens past n repeat the last (TOKENS <= 4)
     for (uint t = 0; t < 4u; ++t) xb[t] = p.x_offset + min(tok0 + t, p.n - 1u) * p.x_stride;
-    // acc[t]: token t's sums for the 4 rows.
     vec4 acc0 = vec4(0.0), acc1 = vec4(0.0), acc2 = vec4(0.0), acc3 = vec4(0.0);
     for (uint b = 0; b < blocks; ++b) {
-        const float d0 = uintBitsToFloat(weight_word((at0 + scales) / 4u + b));
-        const float d1 = uintBitsToFloat(weight_word((at1 + scales) / 4u + b));
-        const float d2 = uintBitsToFloat(weight_word((at2 + scales) / 4u + b));
-        const float d3 = uintBitsToFloat(weight_word((at3 + scales) / 4u + b));
+        const uint si = b / 4u, sc = b & 3u;
+        const vec4 d = uintBitsToFloat(uvec4(weight_quad(at0 + scales + si)[sc],
+                                             weight_quad(at1 + scales + si)[sc],
+                                             weight_quad(at2 + scales + si)[sc],
+                                             weight_quad(at3 + scales + si)[sc]));
+        const uint qi = QUANT_TEXELS * b;
+        const uvec4 q0 = weight_quad(at0 + qi), q1 = weight_quad(at1 + qi);
+        const uvec4 q2 = weight_quad(at2 + qi), q3 = weight_quad(at3 + qi);
 #if defined(WEIGHT_Q8_0)
-        const uvec4 q0 = weight_quad(at0 / 16u + 2u * b), r0 = weight_quad(at0 / 16u + 2u * b + 1u);
-        const uvec4 q1 = weight_quad(at1 / 16u + 2u * b), r1 = weight_quad(at1 / 16u + 2u * b + 1u);
-        const uvec4 q2 = weight_quad(at2 / 16u + 2u * b), r2 = weight_quad(at2 / 16u + 2u * b + 1u);
-        const uvec4 q3 = weight_quad(at3 / 16u + 2u * b), r3 = weight_quad(at3 / 16u + 2u * b + 1u);
-#define MLLM_QUARTER(s, a, c, q, r, d) \
-    weights(((s) < 2u ? q : r)[(2u * (s)) & 3u], ((s) < 2u ? q : r)[(2u * (s) + 1u) & 3u], d, a, c)
+        const uvec4 r0 = weight_quad(at0 + qi + 1u), r1 = weight_quad(at1 + qi + 1u);
+        const uvec4 r2 = weight_quad(at2 + qi + 1u), r3 = weight_quad(at3 + qi + 1u);
 #else
-        const uvec4 q0 = weight_quad(at0 / 16u + b);
-        const uvec4 q1 = weight_quad(at1 / 16u + b);
-        const uvec4 q2 = weight_quad(at2 / 16u + b);
-        const uvec4 q3 = weight_quad(at3 / 16u + b);
-#define MLLM_QUARTER(s, a, c, q, r, d) weights(q[s], d, a, c)
+        const uvec4 r0 = q0, r1 = q1, r2 = q2, r3 = q3;
 #endif
-#define MLLM_CHUNK(s)                                                                     \
-    {                                                                                      \
-        uint i0, i1;                                                                       \
-        chunk_index(4u * b + (s), i0, i1);                                                 \
-        vec4 a0, c0, a1, c1, a2, c2, a3, c3;                                               \
-        MLLM_QUARTER(s, a0, c0, q0, r0, d0);                                               \
-        MLLM_QUARTER(s, a1, c1, q1, r1, d1);                                               \
-        MLLM_QUARTER(s, a2, c2, q2, r2, d2);                                               \
-        MLLM_QUARTER(s, a3, c3, q3, r3, d3);                                               \
-        acc0 += rows_dot(xb.x, i0, i1, aligned_x, a0, c0, a1, c1, a2, c2, a3, c3);         \
-        if (TOKENS > 1u)                                                                   \
-            acc1 += rows_dot(xb.y, i0, i1, aligned_x, a0, c0, a1, c1, a2, c2, a3, c3);     \
-        if (TOKENS > 2u)                                                                   \
-            acc2 += rows_dot(xb.z, i0, i1, aligned_x, a0, c0, a1, c1, a2, c2, a3, c3);     \
-        if (TOKENS > 3u)                                                                   \
-            acc3 += rows_dot(xb.w, i0, i1, aligned_x, a0, c0, a1, c1, a2, c2, a3, c3);     \
+#define MLLM_TOKEN(acc, t)                                                                     \
+    {                                                                                          \
+        const uint xi = xb[t] + 32u * b;                                                      \
+        const vec4 x0 = x_vec(xi), x1 = x_vec(xi + 4u), x2 = x_vec(xi + 8u);                   \
+        const vec4 x3 = x_vec(xi + 12u), x4 = x_vec(xi + 16u), x5 = x_vec(xi + 20u);           \
+        const vec4 x6 = x_vec(xi + 24u), x7 = x_vec(xi + 28u);                                 \
+        acc += d * vec4(row_block(q0, r0, x0, x1, x2, x3, x4, x5, x6, x7),                     \
+                        row_block(q1, r1, x0, x1, x2, x3, x4, x5, x6, x7),                     \
+                        row_block(q2, r2, x0, x1, x2, x3, x4, x5, x6, x7),                     \
+                        row_block(q3, r3, x0, x1, x2, x3, x4, x5, x6, x7));                    \
     }
-        MLLM_CHUNK(0u)
-        MLLM_CHUNK(1u)
-        MLLM_CHUNK(2u)
-        MLLM_CHUNK(3u)
-#undef MLLM_CHUNK
-#undef MLLM_QUARTER
+        MLLM_TOKEN(acc0, 0)
+        if (TOKENS > 1u) MLLM_TOKEN(acc1, 1)
+        if (TOKENS > 2u) MLLM_TOKEN(acc2, 2)
+        if (TOKENS > 3u) MLLM_TOKEN(acc3, 3)
+#undef MLLM_TOKEN
     }
     const mat4 acc = mat4(acc0, acc1, acc2, acc3);  // acc[t][j]
     for (uint j = 0; j < RROWS; ++j) {
@@ -237,6 +241,7 @@ void repacked_rows() {
             if (tok0 + t < p.n) y[p.y_offset + (tok0 + t) * p.y_stride + row] = acc[t][j] + bv;
     }
 }
+
 #endif
 
 void main() {

@@ -249,7 +249,13 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     const bool x_uniform = !tiled && c.row_per_invocation != 0 && overrides.uniform_input != 0 &&
                            props.max_uniform_buffer_range >= kUniformInputBytes &&
                            4 * static_cast<uint64_t>(x_row) + ux_align <= ux_limit;
-    // The row-per-invocation kernels read the weights through a texel buffer where the device
+    // Whether every token's input starts at a multiple of 16 bytes, and so at a multiple of 4
+    // floats into its binding, whatever the binding's alignment (the row-per-invocation
+    // kernels' vec4 loads).
+    const bool x_aligned = c.row_per_invocation != 0 && !a.x_packed &&
+                           (a.x.offset + 4 * static_cast<uint64_t>(a.x_offset)) % 16 == 0 &&
+                           x_stride % 4 == 0;
+    // Repacked weights through a texel buffer where the device
     // has them (CPU devices: see shaders/weights.glsl), and then an input too large for a
     // uniform buffer through one too.
     const bool texel = !tiled && !a.x_packed && c.row_per_invocation != 0 &&
@@ -259,7 +265,8 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                           (x_texel ? "_xt" : ""),
                       4,
                       sizeof(MatMulPush),
-                      {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation)}};
+                      {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation),
+                       x_aligned ? 1u : 0u}};
     if (tiled) desc = {std::string(shader) + "_tiled", 4, sizeof(MatMulPush), {kTiledThreads}};
     if (a.x_packed)
         desc = {
