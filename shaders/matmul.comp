@@ -63,7 +63,19 @@ layout(push_constant) uniform Params {
     uint y_stride;
     uint bias_offset;  // floats into the bias binding
     uint has_bias;     // 0: no bias (binding 3 is not read)
+    // A group of weights sharing the input (queries, keys and values), concatenated: rows from
+    // row1 on go to a second output, from row2 on to a third (both ~0u: none), in the same
+    // binding as the first.
+    uint row1, y_offset1, y_stride1;
+    uint row2, y_offset2, y_stride2;
 } p;
+
+// Where row `row` (of this dispatch's rows) of token `tok` goes.
+uint y_at(uint row, uint tok) {
+    if (row >= p.row2) return p.y_offset2 + tok * p.y_stride2 + (row - p.row2);
+    if (row >= p.row1) return p.y_offset1 + tok * p.y_stride1 + (row - p.row1);
+    return p.y_offset + tok * p.y_stride + row;
+}
 
 #include "weights.glsl"
 #include "dequant.glsl"
@@ -123,7 +135,7 @@ void row_per_invocation() {
         if (row >= p.m) break;
         const float b = p.has_bias != 0u ? bias[p.bias_offset + row] : 0.0;
         for (uint t = 0; t < TOKENS; ++t)
-            if (tok0 + t < p.n) y[p.y_offset + (tok0 + t) * p.y_stride + row] = acc[j * TOKENS + t] + b;
+            if (tok0 + t < p.n) y[y_at(row, tok0 + t)] = acc[j * TOKENS + t] + b;
     }
 }
 
@@ -238,7 +250,7 @@ void repacked_rows() {
         if (row >= p.m) break;
         const float bv = p.has_bias != 0u ? bias[p.bias_offset + row] : 0.0;
         for (uint t = 0; t < TOKENS; ++t)
-            if (tok0 + t < p.n) y[p.y_offset + (tok0 + t) * p.y_stride + row] = acc[t][j] + bv;
+            if (tok0 + t < p.n) y[y_at(row, tok0 + t)] = acc[t][j] + bv;
     }
 }
 
@@ -306,7 +318,7 @@ void main() {
                 barrier();  // partial is reused for the next output
             }
             if (tid == 0u && row < p.m && tok < p.n)
-                y[p.y_offset + tok * p.y_stride + row] = sum + b;
+                y[y_at(row, tok)] = sum + b;
         }
     }
 }

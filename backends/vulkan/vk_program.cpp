@@ -62,12 +62,14 @@ VkProgram::~VkProgram() {
 
 void VkProgram::print_profile() const {
     std::map<std::string, double> by_label;
+    std::map<std::string, size_t> count;
     double total = 0;
     size_t runs = 0;
     for (const Segment& s : segments_) {
         const std::vector<double> ms = s.seq->dispatch_ms();
         for (size_t i = 0; i < ms.size() && i < s.labels.size(); ++i) {
             by_label[s.labels[i]] += ms[i];
+            ++count[s.labels[i]];
             total += ms[i];
         }
         runs = std::max(runs, ms.empty() ? size_t{0} : size_t{1});
@@ -76,11 +78,13 @@ void VkProgram::print_profile() const {
     std::vector<std::pair<double, std::string>> rows;
     for (const auto& [label, ms] : by_label) rows.emplace_back(ms, label);
     std::sort(rows.rbegin(), rows.rend());
-    std::fprintf(stderr, "[mllm] vulkan profile, %lld-token step: %.3f ms of dispatches per step\n",
-                 static_cast<long long>(g_.n_tokens), total);
+    std::fprintf(stderr,
+                 "[mllm] vulkan profile, %lld-token step: %.3f ms of dispatches per step (%zu "
+                 "dispatches)\n",
+                 static_cast<long long>(g_.n_tokens), total, dispatches_per_step());
     for (const auto& [ms, label] : rows)
-        std::fprintf(stderr, "[mllm]   %-24s %8.3f ms  %5.1f%%\n", label.c_str(), ms,
-                     100.0 * ms / total);
+        std::fprintf(stderr, "[mllm]   %-24s %8.3f ms  %5.1f%%  %4zu dispatches\n", label.c_str(),
+                     ms, 100.0 * ms / total, count.at(label));
 }
 
 size_t VkProgram::dispatches_per_step() const {
@@ -435,11 +439,60 @@ void VkProgram::record_matmul_group(NodeId leader) {
     std::vector<Access> writes;
     for (NodeId m : members) writes.push_back(arena_access(m));
     sync(in.reads, writes);
+    if (members.size() > 1 && record_fused_group(in, members)) return;
     for (NodeId id : members) {
         const Node& n = g_[id];
         const Bound bias = n.inputs.size() > 2 ? node(n.inputs[2]) : Bound{};
         record_one_matmul(in, n.inputs[1], n.rows, node(id), bias);
     }
+}
+
+bool VkProgram::record_fused_group(const MatMulInputs& in, std::span<const NodeId> members) {
+    if (members.size() > 3) return false;
+    std::vector<const GgufTensor*> weights, biases;
+    for (NodeId id : members) {
+        const Node& n = g_[id];
+        weights.push_back(g_[n.inputs[1]].weight);
+        if (n.inputs.size() > 2) {
+            const Node& b = g_[n.inputs[2]];
+            if (b.op != Op::Weight || b.dtype != DType::F32) return false;
+            biases.push_back(b.weight);
+        }
+    }
+    if (!biases.empty() && biases.size() != members.size()) return false;
+    const Allocation* w = weights_.repacked_group(weights);
+    const DeviceProps& props = ctx_.props();
+    // One dispatch: the weights and the arena (all outputs) each fit a binding.
+    if (w == nullptr || w->size() + 64 > props.max_storage_buffer_range ||
+        arena_.size() + 64 > props.max_storage_buffer_range)
+        return false;
+    const Node& first = g_[members[0]];
+    const DType type = weights[0]->type;
+    const Bound& x = in.for_weight(type);
+    const Bound y = bind(arena_, 0, static_cast<int64_t>(arena_.size()));
+    MatMulArgs a;
+    a.weight_type = type;
+    a.k = weights[0]->ne[0];
+    a.n = first.rows;
+    a.w = w->range();
+    a.repacked = true;
+    a.x = x.range;
+    a.x_offset = x.offset;
+    a.y = y.range;
+    for (size_t i = 0; i < members.size(); ++i) {
+        const Node& n = g_[members[i]];
+        const int64_t y_offset = y.offset + n.offset / 4;
+        if (i == 0) {
+            a.y_offset = y_offset;
+            a.y_stride = n.cols;
+        } else {
+            a.more_outputs.push_back({a.m, y_offset, n.cols});
+        }
+        a.m += n.cols;
+    }
+    if (!biases.empty()) a.bias = weights_.bias_group(biases).range();
+    record_matmul(ctx_, *seq_, a);
+    return true;
 }
 
 void VkProgram::record_one_matmul(const MatMulInputs& in, NodeId weight_id, int64_t rows,

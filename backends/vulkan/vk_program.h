@@ -112,6 +112,9 @@ class VkProgram final : public Executable {
     };
     MatMulInputs matmul_inputs(graph::NodeId x, std::span<const DType> weights);
     void record_matmul_group(graph::NodeId leader);
+    // The group's matmuls as one dispatch over their weights concatenated (where the device
+    // repacks them and one dispatch covers them); false when they must run one by one.
+    bool record_fused_group(const MatMulInputs& in, std::span<const graph::NodeId> members);
     // x (as `in` has it for this weight's type) times the weight, into y (+ bias if bound).
     void record_one_matmul(const MatMulInputs& in, graph::NodeId weight, int64_t rows,
                            const Bound& y, const Bound& bias);

@@ -21,16 +21,59 @@ const Allocation& WeightStore::get(const GgufTensor& tensor) {
     return tensors_.emplace(&tensor, std::move(a)).first->second;
 }
 
+namespace {
+
+// The tensor's rows of ne[0] elements.
+int64_t whole_rows(const GgufTensor& t) {
+    const int64_t k = t.ne[0];
+    const int64_t rows = t.n_elements() / k;
+    if (row_bytes(t.type, k) * static_cast<size_t>(rows) != t.nbytes)
+        fail("internal: weight '", t.name, "' is not whole rows of ", k, " elements");
+    return rows;
+}
+
+}  // namespace
+
 WeightStore::ForMatMul WeightStore::for_matmul(const GgufTensor& tensor) {
     if (!matmul_repacks(ctx_.props(), tensor.type)) return {get(tensor), false};
     auto it = repacked_.find(&tensor);
     if (it != repacked_.end()) return {it->second, true};
-    const int64_t k = tensor.ne[0];
-    const int64_t rows = tensor.n_elements() / k;
-    if (row_bytes(tensor.type, k) * static_cast<size_t>(rows) != tensor.nbytes)
-        fail("internal: weight '", tensor.name, "' is not whole rows of ", k, " elements");
-    Allocation a = upload_repacked(ctx_, tensor.type, tensor.data, rows, k);
+    Allocation a =
+        upload_repacked(ctx_, tensor.type, tensor.data, whole_rows(tensor), tensor.ne[0]);
     return {repacked_.emplace(&tensor, std::move(a)).first->second, true};
+}
+
+const Allocation* WeightStore::repacked_group(std::span<const GgufTensor* const> tensors) {
+    const GgufTensor& first = *tensors.front();
+    for (const GgufTensor* t : tensors)
+        if (t->type != first.type || t->ne[0] != first.ne[0] ||
+            !matmul_repacks(ctx_.props(), t->type))
+            return nullptr;
+    std::vector<const GgufTensor*> key(tensors.begin(), tensors.end());
+    auto it = groups_.find(key);
+    if (it != groups_.end()) return &it->second;
+    std::vector<RepackRows> parts;
+    for (const GgufTensor* t : tensors) parts.push_back({t->data, whole_rows(*t)});
+    Allocation a = upload_repacked(ctx_, first.type, parts, first.ne[0]);
+    return &groups_.emplace(std::move(key), std::move(a)).first->second;
+}
+
+const Allocation& WeightStore::bias_group(std::span<const GgufTensor* const> biases) {
+    std::vector<const GgufTensor*> key(biases.begin(), biases.end());
+    auto it = groups_.find(key);
+    if (it != groups_.end()) return it->second;
+    size_t bytes = 0;
+    for (const GgufTensor* b : biases) {
+        if (b->type != DType::F32) fail("internal: bias '", b->name, "' is not f32");
+        bytes += b->nbytes;
+    }
+    Allocation a = ctx_.memory().allocate(bytes);
+    size_t at = 0;
+    for (const GgufTensor* b : biases) {
+        ctx_.write(a, at, b->data, b->nbytes);
+        at += b->nbytes;
+    }
+    return groups_.emplace(std::move(key), std::move(a)).first->second;
 }
 
 }  // namespace mllm::vk

@@ -5,6 +5,8 @@
 // through staging.
 #include <cstdint>
 #include <map>
+#include <span>
+#include <vector>
 
 #include "backends/vulkan/vk_context.h"
 #include "core/gguf/gguf_reader.h"
@@ -25,11 +27,17 @@ class WeightStore {
         bool repacked;
     };
     ForMatMul for_matmul(const GgufTensor& tensor);
+    // Tensors of one type and row length repacked one after another, for one matmul over a group
+    // sharing its input (queries, keys and values); null where the device does not repack them.
+    // And their f32 biases, one after another.
+    const Allocation* repacked_group(std::span<const GgufTensor* const> tensors);
+    const Allocation& bias_group(std::span<const GgufTensor* const> biases);
 
   private:
     Context& ctx_;
     std::map<const GgufTensor*, Allocation> tensors_;
     std::map<const GgufTensor*, Allocation> repacked_;
+    std::map<std::vector<const GgufTensor*>, Allocation> groups_;
 };
 
 }  // namespace mllm::vk

@@ -409,6 +409,112 @@ TEST_F(VulkanMatMul, RepackedWeightsMatchTheReference) {
     }
 }
 
+TEST_F(VulkanMatMul, GroupsWriteEachWeightsRowsToItsOwnOutput) {
+    // Queries, keys and values as one matmul over their concatenated rows: each part's rows land
+    // in its own output (own offset and stride in one buffer), with the concatenated bias. The
+    // repacked kernel (Q4_0, Q8_0), the row-per-invocation and the GPU layouts (Q4_K); 7 tokens,
+    // and 40 under a binding limit that makes them several dispatches of tokens.
+    std::mt19937 rng(31);
+    const int64_t parts[] = {64, 24, 13};
+    const int64_t m = 64 + 24 + 13;
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+        for (int layout : {1, 0}) {
+            for (int64_t n : {7, 40}) {
+                const bool repacked = matmul_repacks(ctx().props(), t);
+                if (layout == 0 && repacked) continue;  // repacked weights: one layout
+                const int64_t k = 256;  // x (1 KiB a token) outgrows the small binding before y
+                SCOPED_TRACE(
+                    str_cat(dtype_name(t), layout ? " row per invocation" : " gpu", " n=", n));
+                const auto w = random_weights(t, m, k, rng);
+                const auto x = random_floats(static_cast<size_t>(n * k), rng);
+                const auto bias = random_floats(static_cast<size_t>(m), rng);
+                std::vector<uint8_t> packed;
+                if (repacked) {
+                    packed.resize(repacked_row_bytes(t, k) * static_cast<size_t>(m));
+                    repack_for_matmul(t, w.data(), m, k, packed.data());
+                }
+                // Outputs at offsets 5, then after the first, ... with strides one wider.
+                const int64_t offsets[] = {5, 5 + n * (parts[0] + 1) + 3,
+                                           5 + n * (parts[0] + 1) + 3 + n * (parts[1] + 2) + 1};
+                const int64_t strides[] = {parts[0] + 1, parts[1] + 2, parts[2] + 3};
+                const int64_t y_floats = offsets[2] + n * strides[2];
+                Allocation wa = upload(repacked ? packed : w);
+                Allocation xa = upload(x);
+                Allocation ba = upload(bias);
+                Allocation ya = upload(std::vector<float>(static_cast<size_t>(y_floats), -7.0f));
+                MatMulArgs args;
+                args.weight_type = t;
+                args.repacked = repacked;
+                args.m = m;
+                args.k = k;
+                args.n = n;
+                args.w = wa.range();
+                args.x = xa.range();
+                args.y = ya.range();
+                args.y_offset = offsets[0];
+                args.y_stride = strides[0];
+                args.more_outputs = {{parts[0], offsets[1], strides[1]},
+                                     {parts[0] + parts[1], offsets[2], strides[2]}};
+                args.bias = ba.range();
+                MatMulConfig config = kTiles;
+                config.row_per_invocation = layout;
+                // Room for y and the weights whole but only some tokens' input per binding.
+                if (n == 40)
+                    config.max_binding =
+                        std::max<uint64_t>(4 * y_floats, repacked ? packed.size() : w.size()) + 256;
+                const size_t dispatches =
+                    run([&](Sequence& seq) { record_matmul(ctx(), seq, args, config); });
+                if (n == 40) {
+                    EXPECT_GT(dispatches, 1u) << "the tokens were not split";
+                }
+                const auto ys = download(ya, static_cast<size_t>(y_floats));
+                // Gather the three outputs back into [n, m] and check nothing else was written.
+                std::vector<float> y(static_cast<size_t>(n * m));
+                std::vector<bool> written(ys.size(), false);
+                for (int64_t tok = 0; tok < n; ++tok)
+                    for (int64_t r = 0, part = 0, first = 0; r < m; ++r) {
+                        if (r - first == parts[part]) first += parts[part++];
+                        const int64_t at = offsets[part] + tok * strides[part] + (r - first);
+                        y[tok * m + r] = ys[at];
+                        written[at] = true;
+                    }
+                for (size_t i = 0; i < ys.size(); ++i) {
+                    if (!written[i]) {
+                        ASSERT_EQ(ys[i], -7.0f) << "y[" << i << "] overwritten";
+                    }
+                }
+                expect_close(y, reference_matmul(t, w, x, m, k, n, bias), m);
+                if (HasFailure()) return;
+            }
+        }
+    }
+}
+
+TEST_F(VulkanMatMul, RejectsGroupsThatNeedSeveralRowDispatches) {
+    std::mt19937 rng(3);
+    const int64_t m = 40, k = 32;
+    const auto w = random_weights(DType::Q8_0, m, k, rng);
+    Allocation wa = upload(w);
+    Allocation xa = upload(random_floats(k, rng));
+    Allocation ya = ctx().memory().allocate(4 * m);
+    MatMulArgs args;
+    args.weight_type = DType::Q8_0;
+    args.m = m;
+    args.k = k;
+    args.n = 1;
+    args.w = wa.range();
+    args.x = xa.range();
+    args.y = ya.range();
+    args.y_stride = 20;
+    args.more_outputs = {{20, 20, 20}};
+    MatMulConfig small = kTiles;
+    small.row_per_invocation = 0;
+    small.max_binding = slack() + row_bytes(DType::Q8_0, k) * 8;  // 8 rows per binding
+    EXPECT_THROW(run([&](Sequence& seq) { record_matmul(ctx(), seq, args, small); }), Error);
+    args.more_outputs = {{0, 20, 20}};  // malformed: the first output would be empty
+    EXPECT_THROW(run([&](Sequence& seq) { record_matmul(ctx(), seq, args); }), Error);
+}
+
 TEST_F(VulkanMatMul, HalfWeightsRoundActivationsLikeTheCpu) {
     // An identity matrix makes y exactly the rounded activations: ties to even in the normal
     // and the subnormal range, underflow to zero, the largest finite half.

@@ -1,6 +1,7 @@
 #include "backends/vulkan/ops/vk_matmul.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -22,6 +23,8 @@ struct MatMulPush {
     uint32_t x_offset, x_stride;
     uint32_t y_offset, y_stride;
     uint32_t bias_offset, has_bias;
+    uint32_t row1, y_offset1, y_stride1;  // MatMulArgs::more_outputs (~0u: none)
+    uint32_t row2, y_offset2, y_stride2;
 };
 
 const char* shader_name(DType t) {
@@ -151,8 +154,21 @@ void repack_for_matmul(DType t, const uint8_t* src, int64_t rows, int64_t k, uin
 
 Allocation upload_repacked(Context& ctx, DType weight_type, const uint8_t* src, int64_t rows,
                            int64_t k) {
-    std::vector<uint8_t> packed(repacked_row_bytes(weight_type, k) * static_cast<size_t>(rows));
-    repack_for_matmul(weight_type, src, rows, k, packed.data());
+    const RepackRows part{src, rows};
+    return upload_repacked(ctx, weight_type, std::span(&part, 1), k);
+}
+
+Allocation upload_repacked(Context& ctx, DType weight_type, std::span<const RepackRows> parts,
+                           int64_t k) {
+    const size_t rb = repacked_row_bytes(weight_type, k);
+    int64_t rows = 0;
+    for (const RepackRows& p : parts) rows += p.rows;
+    std::vector<uint8_t> packed(rb * static_cast<size_t>(rows));
+    size_t at = 0;
+    for (const RepackRows& p : parts) {
+        repack_for_matmul(weight_type, p.src, p.rows, k, packed.data() + at);
+        at += rb * static_cast<size_t>(p.rows);
+    }
     Allocation a = ctx.memory().allocate(packed.size(), MemoryUse::Device, 16);
     ctx.write(a, 0, packed.data(), packed.size());
     return a;
@@ -205,6 +221,18 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     if (a.x_packed && (a.repacked || !matmul_dot_type(a.weight_type) || !ctx.props().int8_dot))
         fail("internal: Vulkan integer dot-product matmul for ", dtype_name(a.weight_type),
              a.repacked ? " (repacked)" : "", ctx.props().int8_dot ? "" : " without int8 dot");
+    const size_t groups = a.more_outputs.size();
+    if (groups > 2) fail("internal: Vulkan matmul with ", groups + 1, " outputs (at most 3)");
+    for (size_t i = 0; i < groups; ++i) {
+        const MatMulArgs::Output& o = a.more_outputs[i];
+        const int64_t end = i + 1 < groups ? a.more_outputs[i + 1].first_row : a.m;
+        if (o.first_row <= (i == 0 ? 0 : a.more_outputs[i - 1].first_row) || o.first_row >= end ||
+            o.y_offset < 0 || o.y_stride < end - o.first_row)
+            fail("internal: Vulkan matmul output ", i + 1, " of rows ", o.first_row, "..", end,
+                 " is malformed");
+        need_bytes(a.y, 4 * (o.y_offset + (a.n - 1) * o.y_stride + end - o.first_row), kOp,
+                   "output");
+    }
     // One token's input: k floats, or its packed Q8_0 blocks in words.
     const int64_t x_row = a.x_packed ? q8_0_packed_words(a.k) : a.k;
     const int64_t x_stride = a.x_stride < 0 ? x_row : a.x_stride;
@@ -296,6 +324,10 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
          x_uniform ? 1 + static_cast<int64_t>((ux_limit - ux_align - 4 * x_row) / (4 * x_stride))
                    : a.n});
 
+    if (groups > 0 && (tiled || a.x_packed || rows_per < a.m || a.y.size > c.max_binding))
+        fail(
+            "internal: Vulkan matmul with several outputs needs one dispatch of the plain "
+            "kernels");
     const uint32_t max_x = overrides.max_groups_x != 0
                                ? std::min(overrides.max_groups_x, props.max_workgroup_count[0])
                                : props.max_workgroup_count[0];
@@ -327,18 +359,38 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                     (x_skip + 4 * static_cast<uint64_t>((nt - 1) * x_stride + a.k) + 15) / 16 * 16,
                     a.x.offset + a.x.size - x.offset);
             }
-            const BufferRange y = binding::part(props, a.y, 4 * (a.y_offset + t0 * y_stride + r0),
-                                                4 * ((nt - 1) * y_stride + mr), y_skip);
+            // With several outputs, y binds whole (it fits one binding, checked above).
+            const BufferRange y =
+                groups > 0 ? binding::part(props, a.y, 0, a.y.size, y_skip)
+                           : binding::part(props, a.y, 4 * (a.y_offset + t0 * y_stride + r0),
+                                           4 * ((nt - 1) * y_stride + mr), y_skip);
+            const int64_t y_base = groups > 0 ? static_cast<int64_t>(y_skip / 4) : 0;
+            auto output = [&](size_t i) -> std::array<uint32_t, 3> {
+                if (i >= groups) return {~0u, 0, 0};
+                const MatMulArgs::Output& o = a.more_outputs[i];
+                return {push_u32(o.first_row, kOp, "first row"),
+                        push_u32(y_base + o.y_offset + t0 * o.y_stride, kOp, "y_offset"),
+                        push_u32(o.y_stride, kOp, "y_stride")};
+            };
+            const std::array<uint32_t, 3> out1 = output(0), out2 = output(1);
             const MatMulPush push{push_u32(mr, kOp, "m"),
                                   push_u32(a.k, kOp, "k"),
                                   push_u32(nt, kOp, "n"),
                                   push_u32(static_cast<int64_t>(w_skip), kOp, "w_offset"),
                                   push_u32(static_cast<int64_t>(x_skip / 4), kOp, "x_offset"),
                                   push_u32(x_stride, kOp, "x_stride"),
-                                  push_u32(static_cast<int64_t>(y_skip / 4), kOp, "y_offset"),
+                                  push_u32(groups > 0 ? y_base + a.y_offset + t0 * y_stride
+                                                      : static_cast<int64_t>(y_skip / 4),
+                                           kOp, "y_offset"),
                                   push_u32(y_stride, kOp, "y_stride"),
                                   push_u32(static_cast<int64_t>(b_skip / 4), kOp, "bias_offset"),
-                                  has_bias ? 1u : 0u};
+                                  has_bias ? 1u : 0u,
+                                  out1[0],
+                                  out1[1],
+                                  out1[2],
+                                  out2[0],
+                                  out2[1],
+                                  out2[2]};
             // Row groups fill x up to the device's limit and continue in z.
             const int64_t row_groups = (mr + rows_per_group - 1) / rows_per_group;
             Groups g;

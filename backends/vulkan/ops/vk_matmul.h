@@ -4,6 +4,8 @@
 // dequantized in registers inside the shader; x, y and the bias f32. For F16/BF16 weights the
 // activations are rounded to the weights' precision first, as the CPU backend does.
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "backends/vulkan/vk_context.h"
 #include "core/dtype.h"
@@ -34,6 +36,16 @@ struct MatMulArgs {
     // The weights are in the layout repack_for_matmul writes (w_offset and w.offset then a
     // multiple of 16), not GGUF's; only for types matmul_repacks accepts.
     bool repacked = false;
+    // Weights of a group sharing this input (queries, keys and values), concatenated: rows from
+    // first_row on go to another output in y, each with its own offset and stride (floats).
+    // At most two, in increasing first_row; not with the tiled or integer dot-product kernels,
+    // and only where one dispatch covers the rows (record_matmul throws otherwise).
+    struct Output {
+        int64_t first_row = 0;
+        int64_t y_offset = 0;
+        int64_t y_stride = 0;
+    };
+    std::vector<Output> more_outputs;
 };
 
 // How a dispatch is shaped; 0 picks the device's default.
@@ -95,6 +107,14 @@ void repack_for_matmul(DType weight_type, const uint8_t* src, int64_t rows, int6
 // The repacked copy of `rows` GGUF rows in device memory, 16-byte aligned as the shaders'
 // uvec4 loads need.
 Allocation upload_repacked(Context& ctx, DType weight_type, const uint8_t* src, int64_t rows,
+                           int64_t k);
+// The same for several tensors of one type and row length, one after another (a group's
+// concatenated weights).
+struct RepackRows {
+    const uint8_t* src;
+    int64_t rows;
+};
+Allocation upload_repacked(Context& ctx, DType weight_type, std::span<const RepackRows> parts,
                            int64_t k);
 // The configuration record_matmul uses for this device, weight type and token count.
 MatMulConfig matmul_config(const DeviceProps& device, DType weight_type, int64_t n,
