@@ -35,13 +35,14 @@ constexpr int kKvBase = 3;
 VkProgram::VkProgram(Context& ctx, const graph::Graph& g, int device, WeightStore& weights,
                      const KvCache& kv, bool profile)
     : ctx_(ctx), g_(g), device_(device), weights_(weights), kv_(kv), profile_(profile) {
-    arena_ =
-        ctx_.memory().allocate(static_cast<VkDeviceSize>(std::max<int64_t>(g.arena_bytes, 16)));
+    // The scratch after the activations, in the same allocation: a gated matmul's two
+    // projections can then be one dispatch with both outputs in one binding.
     int64_t scratch = 16;
     for (const Node& n : g.nodes)
         if (!n.dead && n.device == device && n.op == Op::GatedMatMul)
             scratch = std::max<int64_t>(scratch, static_cast<int64_t>(n.bytes()));
-    scratch_ = ctx_.memory().allocate(static_cast<VkDeviceSize>(scratch));
+    scratch_offset_ = (g.arena_bytes + 255) / 256 * 256;
+    arena_ = ctx_.memory().allocate(static_cast<VkDeviceSize>(scratch_offset_ + scratch));
     for (const Node& n : g.nodes)
         if (!n.dead && n.device == device && (n.op == Op::MatMul || n.op == Op::GatedMatMul))
             rounded_slot_ = std::max(rounded_slot_, static_cast<int64_t>(g[n.inputs[0]].bytes()));
@@ -448,47 +449,53 @@ void VkProgram::record_matmul_group(NodeId leader) {
 }
 
 bool VkProgram::record_fused_group(const MatMulInputs& in, std::span<const NodeId> members) {
-    if (members.size() > 3) return false;
     std::vector<const GgufTensor*> weights, biases;
+    std::vector<FusedOutput> outputs;
     for (NodeId id : members) {
         const Node& n = g_[id];
         weights.push_back(g_[n.inputs[1]].weight);
+        outputs.push_back({n.offset, n.cols});
         if (n.inputs.size() > 2) {
             const Node& b = g_[n.inputs[2]];
             if (b.op != Op::Weight || b.dtype != DType::F32) return false;
             biases.push_back(b.weight);
         }
     }
-    if (!biases.empty() && biases.size() != members.size()) return false;
+    return record_fused(in, g_[members[0]].rows, weights, biases, outputs);
+}
+
+bool VkProgram::record_fused(const MatMulInputs& in, int64_t tokens,
+                             std::span<const GgufTensor* const> weights,
+                             std::span<const GgufTensor* const> biases,
+                             std::span<const FusedOutput> outputs) {
+    if (weights.size() > 3 || (!biases.empty() && biases.size() != weights.size())) return false;
     const Allocation* w = weights_.repacked_group(weights);
     const DeviceProps& props = ctx_.props();
     // One dispatch: the weights and the arena (all outputs) each fit a binding.
     if (w == nullptr || w->size() + 64 > props.max_storage_buffer_range ||
         arena_.size() + 64 > props.max_storage_buffer_range)
         return false;
-    const Node& first = g_[members[0]];
     const DType type = weights[0]->type;
     const Bound& x = in.for_weight(type);
     const Bound y = bind(arena_, 0, static_cast<int64_t>(arena_.size()));
     MatMulArgs a;
     a.weight_type = type;
     a.k = weights[0]->ne[0];
-    a.n = first.rows;
+    a.n = tokens;
     a.w = w->range();
     a.repacked = true;
     a.x = x.range;
     a.x_offset = x.offset;
     a.y = y.range;
-    for (size_t i = 0; i < members.size(); ++i) {
-        const Node& n = g_[members[i]];
-        const int64_t y_offset = y.offset + n.offset / 4;
+    for (size_t i = 0; i < outputs.size(); ++i) {
+        const int64_t y_offset = y.offset + outputs[i].offset / 4;
         if (i == 0) {
             a.y_offset = y_offset;
-            a.y_stride = n.cols;
+            a.y_stride = outputs[i].cols;
         } else {
-            a.more_outputs.push_back({a.m, y_offset, n.cols});
+            a.more_outputs.push_back({a.m, y_offset, outputs[i].cols});
         }
-        a.m += n.cols;
+        a.m += outputs[i].cols;
     }
     if (!biases.empty()) a.bias = weights_.bias_group(biases).range();
     record_matmul(ctx_, *seq_, a);
@@ -528,9 +535,13 @@ void VkProgram::record_gated_matmul(NodeId id) {
     const Access writes[] = {arena_access(id), {kScratch, 0, bytes}};
     sync(in.reads, writes);
     const Bound y = node(id);
-    const Bound up = bind(scratch_, 0, bytes);
-    record_one_matmul(in, n.inputs[1], n.rows, y, Bound{});
-    record_one_matmul(in, n.inputs[2], n.rows, up, Bound{});
+    const Bound up = bind(arena_, scratch_offset_, bytes);
+    const GgufTensor* projections[] = {g_[n.inputs[1]].weight, g_[n.inputs[2]].weight};
+    const FusedOutput outputs[] = {{n.offset, n.cols}, {scratch_offset_, n.cols}};
+    if (!record_fused(in, n.rows, projections, {}, outputs)) {
+        record_one_matmul(in, n.inputs[1], n.rows, y, Bound{});
+        record_one_matmul(in, n.inputs[2], n.rows, up, Bound{});
+    }
     const Access glu_reads[] = {arena_access(id), {kScratch, 0, bytes}};
     std::vector<Access> glu_writes = {arena_access(id)};
     // The matmul after it (the down projection) takes its input rounded: written here too.

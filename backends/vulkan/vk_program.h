@@ -112,8 +112,19 @@ class VkProgram final : public Executable {
     };
     MatMulInputs matmul_inputs(graph::NodeId x, std::span<const DType> weights);
     void record_matmul_group(graph::NodeId leader);
-    // The group's matmuls as one dispatch over their weights concatenated (where the device
-    // repacks them and one dispatch covers them); false when they must run one by one.
+    // Matmuls of one input as one dispatch over their weights concatenated, each into its
+    // output in the arena (byte offset, width), with their biases if all have one: where the
+    // device repacks the weights and one dispatch covers them; false when they must run one by
+    // one.
+    struct FusedOutput {
+        int64_t offset;
+        int64_t cols;
+    };
+    bool record_fused(const MatMulInputs& in, int64_t tokens,
+                      std::span<const GgufTensor* const> weights,
+                      std::span<const GgufTensor* const> biases,
+                      std::span<const FusedOutput> outputs);
+    // record_fused for a group's members (bias inputs that are not f32 weights: false).
     bool record_fused_group(const MatMulInputs& in, std::span<const graph::NodeId> members);
     // x (as `in` has it for this weight's type) times the weight, into y (+ bias if bound).
     void record_one_matmul(const MatMulInputs& in, graph::NodeId weight, int64_t rows,
@@ -127,9 +138,10 @@ class VkProgram final : public Executable {
     WeightStore& weights_;
     const KvCache& kv_;
     Allocation arena_;
-    Allocation scratch_;        // the up projection of gated matmuls
-    Allocation rounded_;        // matmul inputs rounded to Q8_0 and to Q8_K, one slot each
-    int64_t rounded_slot_ = 0;  // bytes
+    int64_t scratch_offset_ = 0;  // in arena_, after the planned activations: the up
+                                  // projection of gated matmuls
+    Allocation rounded_;          // matmul inputs rounded to Q8_0 and to Q8_K, one slot each
+    int64_t rounded_slot_ = 0;    // bytes
     // The node whose rounding each slot of rounded_ holds at this point of the recording.
     graph::NodeId rounded_from_[3] = {graph::kNoNode, graph::kNoNode, graph::kNoNode};
     Allocation upload_;    // staged step inputs (devices without unified memory)
