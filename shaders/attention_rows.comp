@@ -22,11 +22,26 @@ const uint QUERIES = TOKENS * HEADS;
 
 layout(std430, set = 0, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Positions { int pos[]; };
+#if defined(TEXEL_CACHE)
+// The caches as uniform texel buffers of 16-byte texels (R32G32B32A32_UINT): llvmpipe gathers
+// texels in straight-line code, where a storage-buffer load loops over the lanes.
+layout(set = 0, binding = 2) uniform usamplerBuffer k_texels;
+layout(set = 0, binding = 3) uniform usamplerBuffer v_texels;
+uvec4 k_quad(uint i) { return texelFetch(k_texels, int(i)); }
+uvec4 v_quad(uint i) { return texelFetch(v_texels, int(i)); }
+uint k_word(uint i) { return k_quad(i >> 2)[i & 3u]; }
+uint v_word(uint i) { return v_quad(i >> 2)[i & 3u]; }
+#else
 // Each cache is bound once and read through two views: 8 halfs or 2 halfs per load.
 layout(std430, set = 0, binding = 2) readonly buffer KCache { uint kc[]; };
 layout(std430, set = 0, binding = 2) readonly buffer KCache4 { uvec4 kc4[]; };
 layout(std430, set = 0, binding = 3) readonly buffer VCache { uint vc[]; };
 layout(std430, set = 0, binding = 3) readonly buffer VCache4 { uvec4 vc4[]; };
+uvec4 k_quad(uint i) { return kc4[i]; }
+uvec4 v_quad(uint i) { return vc4[i]; }
+uint k_word(uint i) { return kc[i]; }
+uint v_word(uint i) { return vc[i]; }
+#endif
 layout(std430, set = 0, binding = 4) writeonly buffer Out { float o[]; };
 
 layout(push_constant) uniform Params {
@@ -85,7 +100,7 @@ void main() {
         [[unroll]] for (uint k = 0; k < QUERIES; ++k) s[k] = 0.0;
         if (WIDE) {
             [[unroll]] for (uint i = 0; i < HEAD_DIM / 8u; ++i) {
-                const uvec4 w = kc4[row / 4u + i];
+                const uvec4 w = k_quad(row / 4u + i);
                 const vec2 a = unpackHalf2x16(w.x), b = unpackHalf2x16(w.y);
                 const vec2 c = unpackHalf2x16(w.z), d = unpackHalf2x16(w.w);
                 [[unroll]] for (uint k = 0; k < QUERIES; ++k) {
@@ -97,7 +112,7 @@ void main() {
             }
         } else {
             [[unroll]] for (uint i = 0; i < HEAD_DIM / 2u; ++i) {
-                const vec2 a = unpackHalf2x16(kc[row + i]);
+                const vec2 a = unpackHalf2x16(k_word(row + i));
                 [[unroll]] for (uint k = 0; k < QUERIES; ++k)
                     s[k] += qv[k * HEAD_DIM + 2u * i] * a.x + qv[k * HEAD_DIM + 2u * i + 1u] * a.y;
             }
@@ -115,7 +130,7 @@ void main() {
         }
         if (WIDE) {
             [[unroll]] for (uint i = 0; i < HEAD_DIM / 8u; ++i) {
-                const uvec4 w = vc4[row / 4u + i];
+                const uvec4 w = v_quad(row / 4u + i);
                 const vec2 a = unpackHalf2x16(w.x), b = unpackHalf2x16(w.y);
                 const vec2 c = unpackHalf2x16(w.z), d = unpackHalf2x16(w.w);
                 [[unroll]] for (uint k = 0; k < QUERIES; ++k) {
@@ -132,7 +147,7 @@ void main() {
             }
         } else {
             [[unroll]] for (uint i = 0; i < HEAD_DIM / 2u; ++i) {
-                const vec2 a = unpackHalf2x16(vc[row + i]);
+                const vec2 a = unpackHalf2x16(v_word(row + i));
                 [[unroll]] for (uint k = 0; k < QUERIES; ++k) {
                     const uint at = k * HEAD_DIM + 2u * i;
                     acc[at] = acc[at] * correction[k] + e[k] * a.x;

@@ -66,11 +66,17 @@ void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
         // Two neighbouring tokens per invocation halve the loads again (four spill too much);
         // a single token (decode) keeps one.
         const uint32_t tokens = a.rows > 1 && heads * a.head_dim <= 256 ? 2 : 1;
-        const Pipeline& pipeline =
-            ctx.pipelines().get({"attention_rows",
-                                 5,
-                                 sizeof(AttentionRowsPush),
-                                 {workgroup, static_cast<uint32_t>(a.head_dim), heads, tokens}});
+        // The caches through texel buffers where the device reads them so and each is whole
+        // texels at the texel alignment.
+        const bool texel = a.texel_cache != 0 && texel_reads(props) &&
+                           binding::whole_texels(props, a.k_cache) &&
+                           binding::whole_texels(props, a.v_cache);
+        PipelineDesc desc{texel ? "attention_rows_tx" : "attention_rows",
+                          5,
+                          sizeof(AttentionRowsPush),
+                          {workgroup, static_cast<uint32_t>(a.head_dim), heads, tokens}};
+        if (texel) desc.texel_buffers = (1u << 2) | (1u << 3);
+        const Pipeline& pipeline = ctx.pipelines().get(desc);
         const AttentionRowsPush rows_push{push, push_u32(a.rows, kOp, "rows")};
         Groups g;
         g.x = push_u32((a.rows + workgroup * tokens - 1) / (workgroup * tokens), kOp, "row groups");

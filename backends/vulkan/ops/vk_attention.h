@@ -18,6 +18,9 @@ struct AttentionArgs {
     // Which kernel: -1 the device's (the barrier-free one on CPU devices), 0 the workgroup one
     // (GPUs), 1 the barrier-free one. Tests use it to check both on one device.
     int cpu_layout = -1;
+    // The barrier-free kernel reads the caches through uniform texel buffers where the device
+    // has them (-1; see texel_reads) or through storage buffers (0; tests reach both).
+    int texel_cache = -1;
 };
 
 // Head sizes the shader is built for (a specialization constant; even, at most this).

@@ -74,24 +74,6 @@ constexpr int64_t kTileRows = 32, kTileTokens = 32;
 // The row-per-invocation kernels' uniform-buffer input (the _ux variants): vec4 xu[4096].
 constexpr uint64_t kUniformInputBytes = 65536;
 
-// The texel-buffer weights' texels: R32G32B32A32_UINT.
-constexpr uint64_t kTexelBytes = 16;
-
-// binding::part for a texel-buffer binding: its offset at the device's texel-buffer alignment,
-// whole texels. Allocations are whole texels (MemoryManager::alignment()), so the last texel a
-// part needs lies inside its range.
-BufferRange texel_part(const DeviceProps& props, const BufferRange& whole, uint64_t begin,
-                       uint64_t bytes, uint64_t& skip) {
-    const uint64_t align = std::max(props.min_texel_buffer_offset_alignment, kTexelBytes);
-    const uint64_t start = whole.offset + begin;
-    const uint64_t offset = start / align * align;
-    skip = start - offset;
-    const uint64_t size = (skip + bytes + kTexelBytes - 1) / kTexelBytes * kTexelBytes;
-    if (offset + size > whole.offset + whole.size)
-        fail("internal: Vulkan matmul texel-buffer binding ends inside a texel");
-    return {whole.buffer, offset, size};
-}
-
 // Bytes of quants per 32-element block in the repacked layout.
 size_t repacked_quant_bytes(DType t) {
     return t == DType::Q8_0 ? 32 : 16;
@@ -118,7 +100,7 @@ bool matmul_tiles(const DeviceProps& device, int64_t k) {
 }
 
 bool matmul_texel_weights(const DeviceProps& device) {
-    return device.cpu_kernels && device.max_texel_buffer_elements > 0;
+    return texel_reads(device);
 }
 
 bool matmul_repacks(const DeviceProps& device, DType weight_type) {
@@ -312,7 +294,8 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     // Rows per dispatch so the weights' part fits one binding; then tokens so the input's and
     // the output's parts do, and the token groups fit the dispatch's y limit.
     const uint64_t w_limit =
-        texel ? std::min<uint64_t>(c.max_binding, kTexelBytes * props.max_texel_buffer_elements)
+        texel ? std::min<uint64_t>(c.max_binding,
+                                   binding::kTexelBytes * props.max_texel_buffer_elements)
               : c.max_binding;
     const int64_t rows_per =
         std::min(a.m, binding::items_per_binding(props, w_limit, rb, rb, "weight row"));
@@ -335,8 +318,8 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         const int64_t mr = std::min(rows_per, a.m - r0);
         uint64_t w_skip = 0;
         const BufferRange w =
-            texel ? texel_part(props, a.w, static_cast<uint64_t>(a.w_offset + r0 * rb), mr * rb,
-                               w_skip)
+            texel ? binding::texel_part(props, a.w, static_cast<uint64_t>(a.w_offset + r0 * rb),
+                                        mr * rb, w_skip)
                   : binding::part(props, a.w, static_cast<uint64_t>(a.w_offset + r0 * rb), mr * rb,
                                   w_skip);
         uint64_t b_skip = 0;
@@ -348,7 +331,7 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             uint64_t x_skip = 0, y_skip = 0;
             const uint64_t x_begin = 4 * static_cast<uint64_t>(a.x_offset + t0 * x_stride);
             const uint64_t x_part_bytes = 4 * static_cast<uint64_t>((nt - 1) * x_stride + x_row);
-            BufferRange x = x_texel ? texel_part(props, a.x, x_begin, x_part_bytes, x_skip)
+            BufferRange x = x_texel ? binding::texel_part(props, a.x, x_begin, x_part_bytes, x_skip)
                                     : binding::part(props, a.x, x_begin, x_part_bytes, x_skip);
             if (x_uniform) {  // the same part, at the uniform-buffer offset alignment
                 const uint64_t start =

@@ -46,9 +46,28 @@ inline Groups flat_groups(const DeviceProps& props, int64_t items, uint32_t work
     return g;
 }
 
+// Whether kernels read their large inputs through uniform texel buffers of R32G32B32A32_UINT
+// texels: on CPU devices that have them (not turned off by a workaround), since llvmpipe gathers
+// texels in straight-line code where a storage-buffer load whose address differs per lane is a
+// loop over the lanes (shaders/weights.glsl).
+inline bool texel_reads(const DeviceProps& device) {
+    return device.cpu_kernels && device.max_texel_buffer_elements > 0;
+}
+
 // Binding parts of buffers larger than the device lets one descriptor cover (large weights,
 // long prefills), shared by every op family and the step programs.
 namespace binding {
+
+// The texel-buffer bindings' texels: R32G32B32A32_UINT.
+constexpr uint64_t kTexelBytes = 16;
+// Whether `range` can be bound as a texel buffer as it is: at the texel-buffer offset alignment,
+// whole texels, within the device's texel count.
+bool whole_texels(const DeviceProps& device, const BufferRange& range);
+// part() for a texel-buffer binding: its offset at the texel-buffer alignment, whole texels.
+// Throws when the last texel would end past `whole` (allocations are whole texels:
+// MemoryManager::alignment()).
+BufferRange texel_part(const DeviceProps& device, const BufferRange& whole, uint64_t begin,
+                       uint64_t bytes, uint64_t& skip);
 
 // The largest binding: the device's storage-buffer range, or `override` when smaller (0: none).
 uint64_t limit(const DeviceProps& device, uint64_t override_bytes);
