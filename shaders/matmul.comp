@@ -52,30 +52,8 @@ vec4 x4_load(uint i4) { return x4[i4]; }
 layout(std430, set = 0, binding = 2) writeonly buffer Output { float y[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Bias { float bias[]; };
 
-layout(push_constant) uniform Params {
-    uint m;         // weight rows (output features)
-    uint k;         // elements per row (input features)
-    uint n;         // tokens
-    uint w_offset;  // bytes into the weight binding (even)
-    uint x_offset;  // floats into the input binding
-    uint x_stride;  // floats between tokens
-    uint y_offset;
-    uint y_stride;
-    uint bias_offset;  // floats into the bias binding
-    uint has_bias;     // 0: no bias (binding 3 is not read)
-    // A group of weights sharing the input (queries, keys and values), concatenated: rows from
-    // row1 on go to a second output, from row2 on to a third (both ~0u: none), in the same
-    // binding as the first.
-    uint row1, y_offset1, y_stride1;
-    uint row2, y_offset2, y_stride2;
-} p;
+#include "matmul_params.glsl"
 
-// Where row `row` (of this dispatch's rows) of token `tok` goes.
-uint y_at(uint row, uint tok) {
-    if (row >= p.row2) return p.y_offset2 + tok * p.y_stride2 + (row - p.row2);
-    if (row >= p.row1) return p.y_offset1 + tok * p.y_stride1 + (row - p.row1);
-    return p.y_offset + tok * p.y_stride + row;
-}
 
 #include "weights.glsl"
 #include "dequant.glsl"

@@ -23,18 +23,7 @@ layout(std430, set = 0, binding = 1) readonly buffer Input { uint xq[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer Output { float y[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Bias { float bias[]; };
 
-layout(push_constant) uniform Params {
-    uint m;
-    uint k;
-    uint n;
-    uint w_offset;  // bytes into the weight binding (even)
-    uint x_offset;  // words into the input binding
-    uint x_stride;  // words between tokens
-    uint y_offset;
-    uint y_stride;
-    uint bias_offset;
-    uint has_bias;
-} p;
+#include "matmul_params.glsl"
 
 #include "weights.glsl"
 
@@ -116,7 +105,7 @@ void main() {
                 barrier();  // partial is reused for the next output
             }
             if (tid == 0u && row < p.m && tok < p.n)
-                y[p.y_offset + tok * p.y_stride + row] = sum + bv;
+                y[y_at(row, tok)] = sum + bv;
         }
     }
 }

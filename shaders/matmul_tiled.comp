@@ -21,18 +21,7 @@ layout(std430, set = 0, binding = 1) readonly buffer Input4 { vec4 x4[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer Output { float y[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Bias { float bias[]; };
 
-layout(push_constant) uniform Params {
-    uint m;
-    uint k;
-    uint n;
-    uint w_offset;  // bytes into the weight binding (even)
-    uint x_offset;  // floats into the input binding
-    uint x_stride;
-    uint y_offset;
-    uint y_stride;
-    uint bias_offset;
-    uint has_bias;
-} p;
+#include "matmul_params.glsl"
 
 #include "weights.glsl"
 #include "dequant.glsl"
@@ -109,6 +98,6 @@ void main() {
         const uint tok = tok0 + tt + 16u * (j % 2u);
         if (row >= p.m || tok >= p.n) continue;
         const float b = p.has_bias != 0u ? bias[p.bias_offset + row] : 0.0;
-        y[p.y_offset + tok * p.y_stride + row] = accs[j] + b;
+        y[y_at(row, tok)] = accs[j] + b;
     }
 }

@@ -469,21 +469,23 @@ bool VkProgram::record_fused(const MatMulInputs& in, int64_t tokens,
                              std::span<const GgufTensor* const> biases,
                              std::span<const FusedOutput> outputs) {
     if (weights.size() > 3 || (!biases.empty() && biases.size() != weights.size())) return false;
-    const Allocation* w = weights_.repacked_group(weights);
+    const WeightStore::Group w = weights_.matmul_group(weights);
     const DeviceProps& props = ctx_.props();
     // One dispatch: the weights and the arena (all outputs) each fit a binding.
-    if (w == nullptr || w->size() + 64 > props.max_storage_buffer_range ||
+    if (w.allocation == nullptr || w.allocation->size() + 64 > props.max_storage_buffer_range ||
         arena_.size() + 64 > props.max_storage_buffer_range)
         return false;
     const DType type = weights[0]->type;
-    const Bound& x = in.for_weight(type);
+    const bool packed = matmul_int_dot(props, type) && !w.repacked;
+    const Bound& x = packed ? in.q8_0_packed : in.for_weight(type);
     const Bound y = bind(arena_, 0, static_cast<int64_t>(arena_.size()));
     MatMulArgs a;
     a.weight_type = type;
     a.k = weights[0]->ne[0];
     a.n = tokens;
-    a.w = w->range();
-    a.repacked = true;
+    a.w = w.allocation->range();
+    a.repacked = w.repacked;
+    a.x_packed = packed;
     a.x = x.range;
     a.x_offset = x.offset;
     a.y = y.range;

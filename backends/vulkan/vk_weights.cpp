@@ -43,19 +43,37 @@ WeightStore::ForMatMul WeightStore::for_matmul(const GgufTensor& tensor) {
     return {repacked_.emplace(&tensor, std::move(a)).first->second, true};
 }
 
-const Allocation* WeightStore::repacked_group(std::span<const GgufTensor* const> tensors) {
+WeightStore::Group WeightStore::matmul_group(std::span<const GgufTensor* const> tensors) {
     const GgufTensor& first = *tensors.front();
     for (const GgufTensor* t : tensors)
-        if (t->type != first.type || t->ne[0] != first.ne[0] ||
-            !matmul_repacks(ctx_.props(), t->type))
-            return nullptr;
+        if (t->type != first.type || t->ne[0] != first.ne[0] || !matmul_supports(t->type))
+            return {nullptr, false};
+    const bool repacked = matmul_repacks(ctx_.props(), first.type);
     std::vector<const GgufTensor*> key(tensors.begin(), tensors.end());
     auto it = groups_.find(key);
-    if (it != groups_.end()) return &it->second;
-    std::vector<RepackRows> parts;
-    for (const GgufTensor* t : tensors) parts.push_back({t->data, whole_rows(*t)});
-    Allocation a = upload_repacked(ctx_, first.type, parts, first.ne[0]);
-    return &groups_.emplace(std::move(key), std::move(a)).first->second;
+    if (it != groups_.end()) return {&it->second, repacked};
+    Allocation a;
+    if (repacked) {
+        std::vector<RepackRows> parts;
+        for (const GgufTensor* t : tensors) parts.push_back({t->data, whole_rows(*t)});
+        a = upload_repacked(ctx_, first.type, parts, first.ne[0]);
+    } else {
+        // Whole rows of one length: the concatenation is one GGUF matrix (padded to a word).
+        size_t bytes = 0;
+        for (const GgufTensor* t : tensors) bytes += t->nbytes;
+        a = ctx_.memory().allocate((bytes + 3) / 4 * 4);
+        size_t at = 0;
+        for (const GgufTensor* t : tensors) {
+            (void)whole_rows(*t);  // throws unless whole rows
+            ctx_.write(a, at, t->data, t->nbytes);
+            at += t->nbytes;
+        }
+        if (bytes % 4 != 0) {
+            const uint8_t zeros[4] = {};
+            ctx_.write(a, bytes, zeros, 4 - bytes % 4);
+        }
+    }
+    return {&groups_.emplace(std::move(key), std::move(a)).first->second, repacked};
 }
 
 const Allocation& WeightStore::bias_group(std::span<const GgufTensor* const> biases) {

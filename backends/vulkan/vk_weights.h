@@ -27,10 +27,15 @@ class WeightStore {
         bool repacked;
     };
     ForMatMul for_matmul(const GgufTensor& tensor);
-    // Tensors of one type and row length repacked one after another, for one matmul over a group
-    // sharing its input (queries, keys and values); null where the device does not repack them.
-    // And their f32 biases, one after another.
-    const Allocation* repacked_group(std::span<const GgufTensor* const> tensors);
+    // Tensors of one type and row length one after another, for one matmul over a group sharing
+    // its input (queries, keys and values; gate and up): repacked where matmul_repacks says so,
+    // else in their GGUF layout. Null when their types or row lengths differ.
+    struct Group {
+        const Allocation* allocation;
+        bool repacked;
+    };
+    Group matmul_group(std::span<const GgufTensor* const> tensors);
+    // Their f32 biases, one after another.
     const Allocation& bias_group(std::span<const GgufTensor* const> biases);
 
   private:

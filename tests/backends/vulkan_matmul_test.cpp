@@ -412,19 +412,23 @@ TEST_F(VulkanMatMul, RepackedWeightsMatchTheReference) {
 TEST_F(VulkanMatMul, GroupsWriteEachWeightsRowsToItsOwnOutput) {
     // Queries, keys and values as one matmul over their concatenated rows: each part's rows land
     // in its own output (own offset and stride in one buffer), with the concatenated bias. The
-    // repacked kernel (Q4_0, Q8_0), the row-per-invocation and the GPU layouts (Q4_K); 7 tokens,
-    // and 40 under a binding limit that makes them several dispatches of tokens.
+    // repacked kernel (Q4_0, Q8_0 on CPU devices), the row-per-invocation and the GPU layouts
+    // and the tiled GEMM; 7 tokens, and 40 under a binding limit that makes them several
+    // dispatches of tokens.
     std::mt19937 rng(31);
     const int64_t parts[] = {64, 24, 13};
     const int64_t m = 64 + 24 + 13;
     for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
-        for (int layout : {1, 0}) {
+        for (int layout : {1, 0, 2}) {  // 2: the tiled GEMM
             for (int64_t n : {7, 40}) {
-                const bool repacked = matmul_repacks(ctx().props(), t);
-                if (layout == 0 && repacked) continue;  // repacked weights: one layout
+                const bool repacked = matmul_repacks(ctx().props(), t) && layout == 1;
+                if (layout == 2 && !matmul_tiles(ctx().props(), 256)) continue;
                 const int64_t k = 256;  // x (1 KiB a token) outgrows the small binding before y
-                SCOPED_TRACE(
-                    str_cat(dtype_name(t), layout ? " row per invocation" : " gpu", " n=", n));
+                SCOPED_TRACE(str_cat(dtype_name(t),
+                                     layout == 1   ? " row per invocation"
+                                     : layout == 0 ? " gpu"
+                                                   : " tiled",
+                                     " n=", n));
                 const auto w = random_weights(t, m, k, rng);
                 const auto x = random_floats(static_cast<size_t>(n * k), rng);
                 const auto bias = random_floats(static_cast<size_t>(m), rng);
@@ -457,7 +461,8 @@ TEST_F(VulkanMatMul, GroupsWriteEachWeightsRowsToItsOwnOutput) {
                                      {parts[0] + parts[1], offsets[2], strides[2]}};
                 args.bias = ba.range();
                 MatMulConfig config = kTiles;
-                config.row_per_invocation = layout;
+                config.row_per_invocation = layout == 1 ? 1 : 0;
+                config.tiled = layout == 2 ? 1 : 0;
                 // Room for y and the weights whole but only some tokens' input per binding.
                 if (n == 40)
                     config.max_binding =

@@ -307,10 +307,10 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
          x_uniform ? 1 + static_cast<int64_t>((ux_limit - ux_align - 4 * x_row) / (4 * x_stride))
                    : a.n});
 
-    if (groups > 0 && (tiled || a.x_packed || rows_per < a.m || a.y.size > c.max_binding))
+    if (groups > 0 && (rows_per < a.m || a.y.size > c.max_binding))
         fail(
-            "internal: Vulkan matmul with several outputs needs one dispatch of the plain "
-            "kernels");
+            "internal: Vulkan matmul with several outputs needs one dispatch of rows and y "
+            "bound whole");
     const uint32_t max_x = overrides.max_groups_x != 0
                                ? std::min(overrides.max_groups_x, props.max_workgroup_count[0])
                                : props.max_workgroup_count[0];

@@ -38,8 +38,8 @@ struct MatMulArgs {
     bool repacked = false;
     // Weights of a group sharing this input (queries, keys and values), concatenated: rows from
     // first_row on go to another output in y, each with its own offset and stride (floats).
-    // At most two, in increasing first_row; not with the tiled or integer dot-product kernels,
-    // and only where one dispatch covers the rows (record_matmul throws otherwise).
+    // At most two, in increasing first_row; only where one dispatch covers the rows and y fits
+    // one binding (record_matmul throws otherwise).
     struct Output {
         int64_t first_row = 0;
         int64_t y_offset = 0;
