@@ -150,19 +150,24 @@ void VkProgram::record() {
         }
         if (n.op == Op::MatMul && n.group_leader != kNoNode && n.group_leader != id) continue;
         if (seq_ == nullptr) begin_segment(id);
-        // Pairs that run as one dispatch: the keys' rope with the queries', a norm with the
-        // residual add before it.
+        // Nodes that run as one dispatch: the keys' rope with the queries' (and the store of
+        // the keys and values into the caches after them), a norm with the residual add before
+        // it.
         const NodeId keys = rope_after_rope(id);
-        const NodeId second = keys != kNoNode ? keys : norm_after_add(id);
-        if (second != kNoNode) {
+        const NodeId store = keys != kNoNode ? store_after_keys(keys) : kNoNode;
+        const NodeId norm = keys == kNoNode ? norm_after_add(id) : kNoNode;
+        const NodeId last = store != kNoNode ? store : keys != kNoNode ? keys : norm;
+        if (last != kNoNode) {
             if (keys != kNoNode) {
-                record_rope_pair(id, keys);
+                record_rope_pair(id, keys, store);
             } else {
-                record_add_norm(id, second);
+                record_add_norm(id, norm);
             }
-            label_dispatches(keys != kNoNode ? "rope" : "add+rms_norm");
-            segments_.back().last = second + 1;
-            id = second;
+            label_dispatches(store != kNoNode  ? "rope+kv_store"
+                             : keys != kNoNode ? "rope"
+                                               : "add+rms_norm");
+            segments_.back().last = last + 1;
+            id = last;
             continue;
         }
         record_node(id);
@@ -288,11 +293,29 @@ NodeId VkProgram::rope_after_rope(NodeId first) const {
     return id;
 }
 
-void VkProgram::record_rope_pair(NodeId queries, NodeId keys) {
+NodeId VkProgram::store_after_keys(NodeId keys) const {
+    const NodeId id = next_live(keys);
+    if (id == kNoNode) return kNoNode;
+    const Node& s = g_[id];
+    if (s.op != Op::KvStore || s.device != device_ || s.inputs[0] != keys ||
+        g_[s.inputs[1]].op == Op::Weight || s.attrs.layer < 0 ||
+        static_cast<size_t>(s.attrs.layer) >= kv_.layers.size() ||
+        kv_.width != static_cast<int64_t>(g_[keys].attrs.n_head) * g_[keys].attrs.head_dim)
+        return kNoNode;
+    return id;
+}
+
+void VkProgram::record_rope_pair(NodeId queries, NodeId keys, NodeId store) {
     const Node& k = g_[keys];
-    const Access reads[] = {arena_access(g_[queries].inputs[0]), arena_access(k.inputs[0]),
-                            arena_access(k.inputs[1])};
-    const Access writes[] = {arena_access(queries), arena_access(keys)};
+    std::vector<Access> reads = {arena_access(g_[queries].inputs[0]), arena_access(k.inputs[0]),
+                                 arena_access(k.inputs[1])};
+    std::vector<Access> writes = {arena_access(queries), arena_access(keys)};
+    if (store != kNoNode) {
+        const int layer = g_[store].attrs.layer;
+        reads.push_back(arena_access(g_[store].inputs[1]));
+        writes.push_back({kKvBase + 2 * layer, 0, 1});
+        writes.push_back({kKvBase + 2 * layer + 1, 0, 1});
+    }
     sync(reads, writes);
     RopeArgs a = rope_args(queries);
     const Bound x2 = node(k.inputs[0]), y2 = node(keys);
@@ -301,6 +324,15 @@ void VkProgram::record_rope_pair(NodeId queries, NodeId keys) {
     a.x2_offset = x2.offset;
     a.y2 = y2.range;
     a.y2_offset = y2.offset;
+    if (store != kNoNode) {
+        const Bound v = node(g_[store].inputs[1]);
+        const KvBuffers& cache = kv_.layers[static_cast<size_t>(g_[store].attrs.layer)];
+        a.v = v.range;
+        a.v_offset = v.offset;
+        a.k_cache = cache.k.range();
+        a.v_cache = cache.v.range();
+        a.n_ctx = kv_.n_ctx;
+    }
     record_rope(ctx_, *seq_, a);
 }
 

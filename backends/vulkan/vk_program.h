@@ -81,7 +81,10 @@ class VkProgram final : public Executable {
     // The Rope right after Rope `first` with the same positions and rotation (the keys after
     // the queries), on this device, so both run as one dispatch; kNoNode if there is none.
     graph::NodeId rope_after_rope(graph::NodeId first) const;
-    void record_rope_pair(graph::NodeId queries, graph::NodeId keys);
+    // The KvStore right after the keys' rope that stores them (kNoNode if none): the pair's
+    // dispatch then also fills the caches.
+    graph::NodeId store_after_keys(graph::NodeId keys) const;
+    void record_rope_pair(graph::NodeId queries, graph::NodeId keys, graph::NodeId store);
     RopeArgs rope_args(graph::NodeId rope) const;
     // How matmuls take their input: rounded to Q8_0 or Q8_K blocks multiplied out, or Q8_0
     // blocks packed for the integer dot-product kernels; one slot of rounded_ each.

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 
 #include "backends/vulkan/ops/vk_argmax.h"
@@ -326,6 +327,36 @@ std::string test_elementwise(Context& ctx) {
     return check_rounded(ctx, ra, download(ctx, ya, static_cast<size_t>(n)), rows, cols);
 }
 
+// "" when the f16 caches kc and vc (rows of keys.size() / positions halfs) hold the keys and
+// values of each row at its position, and rows at no position hold the 0x7e00 (NaN) they were
+// filled with.
+std::string check_cache_rows(Context& ctx, const Allocation& kc, const Allocation& vc,
+                             const std::vector<double>& keys, const std::vector<float>& values,
+                             std::span<const int32_t> positions, int64_t n_ctx) {
+    const size_t width = keys.size() / positions.size();
+    for (int cache = 0; cache < 2; ++cache) {
+        std::vector<uint16_t> halfs(static_cast<size_t>(n_ctx) * width);
+        ctx.read(cache == 0 ? kc : vc, 0, halfs.data(), halfs.size() * 2);
+        for (int64_t row = 0; row < n_ctx; ++row) {
+            const auto r = std::find(positions.begin(), positions.end(), row);
+            for (size_t i = 0; i < width; ++i) {
+                const uint16_t h = halfs[static_cast<size_t>(row) * width + i];
+                if (r == positions.end()) {
+                    if (h != 0x7e00u) return str_cat("cache row ", row, " was written");
+                    continue;
+                }
+                const size_t at = static_cast<size_t>(r - positions.begin()) * width + i;
+                const double want = cache == 0 ? keys[at] : values[at];
+                // f16 rounding (2^-11 relative) on top of sin and cos's 2^-11.
+                if (!(std::fabs(fp16_to_fp32(h) - want) <= 2e-3 + 1e-3 * std::fabs(want)))
+                    return str_cat(cache == 0 ? "key" : "value", " cache row ", row, " element ", i,
+                                   " is ", fp16_to_fp32(h), ", expected ", want);
+            }
+        }
+    }
+    return "";
+}
+
 std::string test_rope(Context& ctx) {
     const int64_t rows = 3;
     const int n_head = 2, hd = 64, width = n_head * hd;
@@ -349,10 +380,16 @@ std::string test_rope(Context& ctx) {
                 }
             }
         }
-        // Alone, and paired with a second tensor (the keys beside the queries; here x again).
-        for (bool pair : {false, true}) {
+        // Alone, paired with a second tensor (the keys beside the queries; here x again), and
+        // paired storing the keys and values (x again) into f16 caches of n_ctx rows.
+        const int64_t n_ctx = 16;  // position 3001 is outside: its row is not stored
+        for (int variant = 0; variant < 3; ++variant) {
+            const bool pair = variant >= 1, store = variant == 2;
             const Allocation ya = ctx.memory().allocate(x.size() * 4);
             const Allocation y2a = ctx.memory().allocate(x.size() * 4);
+            const std::vector<uint32_t> unset(static_cast<size_t>(n_ctx * width / 2), 0x7e007e00u);
+            const Allocation kc = upload(ctx, unset.data(), unset.size() * 4);
+            const Allocation vc = upload(ctx, unset.data(), unset.size() * 4);
             run(ctx, [&](Sequence& seq) {
                 RopeArgs a;
                 a.rows = rows;
@@ -367,6 +404,12 @@ std::string test_rope(Context& ctx) {
                     a.x2 = xa.range();
                     a.y2 = y2a.range();
                 }
+                if (store) {
+                    a.v = xa.range();
+                    a.k_cache = kc.range();
+                    a.v_cache = vc.range();
+                    a.n_ctx = n_ctx;
+                }
                 record_rope(ctx, seq, a);
             });
             // Vulkan's sin and cos promise about 2^-11 absolute.
@@ -374,9 +417,13 @@ std::string test_rope(Context& ctx) {
                 compare(download(ctx, ya, want.size()), want, tolerance(want, 0, 2e-3));
             if (err.empty() && pair)
                 err = compare(download(ctx, y2a, want.size()), want, tolerance(want, 0, 2e-3));
+            if (err.empty() && store) err = check_cache_rows(ctx, kc, vc, want, x, pos, n_ctx);
             if (!err.empty())
                 return str_cat(mode == graph::RopeMode::Normal ? "normal" : "neox",
-                               pair ? " pair" : "", ": ", err);
+                               store  ? " pair storing keys and values"
+                               : pair ? " pair"
+                                      : "",
+                               ": ", err);
         }
     }
     return "";

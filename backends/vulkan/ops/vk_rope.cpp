@@ -13,6 +13,7 @@ struct RopePush {
     uint32_t x_offset, y_offset, pos_offset;
     float freq_scale, theta_scale;
     uint32_t n_head2, x2_offset, y2_offset;
+    uint32_t v_offset, n_ctx;
 };
 }  // namespace
 
@@ -31,10 +32,24 @@ void record_rope(Context& ctx, Sequence& seq, const RopeArgs& a) {
         need_bytes(a.x2, 4 * (a.x2_offset + a.rows * width2), kOp, "second input");
         need_bytes(a.y2, 4 * (a.y2_offset + a.rows * width2), kOp, "second output");
     }
+    const bool store = a.k_cache.buffer != VK_NULL_HANDLE;
+    if (store) {
+        if (!pair || a.n_ctx <= 0)
+            fail("internal: Vulkan rope storing keys without a pair or a cache");
+        need_bytes(a.v, 4 * (a.v_offset + a.rows * width2), kOp, "values");
+        need_bytes(a.k_cache, 2 * a.n_ctx * width2, kOp, "k cache");
+        need_bytes(a.v_cache, 2 * a.n_ctx * width2, kOp, "v cache");
+    }
     const uint32_t workgroup = flat_workgroup(ctx.props());
     const uint32_t mode = a.mode == graph::RopeMode::Normal ? 0 : 1;
-    const Pipeline& pipeline = ctx.pipelines().get(
-        {pair ? "rope_pair" : "rope", pair ? 5u : 3u, sizeof(RopePush), {workgroup, mode}});
+    const Pipeline& pipeline = ctx.pipelines().get({store  ? "rope_pair_store"
+                                                    : pair ? "rope_pair"
+                                                           : "rope",
+                                                    store  ? 8u
+                                                    : pair ? 5u
+                                                           : 3u,
+                                                    sizeof(RopePush),
+                                                    {workgroup, mode}});
     // Computed on the host exactly as the CPU backend does, so both round the angles alike.
     const float theta_scale = std::pow(a.base, -2.0f / static_cast<float>(a.head_dim));
     const RopePush push{push_u32(a.rows, kOp, "rows"),
@@ -47,10 +62,16 @@ void record_rope(Context& ctx, Sequence& seq, const RopeArgs& a) {
                         theta_scale,
                         push_u32(pair ? a.n_head2 : 0, kOp, "n_head2"),
                         push_u32(a.x2_offset, kOp, "x2_offset"),
-                        push_u32(a.y2_offset, kOp, "y2_offset")};
-    const Groups g =
-        flat_groups(ctx.props(), a.rows * (width + (pair ? width2 : 0)) / 2, workgroup);
-    if (pair) {
+                        push_u32(a.y2_offset, kOp, "y2_offset"),
+                        push_u32(a.v_offset, kOp, "v_offset"),
+                        push_u32(a.n_ctx, kOp, "n_ctx")};
+    // Invocations: a pair of elements each (STORE: a word of keys, then of values, each).
+    const Groups g = flat_groups(
+        ctx.props(), a.rows * (width + (pair ? width2 : 0) + (store ? width2 : 0)) / 2, workgroup);
+    if (store) {
+        seq.dispatch(pipeline, {a.x, a.positions, a.y, a.x2, a.y2, a.v, a.k_cache, a.v_cache}, push,
+                     g);
+    } else if (pair) {
         seq.dispatch(pipeline, {a.x, a.positions, a.y, a.x2, a.y2}, push, g);
     } else {
         seq.dispatch(pipeline, {a.x, a.positions, a.y}, push, g);

@@ -20,6 +20,11 @@ struct RopeArgs {
     int n_head2 = 0;
     BufferRange x2, y2;
     int64_t x2_offset = 0, y2_offset = 0;
+    // With a pair: the rotated keys and the values v [rows, n_head2 * head_dim] also appended to
+    // a layer's f16 caches (k_cache.buffer set) as record_kv_store does, in the same dispatch.
+    BufferRange v, k_cache, v_cache;
+    int64_t v_offset = 0;
+    int64_t n_ctx = 0;  // cache rows
 };
 
 void record_rope(Context& ctx, Sequence& seq, const RopeArgs& args);
