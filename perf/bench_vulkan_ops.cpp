@@ -1,10 +1,11 @@
 // Vulkan kernels alone, on the device MLLM_VK_DEVICE selects (lavapipe here, a GPU when there is
 // one); skipped with the reason where there is no Vulkan device.
-//   VkDispatch/<n>: n tiny dispatches (a 576-float add) in one submit, a barrier between each,
+//   Dispatch/vulkan/<n>[/no_barriers]: n tiny dispatches (a 576-float add) in one submit, a barrier
+//   between each,
 //     as a decode step records them: the fixed cost a dispatch adds, whatever its work.
-//   VkGemv/<type>/<rows>x<k>: one decode matmul (one token) in the layout the backend uses on
+//   Gemv/vulkan/<type>/<rows>x<k>: one decode matmul (one token) in the layout the backend uses on
 //     this device (repacked, texel-buffer weights on CPU devices); bytes_per_second is the weight
-//     bytes read. Its time includes one submit and wait, as VkDispatch/1 shows.
+//     bytes read. Its time includes one submit and wait, as Dispatch/vulkan/1 shows.
 #ifdef MLLM_HAVE_VULKAN
 
 #include <benchmark/benchmark.h>
@@ -127,7 +128,7 @@ int register_all() {
     for (int n : {1, 64})
         for (int barriers : {1, 0})
             benchmark::RegisterBenchmark(
-                ("VkDispatch/" + std::to_string(n) + (barriers ? "" : "/no_barriers")).c_str(),
+                ("Dispatch/vulkan/" + std::to_string(n) + (barriers ? "" : "/no_barriers")).c_str(),
                 BM_VkDispatch)
                 ->Args({n, barriers})
                 ->Unit(benchmark::kMicrosecond)
@@ -142,12 +143,13 @@ int register_all() {
             if (k % dtype_traits(t).block_size != 0) continue;
             const std::string shape =
                 std::string(dtype_name(t)) + "/" + std::to_string(rows) + "x" + std::to_string(k);
-            benchmark::RegisterBenchmark(("VkGemv/" + shape).c_str(), BM_VkMatmul, t, 1)
+            benchmark::RegisterBenchmark(("Gemv/vulkan/" + shape).c_str(), BM_VkMatmul, t, 1)
                 ->Args({rows, k})
                 ->Unit(benchmark::kMicrosecond)
                 ->UseRealTime();
             if (rows <= 2048)
-                benchmark::RegisterBenchmark(("VkGemm128/" + shape).c_str(), BM_VkMatmul, t, 128)
+                benchmark::RegisterBenchmark(("Gemm128/vulkan/" + shape).c_str(), BM_VkMatmul, t,
+                                             128)
                     ->Args({rows, k})
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime();
