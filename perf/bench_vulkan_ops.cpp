@@ -1,11 +1,13 @@
 // Vulkan kernels alone, on the device MLLM_VK_DEVICE selects (lavapipe here, a GPU when there is
 // one); skipped with the reason where there is no Vulkan device.
-//   Dispatch/vulkan/<n>[/no_barriers]: n tiny dispatches (a 576-float add) in one submit, a barrier
-//   between each,
-//     as a decode step records them: the fixed cost a dispatch adds, whatever its work.
+//   Dispatch/vulkan/<n>[/no_barriers]: n tiny dispatches (a 576-float add) in one submit, with a
+//     barrier between each as a decode step records them (or none): the fixed cost a dispatch
+//     adds, whatever its work.
 //   Gemv/vulkan/<type>/<rows>x<k>: one decode matmul (one token) in the layout the backend uses on
 //     this device (repacked, texel-buffer weights on CPU devices); bytes_per_second is the weight
 //     bytes read. Its time includes one submit and wait, as Dispatch/vulkan/1 shows.
+//   Gemm128/vulkan/<type>/<rows>x<k>: the same for a 128-token prefill; GMACs counts
+//     multiply-adds.
 #ifdef MLLM_HAVE_VULKAN
 
 #include <benchmark/benchmark.h>
