@@ -155,6 +155,21 @@ std::vector<float> spread(const std::vector<float>& x, int64_t k, int64_t n, int
     return out;
 }
 
+// The arguments of y = x W^T over whole contiguous buffers; callers then set offsets, strides,
+// a bias or more outputs.
+MatMulArgs whole_args(DType t, int64_t m, int64_t k, int64_t n, const Allocation& w,
+                      const Allocation& x, const Allocation& y) {
+    MatMulArgs args;
+    args.weight_type = t;
+    args.m = m;
+    args.k = k;
+    args.n = n;
+    args.w = w.range();
+    args.x = x.range();
+    args.y = y.range();
+    return args;
+}
+
 class VulkanMatMul : public test::VulkanContextTest {
   public:
     // y [n, m] for contiguous x and y.
@@ -163,14 +178,7 @@ class VulkanMatMul : public test::VulkanContextTest {
         Allocation wa = upload(w);
         Allocation xa = upload(x);
         Allocation ya = ctx().memory().allocate(static_cast<size_t>(m * n) * sizeof(float));
-        MatMulArgs args;
-        args.weight_type = t;
-        args.m = m;
-        args.k = k;
-        args.n = n;
-        args.w = wa.range();
-        args.x = xa.range();
-        args.y = ya.range();
+        const MatMulArgs args = whole_args(t, m, k, n, wa, xa, ya);
         run([&](Sequence& seq) { record_matmul(ctx(), seq, args, config); });
         return download(ya, static_cast<size_t>(m * n));
     }
@@ -320,15 +328,8 @@ TEST_F(VulkanMatMul, IntegerDotProductsMatchTheReference) {
                         r.y = qa.range();
                         record_round_activations(ctx(), seq, r);
                         seq.barrier();
-                        MatMulArgs a;
-                        a.weight_type = t;
-                        a.m = m;
-                        a.k = k;
-                        a.n = n;
-                        a.w = wa.range();
-                        a.x = qa.range();
+                        MatMulArgs a = whole_args(t, m, k, n, wa, qa, ya);
                         a.x_packed = true;
-                        a.y = ya.range();
                         record_matmul(ctx(), seq, a, kTiles);
                     });
                     expect_close(download(ya, static_cast<size_t>(m * n)),
@@ -371,17 +372,10 @@ TEST_F(VulkanMatMul, RepackedWeightsMatchTheReference) {
                         Allocation ba = upload(bias);
                         Allocation ya =
                             ctx().memory().allocate(static_cast<size_t>(n * y_stride) * 4);
-                        MatMulArgs args;
-                        args.weight_type = t;
+                        MatMulArgs args = whole_args(t, m, k, n, wa, xa, ya);
                         args.repacked = true;
-                        args.m = m;
-                        args.k = k;
-                        args.n = n;
-                        args.w = wa.range();
-                        args.x = xa.range();
                         args.x_offset = x_off;
                         args.x_stride = x_stride;
-                        args.y = ya.range();
                         args.y_stride = y_stride;
                         args.bias = ba.range();
                         MatMulConfig config = kTiles;
@@ -446,15 +440,8 @@ TEST_F(VulkanMatMul, GroupsWriteEachWeightsRowsToItsOwnOutput) {
                 Allocation xa = upload(x);
                 Allocation ba = upload(bias);
                 Allocation ya = upload(std::vector<float>(static_cast<size_t>(y_floats), -7.0f));
-                MatMulArgs args;
-                args.weight_type = t;
+                MatMulArgs args = whole_args(t, m, k, n, wa, xa, ya);
                 args.repacked = repacked;
-                args.m = m;
-                args.k = k;
-                args.n = n;
-                args.w = wa.range();
-                args.x = xa.range();
-                args.y = ya.range();
                 args.y_offset = offsets[0];
                 args.y_stride = strides[0];
                 args.more_outputs = {{parts[0], offsets[1], strides[1]},
@@ -502,14 +489,7 @@ TEST_F(VulkanMatMul, RejectsGroupsThatNeedSeveralRowDispatches) {
     Allocation wa = upload(w);
     Allocation xa = upload(random_floats(k, rng));
     Allocation ya = ctx().memory().allocate(4 * m);
-    MatMulArgs args;
-    args.weight_type = DType::Q8_0;
-    args.m = m;
-    args.k = k;
-    args.n = 1;
-    args.w = wa.range();
-    args.x = xa.range();
-    args.y = ya.range();
+    MatMulArgs args = whole_args(DType::Q8_0, m, k, 1, wa, xa, ya);
     args.y_stride = 20;
     args.more_outputs = {{20, 20, 20}};
     MatMulConfig small = kTiles;
@@ -570,17 +550,10 @@ TEST_F(VulkanMatMul, BiasOffsetsAndStrides) {
                 Allocation xa = upload(spread(x, k, n, x_off, x_stride));
                 Allocation ya = upload(ys);
                 Allocation ba = upload(bias_buf);
-                MatMulArgs args;
-                args.weight_type = t;
-                args.m = m;
-                args.k = k;
-                args.n = n;
-                args.w = wa.range();
+                MatMulArgs args = whole_args(t, m, k, n, wa, xa, ya);
                 args.w_offset = w_offset;
-                args.x = xa.range();
                 args.x_offset = x_off;
                 args.x_stride = x_stride;
-                args.y = ya.range();
                 args.y_offset = y_off;
                 args.y_stride = y_stride;
                 if (with_bias) {
@@ -629,15 +602,8 @@ TEST_F(VulkanMatMul, SplitsBindingsBeyondTheLimit) {
             Allocation xa = upload(x);
             Allocation ba = upload(bias);
             Allocation ya = ctx().memory().allocate(static_cast<size_t>(n * y_stride) * 4);
-            MatMulArgs args;
-            args.weight_type = t;
-            args.m = m;
-            args.k = k;
-            args.n = n;
-            args.w = wa.range();
+            MatMulArgs args = whole_args(t, m, k, n, wa, xa, ya);
             args.w_offset = w_offset;
-            args.x = xa.range();
-            args.y = ya.range();
             args.y_stride = y_stride;
             args.bias = ba.range();
             MatMulConfig config = kTiles;

@@ -99,10 +99,6 @@ bool matmul_tiles(const DeviceProps& device, int64_t k) {
            device.max_shared_memory_bytes >= kTiledShared && k % 8 == 0;
 }
 
-bool matmul_texel_weights(const DeviceProps& device) {
-    return texel_reads(device);
-}
-
 bool matmul_repacks(const DeviceProps& device, DType weight_type) {
     return device.cpu_kernels && repacked_shader_name(weight_type) != nullptr;
 }
@@ -265,11 +261,11 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     const bool x_aligned = c.row_per_invocation != 0 && !a.x_packed &&
                            (a.x.offset + 4 * static_cast<uint64_t>(a.x_offset)) % 16 == 0 &&
                            x_stride % 4 == 0;
-    // Repacked weights through a texel buffer where the device
+    // The row-per-invocation kernels read the weights through a texel buffer where the device
     // has them (CPU devices: see shaders/weights.glsl), and then an input too large for a
     // uniform buffer through one too.
     const bool texel = !tiled && !a.x_packed && c.row_per_invocation != 0 &&
-                       overrides.texel_weights != 0 && matmul_texel_weights(props);
+                       overrides.texel_weights != 0 && texel_reads(props);
     const bool x_texel = texel && !x_uniform;
     PipelineDesc desc{std::string(shader) + (texel ? "_tx" : "") + (x_uniform ? "_ux" : "") +
                           (x_texel ? "_xt" : ""),

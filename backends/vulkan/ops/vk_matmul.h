@@ -66,7 +66,7 @@ struct MatMulConfig {
     // (GPUs, prefills of kTiledMinTokens tokens or more), 0 off, 1 on where matmul_tiles allows.
     int tiled = -1;
     // The CPU-device kernels' input from a uniform buffer (-1: where a token's row fits one, 0:
-    // never) and weights through a texel buffer (-1: where matmul_texel_weights says, 0: never);
+    // never) and weights through a texel buffer (-1: where texel_reads says, 0: never);
     // tests turn them off to reach the other paths.
     int uniform_input = -1;
     int texel_weights = -1;
@@ -94,10 +94,6 @@ bool matmul_supports(DType weight_type);
 // its width, so the GGUF blocks, only 2-byte aligned, cost several loads per 8 weights; the
 // repacked rows are read with one 16-byte load per 16 bytes of quants and one per block scale.
 bool matmul_repacks(const DeviceProps& device, DType weight_type);
-// Whether matmuls over repacked weights read them through a uniform texel buffer: on CPU
-// devices that have R32G32B32A32_UINT texel buffers (not turned off by a workaround), since
-// llvmpipe gathers texels in straight-line code (shaders/weights.glsl).
-bool matmul_texel_weights(const DeviceProps& device);
 // Bytes per row of k elements in the repacked layout: the blocks' quants back to back (16 bytes
 // a Q4_0 block, 32 a Q8_0 one), then their scales as f32, padded to a multiple of 16 bytes.
 size_t repacked_row_bytes(DType weight_type, int64_t k);
