@@ -9,7 +9,11 @@
 // along x, so the SIMD lanes of a batch read the same cache rows over almost the same number of
 // keys. The fixed-count loops are unrolled so that the per-query arrays live in registers
 // instead of memory indexed per lane.
+// ROUND: the output also written rounded to Q8_0 blocks (quant8.glsl, FORMAT 0) for the matmul
+// after attention, bit for bit as round_activations.comp rounds it, saving its dispatch; each
+// invocation holds whole heads, so HEAD_DIM must be a multiple of the 32-element block.
 #extension GL_EXT_control_flow_attributes : require
+#extension GL_GOOGLE_include_directive : require
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint HEAD_DIM = 64;
@@ -43,6 +47,11 @@ uint k_word(uint i) { return kc[i]; }
 uint v_word(uint i) { return vc[i]; }
 #endif
 layout(std430, set = 0, binding = 4) writeonly buffer Out { float o[]; };
+#if defined(ROUND)
+const uint FORMAT = 0u;
+#include "quant8.glsl"
+layout(std430, set = 0, binding = 5) writeonly buffer Rounded { float r[]; };
+#endif
 
 layout(push_constant) uniform Params {
     uint n_head;
@@ -54,6 +63,7 @@ layout(push_constant) uniform Params {
     uint pos_offset;  // ints
     float scale;
     uint rows;  // query tokens
+    uint r_offset;  // ROUND: the rounded copy (floats), laid out as the output
 } p;
 
 // A head of a multiple of 8 halfs starts every cache row's slice on a 16-byte boundary.
@@ -163,5 +173,20 @@ void main() {
         const uint o_base = p.o_offset + (token * p.n_head + head0 + k % HEADS) * HEAD_DIM;
         const float inv = 1.0 / running_sum[k];
         [[unroll]] for (uint d = 0; d < HEAD_DIM; ++d) o[o_base + d] = acc[k * HEAD_DIM + d] * inv;
+#if defined(ROUND)
+        const uint r_base = o_base - p.o_offset + p.r_offset;
+        [[unroll]] for (uint blk = 0; blk < HEAD_DIM / Q8_BLOCK; ++blk) {
+            const uint at = k * HEAD_DIM + blk * Q8_BLOCK;
+            float largest = 0.0;
+            [[unroll]] for (uint j = 0; j < Q8_BLOCK; ++j) {
+                const float v = acc[at + j] * inv;
+                if (abs(v) > abs(largest)) largest = v;
+            }
+            float to_quant, d;
+            q8_scales(largest, to_quant, d);
+            [[unroll]] for (uint j = 0; j < Q8_BLOCK; ++j)
+                r[r_base + blk * Q8_BLOCK + j] = q8_quant(acc[at + j] * inv, to_quant) * d;
+        }
+#endif
     }
 }

@@ -722,7 +722,6 @@ void VkProgram::record_node(NodeId id) {
             reads.push_back(arena_access(g_.positions));
             reads.push_back(k_cache);
             reads.push_back(v_cache);
-            sync(reads, writes);
             const Bound q = node(n.inputs[0]);
             const Bound pos = node(g_.positions);
             const Bound y = node(id);
@@ -742,7 +741,21 @@ void VkProgram::record_node(NodeId id) {
             a.v_cache = cache.v.range();
             a.out = y.range;
             a.out_offset = y.offset;
+            // The matmul after attention takes its input rounded: written here too where the
+            // kernel can (Q8_0 blocks within heads), sparing a rounding dispatch.
+            const std::optional<Rounding> rounding = common_rounding(id);
+            const bool round = rounding && rounding->format == DType::Q8_0 && !rounding->packed &&
+                               attention_rounds(ctx_.props(), n.attrs.head_dim);
+            if (round) {
+                const Access where = rounded_access(*rounding, n);
+                writes.push_back(where);
+                const Bound out = bind(rounded_, where.begin, where.end - where.begin);
+                a.rounded = out.range;
+                a.rounded_offset = out.offset;
+            }
+            sync(reads, writes);
             record_attention(ctx_, *seq_, a);
+            if (round) rounded_from_[rounding->slot()] = id;
             return;
         }
         case Op::MatMul:

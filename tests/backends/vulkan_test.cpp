@@ -229,6 +229,11 @@ TEST_F(VulkanTest, AttentionKernelsAgree) {
                 continue;
             }
             Allocation ya = ctx().memory().allocate(q.size() * sizeof(float));
+            // The barrier-free kernel also rounds its output to Q8_0 blocks where heads are
+            // whole blocks: checked against core/quant's rounding below, on one head size (each
+            // compiles its own pipeline, slowly on lavapipe; the self-test covers another).
+            const bool round = layout == 1 && sh.head_dim == 64;
+            Allocation ra = ctx().memory().allocate(q.size() * sizeof(float));
             Sequence seq(ctx().device());
             seq.begin();
             KvStoreArgs s;  // the whole cache, keys and values alike
@@ -255,10 +260,24 @@ TEST_F(VulkanTest, AttentionKernelsAgree) {
             a.out = ya.range();
             a.cpu_layout = layout == 0 ? 0 : 1;
             if (layout == 2) a.texel_cache = 0;
+            if (round) a.rounded = ra.range();
             record_attention(ctx(), seq, a);
             seq.end();
             seq.run();
             out[layout] = download(ya, q.size());
+            if (round) {
+                const std::vector<float> rounded = download(ra, q.size());
+                std::vector<uint8_t> blocks(row_bytes(DType::Q8_0, q_width));
+                std::vector<float> want(static_cast<size_t>(q_width));
+                for (int64_t r = 0; r < sh.rows; ++r) {
+                    quantize_row(DType::Q8_0, out[1].data() + r * q_width, blocks.data(), q_width);
+                    dequantize_row(DType::Q8_0, blocks.data(), want.data(), q_width);
+                    for (int64_t i = 0; i < q_width; ++i)
+                        ASSERT_EQ(rounded[static_cast<size_t>(r * q_width + i)],
+                                  want[static_cast<size_t>(i)])
+                            << "rounded output, head " << sh.head_dim << ", row " << r << ", " << i;
+                }
+            }
         }
         for (int layout = 1; layout < 3; ++layout)
             for (size_t i = 0; i < q.size(); ++i)

@@ -1,6 +1,7 @@
 #include "backends/vulkan/ops/vk_attention.h"
 
 #include <algorithm>
+#include <string>
 
 #include "backends/vulkan/ops/vk_op_util.h"
 
@@ -19,7 +20,9 @@ constexpr uint32_t kTile = 128;  // keys scored per round: 512 bytes of shared m
 struct AttentionRowsPush {
     AttentionPush common;
     uint32_t rows;
+    uint32_t r_offset;
 };
+constexpr int kQ8Block = 32;
 // Tokens per workgroup of the CPU variant: a few of lavapipe's 8-lane batches, so that a short
 // prompt still spreads its heads (workgroups along y) over the CPU's threads.
 constexpr uint32_t kRowsWorkgroup = 16;
@@ -34,6 +37,14 @@ uint32_t rows_heads(const AttentionArgs& a) {
     return static_cast<uint32_t>(heads);
 }
 }  // namespace
+
+bool attention_rows_kernel(const DeviceProps& device) {
+    return device.cpu_kernels || !device.subgroup_reductions();
+}
+
+bool attention_rounds(const DeviceProps& device, int head_dim) {
+    return attention_rows_kernel(device) && head_dim % kQ8Block == 0;
+}
 
 void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
     constexpr const char* kOp = "attention";
@@ -57,8 +68,15 @@ void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
                              push_u32(a.out_offset, kOp, "out_offset"),
                              push_u32(a.positions_offset, kOp, "positions_offset"),
                              a.scale};
-    if (a.cpu_layout == 1 ||
-        (a.cpu_layout < 0 && (props.cpu_kernels || !props.subgroup_reductions()))) {
+    const bool round = a.rounded.buffer != VK_NULL_HANDLE;
+    const bool rows_kernel =
+        a.cpu_layout == 1 || (a.cpu_layout < 0 && attention_rows_kernel(props));
+    if (round) {
+        if (!rows_kernel || a.head_dim % kQ8Block != 0)
+            fail("internal: Vulkan attention cannot round its output here");
+        need_bytes(a.rounded, 4 * (a.rounded_offset + a.rows * q_width), kOp, "rounded output");
+    }
+    if (rows_kernel) {
         // lavapipe emulates barriers and shared memory slowly: one invocation per (token, head)
         // needs neither (nor subgroup reductions, for drivers with those turned off).
         const uint32_t workgroup = std::min(kRowsWorkgroup, props.max_workgroup_invocations);
@@ -71,20 +89,27 @@ void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
         const bool texel = a.texel_cache != 0 && texel_reads(props) &&
                            binding::whole_texels(props, a.k_cache) &&
                            binding::whole_texels(props, a.v_cache);
-        PipelineDesc desc{texel ? "attention_rows_tx" : "attention_rows",
-                          5,
-                          sizeof(AttentionRowsPush),
-                          {workgroup, static_cast<uint32_t>(a.head_dim), heads, tokens}};
+        PipelineDesc desc{
+            std::string(texel ? "attention_rows_tx" : "attention_rows") + (round ? "_round" : ""),
+            round ? 6u : 5u,
+            sizeof(AttentionRowsPush),
+            {workgroup, static_cast<uint32_t>(a.head_dim), heads, tokens}};
         if (texel) desc.texel_buffers = (1u << 2) | (1u << 3);
         const Pipeline& pipeline = ctx.pipelines().get(desc);
-        const AttentionRowsPush rows_push{push, push_u32(a.rows, kOp, "rows")};
+        const AttentionRowsPush rows_push{push, push_u32(a.rows, kOp, "rows"),
+                                          push_u32(a.rounded_offset, kOp, "rounded_offset")};
         Groups g;
         g.x = push_u32((a.rows + workgroup * tokens - 1) / (workgroup * tokens), kOp, "row groups");
         g.y = push_u32(a.n_head / heads, kOp, "heads");
         if (g.x > props.max_workgroup_count[0] || g.y > props.max_workgroup_count[1])
             fail("Vulkan attention of ", a.rows, " tokens x ", a.n_head,
                  " heads exceeds the device's workgroup limits");
-        seq.dispatch(pipeline, {a.q, a.positions, a.k_cache, a.v_cache, a.out}, rows_push, g);
+        if (round) {
+            seq.dispatch(pipeline, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.rounded},
+                         rows_push, g);
+        } else {
+            seq.dispatch(pipeline, {a.q, a.positions, a.k_cache, a.v_cache, a.out}, rows_push, g);
+        }
         return;
     }
     // One thread per output dimension where the device allows: a head of 64 takes 64 threads.
