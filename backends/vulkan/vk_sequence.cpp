@@ -132,19 +132,25 @@ VkDescriptorSet Sequence::allocate_set(VkDescriptorSetLayout layout) {
     return set;
 }
 
-VkBufferView Sequence::texel_view(const std::string& shader, const BufferRange& range) {
-    constexpr uint64_t kTexelBytes = 16;  // R32G32B32A32_UINT
-    const DeviceProps& props = device_.props();
+std::string texel_binding_problem(const DeviceProps& props, const BufferRange& range) {
     if (props.max_texel_buffer_elements == 0)
-        fail("internal: ", shader, " needs uniform texel buffers, which ", props.name,
-             " lacks for R32G32B32A32_UINT");
+        return str_cat(props.name, " has no R32G32B32A32_UINT uniform texel buffers");
     if (range.offset % std::max<uint64_t>(props.min_texel_buffer_offset_alignment, 1) != 0 ||
         range.size % kTexelBytes != 0)
-        fail("internal: ", shader, " texel-buffer binding at ", range.offset, " of ", range.size,
-             " bytes is not aligned to whole texels");
+        return str_cat("a texel-buffer binding at ", range.offset, " of ", range.size,
+                       " bytes is not aligned to whole texels");
     if (range.size / kTexelBytes > props.max_texel_buffer_elements)
-        fail(shader, ": a texel-buffer binding of ", range.size / kTexelBytes,
-             " texels exceeds the ", props.max_texel_buffer_elements, " texels of ", props.name);
+        return str_cat("a texel-buffer binding of ", range.size / kTexelBytes,
+                       " texels exceeds the ", props.max_texel_buffer_elements, " texels of ",
+                       props.name);
+    return "";
+}
+
+VkBufferView Sequence::texel_view(const std::string& shader, const BufferRange& range) {
+    // The kernels choose texel bindings only where they fit (texel_reads, texel_part): a
+    // problem here is ours.
+    if (const std::string problem = texel_binding_problem(device_.props(), range); !problem.empty())
+        fail("internal: ", shader, ": ", problem);
     VkBufferViewCreateInfo info{VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO};
     info.buffer = range.buffer;
     info.format = VK_FORMAT_R32G32B32A32_UINT;

@@ -15,6 +15,12 @@
 
 namespace mllm::vk {
 
+// Texel-buffer bindings are R32G32B32A32_UINT: 16-byte texels.
+constexpr uint64_t kTexelBytes = 16;
+// Why `range` cannot be bound as a texel buffer on this device as it is (no texel buffers,
+// not at the offset alignment, not whole texels, too many texels); empty when it can.
+std::string texel_binding_problem(const DeviceProps& device, const BufferRange& range);
+
 struct Groups {
     uint32_t x = 1, y = 1, z = 1;
 };

@@ -87,8 +87,8 @@ void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
         // The caches through texel buffers where the device reads them so and each is whole
         // texels at the texel alignment.
         const bool texel = a.texel_cache != 0 && texel_reads(props) &&
-                           binding::whole_texels(props, a.k_cache) &&
-                           binding::whole_texels(props, a.v_cache);
+                           texel_binding_problem(props, a.k_cache).empty() &&
+                           texel_binding_problem(props, a.v_cache).empty();
         PipelineDesc desc{
             std::string(texel ? "attention_rows_tx" : "attention_rows") + (round ? "_round" : ""),
             round ? 6u : 5u,

@@ -289,15 +289,16 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
 
     // Rows per dispatch so the weights' part fits one binding; then tokens so the input's and
     // the output's parts do, and the token groups fit the dispatch's y limit.
-    const uint64_t w_limit =
-        texel ? std::min<uint64_t>(c.max_binding,
-                                   binding::kTexelBytes * props.max_texel_buffer_elements)
-              : c.max_binding;
+    // Texel-buffer bindings also stay within the device's texel count.
+    const uint64_t texel_limit =
+        std::min<uint64_t>(c.max_binding, kTexelBytes * props.max_texel_buffer_elements);
     const int64_t rows_per =
-        std::min(a.m, binding::items_per_binding(props, w_limit, rb, rb, "weight row"));
+        std::min(a.m, binding::items_per_binding(props, texel ? texel_limit : c.max_binding, rb, rb,
+                                                 "weight row"));
     const int64_t tokens_per = std::min(
         {a.n,
-         binding::items_per_binding(props, c.max_binding, 4 * x_row, 4 * x_stride, "input row"),
+         binding::items_per_binding(props, x_texel ? texel_limit : c.max_binding, 4 * x_row,
+                                    4 * x_stride, "input row"),
          binding::items_per_binding(props, c.max_binding, 4 * rows_per, 4 * y_stride, "output row"),
          static_cast<int64_t>(props.max_workgroup_count[1]) * tokens_per_group,
          x_uniform ? 1 + static_cast<int64_t>((ux_limit - ux_align - 4 * x_row) / (4 * x_stride))
@@ -330,13 +331,11 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             BufferRange x = x_texel ? binding::texel_part(props, a.x, x_begin, x_part_bytes, x_skip)
                                     : binding::part(props, a.x, x_begin, x_part_bytes, x_skip);
             if (x_uniform) {  // the same part, at the uniform-buffer offset alignment
-                const uint64_t start =
-                    a.x.offset + 4 * static_cast<uint64_t>(a.x_offset + t0 * x_stride);
+                const uint64_t start = a.x.offset + x_begin;
                 x = {a.x.buffer, start / ux_align * ux_align, 0};
                 x_skip = start - x.offset;
-                x.size = std::min(
-                    (x_skip + 4 * static_cast<uint64_t>((nt - 1) * x_stride + a.k) + 15) / 16 * 16,
-                    a.x.offset + a.x.size - x.offset);
+                x.size = std::min((x_skip + x_part_bytes + 15) / 16 * 16,
+                                  a.x.offset + a.x.size - x.offset);
             }
             // With several outputs, y binds whole (it fits one binding, checked above).
             const BufferRange y =

@@ -6,6 +6,16 @@ namespace {
 uint64_t alignment(const DeviceProps& d) {
     return std::max<uint64_t>(d.min_storage_buffer_offset_alignment, 4);
 }
+
+// The part of `whole` that holds [begin, begin + bytes): its offset aligned down to `align`
+// (the bytes skipped in `skip`) and its size rounded up to whole `unit`s.
+BufferRange aligned_part(const BufferRange& whole, uint64_t begin, uint64_t bytes, uint64_t align,
+                         uint64_t unit, uint64_t& skip) {
+    const uint64_t start = whole.offset + begin;
+    const uint64_t offset = start / align * align;
+    skip = start - offset;
+    return {whole.buffer, offset, (skip + bytes + unit - 1) / unit * unit};
+}
 }  // namespace
 
 namespace binding {
@@ -17,29 +27,17 @@ uint64_t limit(const DeviceProps& device, uint64_t override_bytes) {
 
 BufferRange part(const DeviceProps& device, const BufferRange& whole, uint64_t begin,
                  uint64_t bytes, uint64_t& skip) {
-    const uint64_t align = alignment(device);
-    const uint64_t start = whole.offset + begin;
-    const uint64_t offset = start / align * align;
-    skip = start - offset;
-    return {whole.buffer, offset, (skip + bytes + 3) / 4 * 4};
-}
-
-bool whole_texels(const DeviceProps& device, const BufferRange& range) {
-    const uint64_t align = std::max<uint64_t>(device.min_texel_buffer_offset_alignment, 1);
-    return range.offset % align == 0 && range.size % kTexelBytes == 0 &&
-           range.size / kTexelBytes <= device.max_texel_buffer_elements;
+    return aligned_part(whole, begin, bytes, alignment(device), 4, skip);
 }
 
 BufferRange texel_part(const DeviceProps& device, const BufferRange& whole, uint64_t begin,
                        uint64_t bytes, uint64_t& skip) {
-    const uint64_t align = std::max(device.min_texel_buffer_offset_alignment, kTexelBytes);
-    const uint64_t start = whole.offset + begin;
-    const uint64_t offset = start / align * align;
-    skip = start - offset;
-    const uint64_t size = (skip + bytes + kTexelBytes - 1) / kTexelBytes * kTexelBytes;
-    if (offset + size > whole.offset + whole.size)
+    const BufferRange r = aligned_part(
+        whole, begin, bytes, std::max(device.min_texel_buffer_offset_alignment, kTexelBytes),
+        kTexelBytes, skip);
+    if (r.offset + r.size > whole.offset + whole.size)
         fail("internal: Vulkan texel-buffer binding ends inside a texel");
-    return {whole.buffer, offset, size};
+    return r;
 }
 
 int64_t items_per_binding(const DeviceProps& device, uint64_t limit, uint64_t first, uint64_t bytes,

@@ -58,11 +58,6 @@ inline bool texel_reads(const DeviceProps& device) {
 // long prefills), shared by every op family and the step programs.
 namespace binding {
 
-// The texel-buffer bindings' texels: R32G32B32A32_UINT.
-constexpr uint64_t kTexelBytes = 16;
-// Whether `range` can be bound as a texel buffer as it is: at the texel-buffer offset alignment,
-// whole texels, within the device's texel count.
-bool whole_texels(const DeviceProps& device, const BufferRange& range);
 // part() for a texel-buffer binding: its offset at the texel-buffer alignment, whole texels.
 // Throws when the last texel would end past `whole` (allocations are whole texels:
 // MemoryManager::alignment()).
