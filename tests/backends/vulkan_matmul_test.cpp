@@ -248,13 +248,12 @@ TEST_F(VulkanMatMul, EveryTypeMatchesTheReferenceOnOddShapes) {
 }
 
 TEST_F(VulkanMatMul, EveryInputAndWeightBindingMatchesTheReference) {
-    // The row-per-invocation kernels read the input from a uniform buffer, a texel buffer (rows
-    // too long for a uniform buffer) or a storage buffer, and the weights from a texel or a
-    // storage buffer, as the device allows: the paths other than the device's default, forced.
+    // The row-per-invocation kernels read the input from a texel buffer (with texel weights), a
+    // uniform buffer or a storage buffer, and the weights from a texel or a storage buffer, as
+    // the device allows: the paths other than the device's default, forced.
     std::mt19937 rng(5);
-    for (int uniform_input : {-1, 0}) {
+    for (int uniform_input : {1, 0}) {
         for (int texel_weights : {-1, 0}) {
-            if (uniform_input < 0 && texel_weights < 0) continue;  // the default: tested above
             MatMulConfig config = kTiles;
             config.row_per_invocation = 1;
             config.uniform_input = uniform_input;
@@ -351,12 +350,12 @@ TEST_F(VulkanMatMul, RepackedWeightsMatchTheReference) {
             for (int64_t m : {1, 67, 300}) {
                 for (int64_t n : {1, 3, 7}) {
                     for (int path = 0; path < 6; ++path) {
-                        // Paths 0-2 whole, 3-5 split; each with the default input and weight
-                        // bindings, then the input through a texel buffer (on CPU devices),
-                        // then both through storage buffers.
+                        // Paths 0-2 whole, 3-5 split; each with the input through a uniform
+                        // buffer, then the default bindings (on CPU devices, both through
+                        // texel buffers), then both through storage buffers.
                         const bool split = path >= 3;
                         const int binding = path % 3;
-                        if ((split || binding != 0) && (m != 67 || n != 3)) continue;
+                        if ((split || binding != 1) && (m != 67 || n != 3)) continue;
                         SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n,
                                              split ? " split" : "", " bindings ", binding));
                         const auto w = random_weights(t, m, k, rng);
@@ -379,7 +378,7 @@ TEST_F(VulkanMatMul, RepackedWeightsMatchTheReference) {
                         args.y_stride = y_stride;
                         args.bias = ba.range();
                         MatMulConfig config = kTiles;
-                        config.uniform_input = binding == 0 ? -1 : 0;
+                        config.uniform_input = binding == 0 ? 1 : 0;
                         config.texel_weights = binding == 2 ? 0 : -1;
                         if (split)
                             config.max_binding =

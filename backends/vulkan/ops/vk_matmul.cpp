@@ -246,26 +246,28 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     const bool tiled = !a.repacked && !a.x_packed && matmul_tiles(props, a.k) &&
                        (overrides.tiled == 1 ||
                         (overrides.tiled < 0 && !props.cpu_kernels && a.n >= kTiledMinTokens));
-    // The row-per-invocation kernels (CPU devices) read the input from a uniform buffer when a
-    // token's row fits one, as many tokens per dispatch as fit: llvmpipe loads the same uniform
-    // address for all lanes with one scalar load, where a storage-buffer load is a loop over the
-    // lanes and a texel fetch a gather.
+    // The row-per-invocation kernels read the weights through a texel buffer where the device
+    // has them (CPU devices: see shaders/weights.glsl), and the input through one too: llvmpipe
+    // fetches a texel for all lanes with straight-line code, 16 bytes per lane.
+    const bool texel = !tiled && !a.x_packed && c.row_per_invocation != 0 &&
+                       overrides.texel_weights != 0 && texel_reads(props);
+    // Otherwise the input comes from a uniform buffer when a token's row fits one, as many
+    // tokens per dispatch as fit: llvmpipe gathers a uniform-buffer load lane by lane, one
+    // component at a time (a texel fetch of 4 floats costs about what one component does here),
+    // but a storage-buffer load is a loop over the lanes with a branch per element.
     const uint64_t ux_align = std::max<uint64_t>(props.min_uniform_buffer_offset_alignment, 16);
     const uint64_t ux_limit = std::min<uint64_t>(kUniformInputBytes, c.max_binding);
-    const bool x_uniform = !tiled && c.row_per_invocation != 0 && overrides.uniform_input != 0 &&
-                           props.max_uniform_buffer_range >= kUniformInputBytes &&
-                           4 * static_cast<uint64_t>(x_row) + ux_align <= ux_limit;
+    const bool x_uniform =
+        !tiled && c.row_per_invocation != 0 &&
+        (overrides.uniform_input > 0 || (overrides.uniform_input < 0 && !texel)) &&
+        props.max_uniform_buffer_range >= kUniformInputBytes &&
+        4 * static_cast<uint64_t>(x_row) + ux_align <= ux_limit;
     // Whether every token's input starts at a multiple of 16 bytes, and so at a multiple of 4
     // floats into its binding, whatever the binding's alignment (the row-per-invocation
     // kernels' vec4 loads).
     const bool x_aligned = c.row_per_invocation != 0 && !a.x_packed &&
                            (a.x.offset + 4 * static_cast<uint64_t>(a.x_offset)) % 16 == 0 &&
                            x_stride % 4 == 0;
-    // The row-per-invocation kernels read the weights through a texel buffer where the device
-    // has them (CPU devices: see shaders/weights.glsl), and then an input too large for a
-    // uniform buffer through one too.
-    const bool texel = !tiled && !a.x_packed && c.row_per_invocation != 0 &&
-                       overrides.texel_weights != 0 && texel_reads(props);
     const bool x_texel = texel && !x_uniform;
     PipelineDesc desc{std::string(shader) + (texel ? "_tx" : "") + (x_uniform ? "_ux" : "") +
                           (x_texel ? "_xt" : ""),

@@ -65,9 +65,9 @@ struct MatMulConfig {
     // The shared-memory GEMM (shaders/matmul_tiled.comp): -1 where the device would use it
     // (GPUs, prefills of kTiledMinTokens tokens or more), 0 off, 1 on where matmul_tiles allows.
     int tiled = -1;
-    // The CPU-device kernels' input from a uniform buffer (-1: where a token's row fits one, 0:
-    // never) and weights through a texel buffer (-1: where texel_reads says, 0: never);
-    // tests turn them off to reach the other paths.
+    // The CPU-device kernels' input from a uniform buffer (-1: where the weights have no texel
+    // buffer and a token's row fits one, 1: wherever a row fits, 0: never) and weights through a
+    // texel buffer (-1: where texel_reads says, 0: never); tests force them to reach every path.
     int uniform_input = -1;
     int texel_weights = -1;
 };
