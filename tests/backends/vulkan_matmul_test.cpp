@@ -406,14 +406,14 @@ TEST_F(VulkanMatMul, GroupsWriteEachWeightsRowsToItsOwnOutput) {
     // Queries, keys and values as one matmul over their concatenated rows: each part's rows land
     // in its own output (own offset and stride in one buffer), with the concatenated bias. The
     // repacked kernel (Q4_0, Q8_0 on CPU devices), the row-per-invocation and the GPU layouts
-    // and the tiled GEMM; 7 tokens, and 40 under a binding limit that makes them several
-    // dispatches of tokens.
+    // and the tiled GEMM; 1 token (the repacked Q4_0 kernel's 8 rows per invocation), 7, and 40
+    // under a binding limit that makes them several dispatches of tokens.
     std::mt19937 rng(31);
     const int64_t parts[] = {64, 24, 13};
     const int64_t m = 64 + 24 + 13;
     for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
         for (int layout : {1, 0, 2}) {  // 2: the tiled GEMM
-            for (int64_t n : {7, 40}) {
+            for (int64_t n : {1, 7, 40}) {
                 const bool repacked = matmul_repacks(ctx().props(), t) && layout == 1;
                 if (layout == 2 && !matmul_tiles(ctx().props(), 256)) continue;
                 const int64_t k = 256;  // x (1 KiB a token) outgrows the small binding before y
