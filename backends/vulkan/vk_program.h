@@ -50,6 +50,13 @@ class VkProgram final : public Executable {
     size_t submits_per_step() const override { return segments_.size(); }
 
   private:
+    // The resources the hazard tracker (sync) tells apart: the activations' arena, the gated
+    // matmuls' scratch after it, the rounded matmul inputs, each layer's key and value caches.
+    static constexpr int kArena = 0;
+    static constexpr int kScratch = 1;
+    static constexpr int kRounded = 2;
+    static constexpr int kKvBase = 3;
+
     // A range of one of the memories the program writes, for hazard tracking.
     struct Access {
         int resource;  // kArena, kScratch, or kKvBase + 2 * layer (+1 for V)

@@ -1,0 +1,262 @@
+// VkProgram's matmul nodes (alone, as one dispatch over a group's concatenated weights, gated)
+// and the rounding of their inputs to the 8-bit blocks the CPU backend multiplies with.
+#include <algorithm>
+
+#include "backends/vulkan/ops/vk_elementwise.h"
+#include "backends/vulkan/ops/vk_matmul.h"
+#include "backends/vulkan/ops/vk_round_activations.h"
+#include "backends/vulkan/vk_program.h"
+#include "core/error.h"
+#include "core/quant/quant.h"
+
+namespace mllm::vk {
+
+using graph::kNoNode;
+using graph::Node;
+using graph::NodeId;
+using graph::Op;
+
+const VkProgram::Bound& VkProgram::MatMulInputs::for_weight(DType weight_type) const {
+    switch (activation_type(weight_type)) {
+        case DType::Q8_0:
+            return q8_0;
+        case DType::Q8_K:
+            return q8_k;
+        default:
+            return plain;
+    }
+}
+
+std::optional<VkProgram::Rounding> VkProgram::rounding_for(DType weight_type) const {
+    const DType f = activation_type(weight_type);
+    if (f == DType::F32) return std::nullopt;
+    return Rounding{f, matmul_int_dot(ctx_.props(), weight_type)};
+}
+
+std::optional<VkProgram::Rounding> VkProgram::common_rounding(NodeId x) const {
+    std::optional<Rounding> common;
+    bool any = false;
+    for (const Node& n : g_.nodes) {
+        if (n.dead || n.device != device_ ||
+            std::find(n.inputs.begin(), n.inputs.end(), x) == n.inputs.end())
+            continue;
+        if ((n.op != Op::MatMul && n.op != Op::GatedMatMul) || n.inputs[0] != x)
+            return std::nullopt;
+        for (size_t w = 1; w < (n.op == Op::GatedMatMul ? 3u : 2u); ++w) {
+            const std::optional<Rounding> r = rounding_for(g_[n.inputs[w]].dtype);
+            if (!r || (any && !(common == r))) return std::nullopt;
+            common = r;
+            any = true;
+        }
+    }
+    return common;
+}
+
+std::optional<VkProgram::Rounding> VkProgram::round_norm_output(NodeId norm, RmsNormArgs& a) {
+    const std::optional<Rounding> r = common_rounding(norm);
+    if (!r) return std::nullopt;
+    const Node& n = g_[norm];
+    const Bound out = bind(rounded_, r->slot() * rounded_slot_, rounding_bytes(*r, n));
+    a.rounded = out.range;
+    a.rounded_offset = out.offset;
+    a.round_format = r->format;
+    a.round_packed = r->packed;
+    return r;
+}
+
+int64_t VkProgram::rounding_bytes(const Rounding& r, const Node& x) const {
+    return r.packed ? 4 * x.rows * q8_0_packed_words(x.cols) : static_cast<int64_t>(x.bytes());
+}
+
+VkProgram::Access VkProgram::rounded_access(const Rounding& r, const Node& x) const {
+    const int64_t begin = r.slot() * rounded_slot_;
+    return {kRounded, begin, begin + rounding_bytes(r, x)};
+}
+
+VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DType> weights) {
+    MatMulInputs in;
+    in.plain = node(x_id);
+    const Node& x = g_[x_id];
+    for (DType t : weights) {
+        const DType f = activation_type(t);
+        if (f == DType::F32) {
+            in.reads.push_back(arena_access(x_id));
+            continue;
+        }
+        const Rounding r = *rounding_for(t);
+        const bool packed = r.packed;
+        const int slot = r.slot();
+        const Access where = rounded_access(r, x);
+        in.reads.push_back(where);
+        Bound& out = packed ? in.q8_0_packed : slot == 0 ? in.q8_0 : in.q8_k;
+        out = bind(rounded_, where.begin, where.end - where.begin);
+        // Rounded already: for another weight of this input, or by the kernel that wrote x.
+        if (rounded_from_[slot] == x_id) continue;
+        rounded_from_[slot] = x_id;
+        const Access reads[] = {arena_access(x_id)};
+        const Access writes[] = {where};
+        sync(reads, writes);
+        RoundActivationsArgs a;
+        a.format = f;
+        a.rows = x.rows;
+        a.cols = x.cols;
+        a.x = in.plain.range;
+        a.x_offset = in.plain.offset;
+        a.y = out.range;
+        a.y_offset = out.offset;
+        a.packed = packed;
+        record_round_activations(ctx_, *seq_, a);
+        label_dispatches("round_activations");
+    }
+    return in;
+}
+
+void VkProgram::record_matmul_group(NodeId leader) {
+    const Node& first = g_[leader];
+    const NodeId x_id = first.inputs[0];
+    std::vector<NodeId> members;
+    std::vector<DType> types;
+    for (NodeId id = leader; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
+        const Node& n = g_[id];
+        if (id != leader && (n.dead || n.op != Op::MatMul || n.group_leader != leader)) continue;
+        members.push_back(id);
+        types.push_back(g_[n.inputs[1]].dtype);
+        if (first.group_leader == kNoNode) break;
+    }
+    const MatMulInputs in = matmul_inputs(x_id, types);
+    std::vector<Access> writes;
+    for (NodeId m : members) writes.push_back(arena_access(m));
+    sync(in.reads, writes);
+    if (members.size() > 1 && record_fused_group(in, members)) return;
+    for (NodeId id : members) {
+        const Node& n = g_[id];
+        const Bound bias = n.inputs.size() > 2 ? node(n.inputs[2]) : Bound{};
+        record_one_matmul(in, n.inputs[1], n.rows, node(id), bias);
+    }
+}
+
+bool VkProgram::record_fused_group(const MatMulInputs& in, std::span<const NodeId> members) {
+    std::vector<const GgufTensor*> weights, biases;
+    std::vector<FusedOutput> outputs;
+    for (NodeId id : members) {
+        const Node& n = g_[id];
+        weights.push_back(g_[n.inputs[1]].weight);
+        outputs.push_back({n.offset, n.cols});
+        if (n.inputs.size() > 2) {
+            const Node& b = g_[n.inputs[2]];
+            if (b.op != Op::Weight || b.dtype != DType::F32) return false;
+            biases.push_back(b.weight);
+        }
+    }
+    return record_fused(in, g_[members[0]].rows, weights, biases, outputs);
+}
+
+bool VkProgram::record_fused(const MatMulInputs& in, int64_t tokens,
+                             std::span<const GgufTensor* const> weights,
+                             std::span<const GgufTensor* const> biases,
+                             std::span<const FusedOutput> outputs) {
+    if (weights.size() > 3 || (!biases.empty() && biases.size() != weights.size())) return false;
+    const WeightStore::Group w = weights_.matmul_group(weights);
+    const DeviceProps& props = ctx_.props();
+    // One dispatch: the weights and the arena (all outputs) each fit a binding.
+    if (w.allocation == nullptr || w.allocation->size() + 64 > props.max_storage_buffer_range ||
+        arena_.size() + 64 > props.max_storage_buffer_range)
+        return false;
+    const DType type = weights[0]->type;
+    const bool packed = matmul_int_dot(props, type) && !w.repacked;
+    const Bound& x = packed ? in.q8_0_packed : in.for_weight(type);
+    const Bound y = bind(arena_, 0, static_cast<int64_t>(arena_.size()));
+    MatMulArgs a;
+    a.weight_type = type;
+    a.k = weights[0]->ne[0];
+    a.n = tokens;
+    a.w = w.allocation->range();
+    a.repacked = w.repacked;
+    a.x_packed = packed;
+    a.x = x.range;
+    a.x_offset = x.offset;
+    a.y = y.range;
+    for (size_t i = 0; i < outputs.size(); ++i) {
+        const int64_t y_offset = y.offset + outputs[i].offset / 4;
+        if (i == 0) {
+            a.y_offset = y_offset;
+            a.y_stride = outputs[i].cols;
+        } else {
+            a.more_outputs.push_back({a.m, y_offset, outputs[i].cols});
+        }
+        a.m += outputs[i].cols;
+    }
+    if (!biases.empty()) a.bias = weights_.bias_group(biases).range();
+    record_matmul(ctx_, *seq_, a);
+    return true;
+}
+
+void VkProgram::record_one_matmul(const MatMulInputs& in, NodeId weight_id, int64_t rows,
+                                  const Bound& y, const Bound& bias) {
+    const Node& w = g_[weight_id];
+    const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
+    const bool packed = matmul_int_dot(ctx_.props(), w.dtype) && !weight.repacked;
+    const Bound& x = packed ? in.q8_0_packed : in.for_weight(w.dtype);
+    MatMulArgs a;
+    a.x_packed = packed;
+    a.weight_type = w.dtype;
+    a.m = w.rows;
+    a.k = w.cols;
+    a.n = rows;
+    a.w = weight.allocation.range();
+    a.repacked = weight.repacked;
+    a.x = x.range;
+    a.x_offset = x.offset;
+    a.y = y.range;
+    a.y_offset = y.offset;
+    a.bias = bias.range;
+    a.bias_offset = bias.offset;
+    record_matmul(ctx_, *seq_, a);
+}
+
+void VkProgram::record_gated_matmul(NodeId id) {
+    // gate -> the output, up -> scratch, then silu(gate) * up in place.
+    const Node& n = g_[id];
+    const NodeId x_id = n.inputs[0];
+    const int64_t bytes = static_cast<int64_t>(n.bytes());
+    const DType types[] = {g_[n.inputs[1]].dtype, g_[n.inputs[2]].dtype};
+    const MatMulInputs in = matmul_inputs(x_id, types);
+    const Access writes[] = {arena_access(id), {kScratch, 0, bytes}};
+    sync(in.reads, writes);
+    const Bound y = node(id);
+    const Bound up = bind(arena_, scratch_offset_, bytes);
+    const GgufTensor* projections[] = {g_[n.inputs[1]].weight, g_[n.inputs[2]].weight};
+    const FusedOutput outputs[] = {{n.offset, n.cols}, {scratch_offset_, n.cols}};
+    if (!record_fused(in, n.rows, projections, {}, outputs)) {
+        record_one_matmul(in, n.inputs[1], n.rows, y, Bound{});
+        record_one_matmul(in, n.inputs[2], n.rows, up, Bound{});
+    }
+    const Access glu_reads[] = {arena_access(id), {kScratch, 0, bytes}};
+    std::vector<Access> glu_writes = {arena_access(id)};
+    // The matmul after it (the down projection) takes its input rounded: written here too.
+    const std::optional<Rounding> rounding = common_rounding(id);
+    if (rounding) glu_writes.push_back(rounded_access(*rounding, n));
+    sync(glu_reads, glu_writes);
+    ElementwiseArgs e;
+    e.op = Elementwise::SwiGlu;
+    e.n = n.rows * n.cols;
+    e.cols = n.cols;
+    e.a = y.range;
+    e.a_offset = y.offset;
+    e.b = up.range;
+    e.b_offset = up.offset;
+    e.y = y.range;
+    e.y_offset = y.offset;
+    if (rounding) {
+        const Access where = rounded_access(*rounding, n);
+        const Bound out = bind(rounded_, where.begin, where.end - where.begin);
+        e.rounded = out.range;
+        e.rounded_offset = out.offset;
+        e.round_format = rounding->format;
+        e.round_packed = rounding->packed;
+    }
+    record_elementwise(ctx_, *seq_, e);
+    if (rounding) rounded_from_[rounding->slot()] = id;
+}
+
+}  // namespace mllm::vk
