@@ -11,33 +11,14 @@
 #include "core/error.h"
 #include "core/gguf/gguf_types.h"
 #include "core/gguf/gguf_writer.h"
+#include "tests/support/gguf_raw.h"
 
 namespace {
 
 using mllm::DType;
 using mllm::GgufType;
 using mllm::GgufWriter;
-
-// Little-endian byte builder for the value types GgufWriter has no setter for.
-struct Raw {
-    std::vector<uint8_t> b;
-    template <typename T>
-    Raw& put(T v) {
-        const size_t at = b.size();
-        b.resize(at + sizeof(T));
-        std::memcpy(b.data() + at, &v, sizeof(T));
-        return *this;
-    }
-    Raw& str(std::string_view s) {
-        put<uint64_t>(s.size());
-        b.insert(b.end(), s.begin(), s.end());
-        return *this;
-    }
-    Raw& key(std::string_view k, GgufType t) { return str(k).put(static_cast<uint32_t>(t)); }
-    Raw& array(std::string_view k, GgufType elem, uint64_t n) {
-        return key(k, GgufType::ARRAY).put(static_cast<uint32_t>(elem)).put(n);
-    }
-};
+using mllm::test::Raw;
 
 void save(const std::string& dir, const std::string& name, const std::vector<uint8_t>& bytes) {
     const std::string path = dir + "/" + name;
