@@ -6,6 +6,10 @@
 // output dimensions. Token t sees cache rows 0 ..= positions[t], so the same recorded command
 // buffer serves every step. (Masks beyond causal — window, sinks, block-sparse — are the next
 // parameters of this kernel.)
+// ROUND: the output also rounded to Q8_0 blocks (a head is whole blocks) for the output
+// projection, as round_activations.comp rounds it: floats (FORMAT 0) or packed (FORMAT 2, the
+// integer dot-product matmul's input), saving its rounding dispatch.
+#extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
@@ -18,6 +22,12 @@ layout(std430, set = 0, binding = 1) readonly buffer Positions { int pos[]; };
 layout(std430, set = 0, binding = 2) readonly buffer KCache { uint kc[]; };
 layout(std430, set = 0, binding = 3) readonly buffer VCache { uint vc[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer Out { float o[]; };
+#if defined(ROUND)
+layout(constant_id = 3) const uint FORMAT = 0;
+#include "quant8.glsl"
+layout(std430, set = 0, binding = 5) writeonly buffer Rounded { float r[]; };
+layout(std430, set = 0, binding = 5) writeonly buffer RoundedPacked { uint rq[]; };
+#endif
 
 layout(push_constant) uniform Params {
     uint n_head;
@@ -28,6 +38,9 @@ layout(push_constant) uniform Params {
     uint o_offset;
     uint pos_offset;  // ints
     float scale;
+#if defined(ROUND)
+    uint r_offset;  // floats (words when packed) into binding 5
+#endif
 } p;
 
 const uint DIMS_PER_THREAD = (HEAD_DIM + gl_WorkGroupSize.x - 1) / gl_WorkGroupSize.x;
@@ -36,6 +49,9 @@ const float NEG_HUGE = -3.0e38;
 shared float qs[HEAD_DIM];
 shared float ps[TILE];
 shared float red[gl_WorkGroupSize.x];
+#if defined(ROUND)
+shared float outv[HEAD_DIM];  // the head's output, for rounding whole blocks
+#endif
 
 float workgroup_max(float v) {
     v = subgroupMax(v);
@@ -118,6 +134,38 @@ void main() {
     const float inv = 1.0 / running_sum;
     for (uint i = 0; i < DIMS_PER_THREAD; ++i) {
         const uint d = tid + i * gl_WorkGroupSize.x;
-        if (d < HEAD_DIM) o[p.o_offset + (token * p.n_head + head) * HEAD_DIM + d] = acc[i] * inv;
+        if (d >= HEAD_DIM) break;
+        o[p.o_offset + (token * p.n_head + head) * HEAD_DIM + d] = acc[i] * inv;
+#if defined(ROUND)
+        outv[d] = acc[i] * inv;
+#endif
     }
+#if defined(ROUND)
+    barrier();
+    // A thread per block of the head: its element of largest magnitude, then the quants.
+    const uint cols = p.n_head * HEAD_DIM;  // the row the blocks belong to
+    const uint rb = p.r_offset + token * (FORMAT == 2u ? cols / 4u + cols / Q8_BLOCK : cols);
+    for (uint blk = tid; blk < HEAD_DIM / Q8_BLOCK; blk += gl_WorkGroupSize.x) {
+        const uint i0 = blk * Q8_BLOCK;
+        float largest = 0.0;
+        for (uint j = 0; j < Q8_BLOCK; ++j)
+            if (abs(outv[i0 + j]) > abs(largest)) largest = outv[i0 + j];
+        float to_quant, d;
+        q8_scales(largest, to_quant, d);
+        const uint c0 = head * HEAD_DIM + i0;  // the block's first column
+        if (FORMAT == 2u) {
+            for (uint w4 = 0; w4 < Q8_BLOCK / 4u; ++w4) {
+                uint word = 0u;
+                for (uint e = 0; e < 4u; ++e)
+                    word |= (uint(int(q8_quant(outv[i0 + 4u * w4 + e], to_quant))) & 0xffu)
+                            << (8u * e);
+                rq[rb + c0 / 4u + w4] = word;
+            }
+            rq[rb + cols / 4u + c0 / Q8_BLOCK] = floatBitsToUint(d);
+        } else {
+            for (uint j = 0; j < Q8_BLOCK; ++j)
+                r[rb + c0 + j] = q8_quant(outv[i0 + j], to_quant) * d;
+        }
+    }
+#endif
 }

@@ -490,14 +490,15 @@ void VkProgram::record_node(NodeId id) {
             // The matmul after attention takes its input rounded: written here too where the
             // kernel can (Q8_0 blocks within heads), sparing a rounding dispatch.
             const std::optional<Rounding> rounding = common_rounding(id);
-            const bool round = rounding && rounding->format == DType::Q8_0 && !rounding->packed &&
-                               attention_rounds(ctx_.props(), n.attrs.head_dim);
+            const bool round = rounding && rounding->format == DType::Q8_0 &&
+                               attention_rounds(ctx_.props(), n.attrs.head_dim, rounding->packed);
             if (round) {
                 const Access where = rounded_access(*rounding, n);
                 writes.push_back(where);
                 const Bound out = bind(rounded_, where.begin, where.end - where.begin);
                 a.rounded = out.range;
                 a.rounded_offset = out.offset;
+                a.round_packed = rounding->packed;
             }
             sync(reads, writes);
             record_attention(ctx_, *seq_, a);

@@ -85,9 +85,11 @@ std::vector<double> tolerance(const std::vector<double>& want, double relative, 
 }
 
 // "" when `rounded` holds y's rows rounded to Q8_0 blocks as core/quant rounds them (a kernel
-// that rounds its own output for the matmuls after it).
+// that rounds its own output for the matmuls after it): floats, or `packed` as
+// round_activations packs them (int8 quants, then f32 scales), compared as the floats they
+// stand for.
 std::string check_rounded(Context& ctx, const Allocation& rounded, const std::vector<float>& y,
-                          int64_t rows, int64_t cols) {
+                          int64_t rows, int64_t cols, bool packed = false) {
     std::vector<uint8_t> blocks(row_bytes(DType::Q8_0, cols));
     std::vector<float> row(static_cast<size_t>(cols));
     std::vector<double> want;
@@ -96,8 +98,23 @@ std::string check_rounded(Context& ctx, const Allocation& rounded, const std::ve
         dequantize_row(DType::Q8_0, blocks.data(), row.data(), cols);
         want.insert(want.end(), row.begin(), row.end());
     }
-    const std::string err =
-        compare(download(ctx, rounded, want.size()), want, tolerance(want, 1e-6, 0));
+    std::vector<float> got;
+    if (packed) {
+        const int64_t words = q8_0_packed_words(cols);
+        const std::vector<float> raw = download(ctx, rounded, static_cast<size_t>(rows * words));
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* w = raw.data() + r * words;
+            for (int64_t i = 0; i < cols; ++i) {
+                uint32_t word = 0;
+                std::memcpy(&word, w + i / 4, 4);
+                const auto q = static_cast<int8_t>((word >> (8 * (i % 4))) & 0xffu);
+                got.push_back(static_cast<float>(q) * w[cols / 4 + i / 32]);
+            }
+        }
+    } else {
+        got = download(ctx, rounded, want.size());
+    }
+    const std::string err = compare(got, want, tolerance(want, 1e-6, 0));
     return err.empty() ? "" : "rounded copy: " + err;
 }
 
@@ -504,8 +521,10 @@ std::string test_attention(Context& ctx) {
     const Allocation kc = ctx.memory().allocate(static_cast<VkDeviceSize>(2 * n_ctx * kw));
     const Allocation vc = ctx.memory().allocate(static_cast<VkDeviceSize>(2 * n_ctx * kw));
     const Allocation ya = ctx.memory().allocate(q.size() * 4);
-    // Where the device's kernel can, its output also rounded for the matmul after it.
-    const bool round = attention_rounds(ctx.props(), hd);
+    // Where the device's kernel can, its output also rounded for the matmul after it, as that
+    // matmul takes it (packed for the integer dot-product kernel).
+    const bool packed = matmul_int_dot(ctx.props(), DType::Q8_0);
+    const bool round = attention_rounds(ctx.props(), hd, packed);
     const Allocation ra = ctx.memory().allocate(q.size() * 4);
     run(ctx, [&](Sequence& seq) {
         KvStoreArgs s;
@@ -532,11 +551,12 @@ std::string test_attention(Context& ctx) {
         a.v_cache = vc.range();
         a.out = ya.range();
         if (round) a.rounded = ra.range();
+        a.round_packed = packed;
         record_attention(ctx, seq, a);
     });
     const std::vector<float> y = download(ctx, ya, want.size());
     const std::string err = compare(y, want, tolerance(want, 1e-4, 1e-5));
-    return err.empty() && round ? check_rounded(ctx, ra, y, rows, qw) : err;
+    return err.empty() && round ? check_rounded(ctx, ra, y, rows, qw, packed) : err;
 }
 
 std::string test_round_activations(Context& ctx) {

@@ -47,6 +47,10 @@ using VulkanTest = test::VulkanContextTest;
 // the same result on this device, over odd shapes: the self-test checks the device's own kernel
 // against a host reference, this ties the other one to it. Tokens 0..rows-1 at positions
 // 3..rows+2 (earlier rows of the cache written in a first step), GQA groups of 1 to 4.
+void expect_rounded_like_core_quant(Context& c, const Allocation& rounded,
+                                    const std::vector<float>& y, int64_t rows, int64_t cols,
+                                    DType type, bool packed);
+
 TEST_F(VulkanTest, AttentionKernelsAgree) {
     struct Shape {
         int64_t rows;
@@ -82,10 +86,12 @@ TEST_F(VulkanTest, AttentionKernelsAgree) {
                 continue;
             }
             Allocation ya = ctx().memory().allocate(q.size() * sizeof(float));
-            // The barrier-free kernel also rounds its output to Q8_0 blocks where heads are
-            // whole blocks: checked against core/quant's rounding below, on one head size (each
-            // compiles its own pipeline, slowly on lavapipe; the self-test covers another).
-            const bool round = layout == 1 && sh.head_dim == 64;
+            // Both kernels also round their output to Q8_0 blocks where heads are whole blocks,
+            // the workgroup kernel packed for the integer dot-product matmuls: checked against
+            // core/quant's rounding below, on one head size (each compiles its own pipeline,
+            // slowly on lavapipe; the self-test covers another).
+            const bool round = layout < 2 && sh.head_dim == 64;
+            const bool packed = layout == 0;
             Allocation ra = ctx().memory().allocate(q.size() * sizeof(float));
             Sequence seq(ctx().device());
             seq.begin();
@@ -114,22 +120,16 @@ TEST_F(VulkanTest, AttentionKernelsAgree) {
             a.cpu_layout = layout == 0 ? 0 : 1;
             if (layout == 2) a.texel_cache = 0;
             if (round) a.rounded = ra.range();
+            a.round_packed = packed;
             record_attention(ctx(), seq, a);
             seq.end();
             seq.run();
             out[layout] = download(ya, q.size());
             if (round) {
-                const std::vector<float> rounded = download(ra, q.size());
-                std::vector<uint8_t> blocks(row_bytes(DType::Q8_0, q_width));
-                std::vector<float> want(static_cast<size_t>(q_width));
-                for (int64_t r = 0; r < sh.rows; ++r) {
-                    quantize_row(DType::Q8_0, out[1].data() + r * q_width, blocks.data(), q_width);
-                    dequantize_row(DType::Q8_0, blocks.data(), want.data(), q_width);
-                    for (int64_t i = 0; i < q_width; ++i)
-                        ASSERT_EQ(rounded[static_cast<size_t>(r * q_width + i)],
-                                  want[static_cast<size_t>(i)])
-                            << "rounded output, head " << sh.head_dim << ", row " << r << ", " << i;
-                }
+                SCOPED_TRACE(str_cat("rounded output of kernel ", layout, ", ", sh.rows, " rows"));
+                expect_rounded_like_core_quant(ctx(), ra, out[layout], sh.rows, q_width,
+                                               DType::Q8_0, packed);
+                if (HasFatalFailure()) return;
             }
         }
         for (int layout = 1; layout < 3; ++layout)

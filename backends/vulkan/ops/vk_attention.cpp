@@ -4,6 +4,7 @@
 #include <string>
 
 #include "backends/vulkan/ops/vk_op_util.h"
+#include "backends/vulkan/ops/vk_round_activations.h"
 
 namespace mllm::vk {
 
@@ -15,6 +16,11 @@ struct AttentionPush {
     float scale;
 };
 constexpr uint32_t kTile = 128;  // keys scored per round: 512 bytes of shared memory
+// Mirrors the push constants of shaders/attention.comp with ROUND.
+struct AttentionRoundPush {
+    AttentionPush common;
+    uint32_t r_offset;
+};
 
 // Mirrors the push constants of shaders/attention_rows.comp.
 struct AttentionRowsPush {
@@ -42,8 +48,8 @@ bool attention_rows_kernel(const DeviceProps& device) {
     return device.cpu_kernels || !device.subgroup_reductions();
 }
 
-bool attention_rounds(const DeviceProps& device, int head_dim) {
-    return attention_rows_kernel(device) && head_dim % kQ8Block == 0;
+bool attention_rounds(const DeviceProps& device, int head_dim, bool packed) {
+    return head_dim % kQ8Block == 0 && !(packed && attention_rows_kernel(device));
 }
 
 void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
@@ -72,9 +78,10 @@ void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
     const bool rows_kernel =
         a.cpu_layout == 1 || (a.cpu_layout < 0 && attention_rows_kernel(props));
     if (round) {
-        if (!rows_kernel || a.head_dim % kQ8Block != 0)
+        if (a.head_dim % kQ8Block != 0 || (a.round_packed && rows_kernel))
             fail("internal: Vulkan attention cannot round its output here");
-        need_bytes(a.rounded, 4 * (a.rounded_offset + a.rows * q_width), kOp, "rounded output");
+        const int64_t r_width = a.round_packed ? q8_0_packed_words(q_width) : q_width;
+        need_bytes(a.rounded, 4 * (a.rounded_offset + a.rows * r_width), kOp, "rounded output");
     }
     if (rows_kernel) {
         // lavapipe emulates barriers and shared memory slowly: one invocation per (token, head)
@@ -117,15 +124,23 @@ void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
         std::min<uint32_t>(std::max<uint32_t>(static_cast<uint32_t>(a.head_dim),
                                               std::max<uint32_t>(32, props.subgroup_size)),
                            props.max_workgroup_invocations);
-    const Pipeline& pipeline =
-        ctx.pipelines().get({"attention",
-                             5,
-                             sizeof(AttentionPush),
-                             {workgroup, static_cast<uint32_t>(a.head_dim), kTile}});
+    PipelineDesc desc{
+        round ? "attention_round" : "attention",
+        round ? 6u : 5u,
+        static_cast<uint32_t>(round ? sizeof(AttentionRoundPush) : sizeof(AttentionPush)),
+        {workgroup, static_cast<uint32_t>(a.head_dim), kTile}};
+    if (round) desc.spec.push_back(a.round_packed ? 2u : 0u);  // quant8.glsl's FORMAT
+    const Pipeline& pipeline = ctx.pipelines().get(desc);
     Groups g;
     g.x = push_u32(a.n_head, kOp, "heads");
     g.y = push_u32(a.rows, kOp, "rows");
-    seq.dispatch(pipeline, {a.q, a.positions, a.k_cache, a.v_cache, a.out}, push, g);
+    if (!round) {
+        seq.dispatch(pipeline, {a.q, a.positions, a.k_cache, a.v_cache, a.out}, push, g);
+        return;
+    }
+    const AttentionRoundPush round_push{push, push_u32(a.rounded_offset, kOp, "rounded_offset")};
+    seq.dispatch(pipeline, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.rounded}, round_push,
+                 g);
 }
 
 }  // namespace mllm::vk

@@ -21,17 +21,20 @@ struct AttentionArgs {
     // The barrier-free kernel reads the caches through uniform texel buffers where the device
     // has them (-1; see texel_reads) or through storage buffers (0; tests reach both).
     int texel_cache = -1;
-    // The output also rounded to Q8_0 blocks into `rounded` (floats, laid out as out), as
-    // record_round_activations would write it: only where attention_rounds says so.
+    // The output also rounded to Q8_0 blocks into `rounded` (floats laid out as out, or with
+    // round_packed the packed layout of round_activations), as record_round_activations would
+    // write it: only where attention_rounds says so. rounded_offset counts floats (words when
+    // packed).
     BufferRange rounded;
     int64_t rounded_offset = 0;
+    bool round_packed = false;
 };
 
 // Whether this device's attention kernel takes the barrier-free CPU-device layout by default.
 bool attention_rows_kernel(const DeviceProps& device);
-// Whether the kernel the device runs by default can write its output rounded to Q8_0 blocks
-// (the barrier-free one, over heads of whole blocks).
-bool attention_rounds(const DeviceProps& device, int head_dim);
+// Whether the kernel the device runs by default can write its output rounded to Q8_0 blocks,
+// as floats or `packed` (heads of whole blocks; the barrier-free kernel writes floats only).
+bool attention_rounds(const DeviceProps& device, int head_dim, bool packed);
 
 // Head sizes the shader is built for (a specialization constant; even, at most this).
 constexpr int kVkMaxHeadDim = 256;
