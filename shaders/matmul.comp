@@ -29,15 +29,16 @@ layout(constant_id = 4) const uint X_ALIGNED = 0;
 // Binding 0, the weights: declared by weights.glsl (the repacked layout of vk_matmul.h reads
 // 16 bytes per load instruction).
 #if defined(X_UNIFORM)
-// The input from a uniform buffer (CPU devices, when a dispatch's input fits one): llvmpipe
-// gathers uniform-buffer loads with straight-line code, where a storage-buffer load whose index
-// differs per lane is a loop over the lanes through the stack.
+// The input from a uniform buffer (CPU devices without texel buffers, when a dispatch's input
+// fits one): llvmpipe gathers uniform-buffer loads with straight-line code, one component at a
+// time, where a storage-buffer load whose index differs per lane is a loop over the lanes
+// through the stack.
 layout(std140, set = 0, binding = 1) uniform InputU { vec4 xu[4096]; };
 float x_load(uint i) { return xu[i >> 2][i & 3u]; }
 vec4 x4_load(uint i4) { return xu[i4]; }
 #elif defined(X_TEXEL)
-// The input from a uniform texel buffer (CPU devices, when it does not fit a uniform buffer):
-// straight-line gathers for llvmpipe, as for the weights (weights.glsl).
+// The input from a uniform texel buffer (CPU devices, beside texel weights): llvmpipe gathers a
+// texel of 4 floats at once, in straight-line code, as for the weights (weights.glsl).
 layout(set = 0, binding = 1) uniform usamplerBuffer x_texels;  // R32G32B32A32_UINT
 vec4 x4_load(uint i4) { return uintBitsToFloat(texelFetch(x_texels, int(i4))); }
 float x_load(uint i) { return x4_load(i >> 2)[i & 3u]; }
