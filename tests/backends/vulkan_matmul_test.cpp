@@ -31,6 +31,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/quant/quant.h"
+#include "tests/support/matmul_reference.h"
 #include "tests/support/vulkan_fixture.h"
 
 namespace mllm::vk {
@@ -44,106 +45,16 @@ constexpr DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, 
 // workgroup, ragged against the odd m and n of the tests.
 const MatMulConfig kTiles{0, 0, 4};
 
-bool is_float(DType t) {
-    return t == DType::F32 || t == DType::F16 || t == DType::BF16;
-}
-
-// The byte offsets of a block's fp16 fields (scales and mins).
-std::vector<size_t> half_fields(DType t) {
-    switch (t) {
-        case DType::Q4_1:
-        case DType::Q4_K:
-        case DType::Q5_K:
-            return {0, 2};
-        case DType::Q6_K:
-            return {208};
-        default:
-            return {0};
-    }
-}
-
-// `rows` rows of k elements of type t.
-std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
-    std::vector<uint8_t> w(row_bytes(t, k) * static_cast<size_t>(rows));
-    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-    if (is_float(t)) {
-        const size_t size = t == DType::F32 ? 4 : 2;
-        for (size_t i = 0; i * size < w.size(); ++i) {
-            float v = value(rng);
-            if (i % 29 == 5) v *= 1e-6f;  // a half subnormal
-            if (t == DType::F32) {
-                std::memcpy(w.data() + 4 * i, &v, 4);
-            } else {
-                const uint16_t h = t == DType::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);
-                std::memcpy(w.data() + 2 * i, &h, 2);
-            }
-        }
-        return w;
-    }
-    std::uniform_int_distribution<int> byte(0, 255);
-    for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
-    std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
-    const size_t block = dtype_traits(t).type_size;
-    for (size_t off = 0, n = 0; off < w.size(); off += block, ++n) {
-        for (size_t field : half_fields(t)) {
-            // Every seventh block's scale is subnormal: the shader must not flush it.
-            const uint16_t h = n % 7 == 3 ? static_cast<uint16_t>(0x8000u * (n % 2) + 1 + n % 1000)
-                                          : fp32_to_fp16(scale(rng));
-            std::memcpy(w.data() + off + field, &h, 2);
-        }
-    }
-    return w;
-}
+using test::activation;
+using test::is_float;
+using test::random_floats;
+using test::random_weights;
+using test::Reference;
+using test::reference_matmul;
+using test::tolerance;
 
 size_t w_bytes(DType t, int64_t rows, int64_t k) {
     return row_bytes(t, k) * static_cast<size_t>(rows);
-}
-
-std::vector<float> random_floats(size_t n, std::mt19937& rng) {
-    std::vector<float> v(n);
-    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-    for (float& f : v) f = value(rng);
-    return v;
-}
-
-// The activation as the CPU backend multiplies it with weights of type t.
-float activation(DType t, float v) {
-    if (t == DType::F16) return fp16_to_fp32(fp32_to_fp16(v));
-    if (t == DType::BF16) return bf16_to_fp32(fp32_to_bf16(v));
-    return v;
-}
-
-// y[t, r] (token-major, m apart) in double, and the sum of |w x| (+ |bias|) for the tolerance.
-struct Reference {
-    std::vector<double> y, magnitude;
-};
-
-Reference reference_matmul(DType t, const std::vector<uint8_t>& w, const std::vector<float>& x,
-                           int64_t m, int64_t k, int64_t n, const std::vector<float>& bias = {}) {
-    Reference ref;
-    ref.y.assign(static_cast<size_t>(m * n), 0.0);
-    ref.magnitude.assign(static_cast<size_t>(m * n), 0.0);
-    std::vector<float> row(static_cast<size_t>(k));
-    const size_t rb = row_bytes(t, k);
-    for (int64_t r = 0; r < m; ++r) {
-        dequantize_row(t, w.data() + static_cast<size_t>(r) * rb, row.data(), k);
-        for (int64_t tok = 0; tok < n; ++tok) {
-            double s = bias.empty() ? 0.0 : bias[r];
-            double a = std::fabs(s);
-            for (int64_t i = 0; i < k; ++i) {
-                const double p = static_cast<double>(row[i]) * activation(t, x[tok * k + i]);
-                s += p;
-                a += std::fabs(p);
-            }
-            ref.y[tok * m + r] = s;
-            ref.magnitude[tok * m + r] = a;
-        }
-    }
-    return ref;
-}
-
-double tolerance(double magnitude) {
-    return 3e-5 * magnitude + 1e-6;
 }
 
 // x [n, k] spread into a buffer with an offset and a padded stride, the rest NaN (never read).
@@ -630,7 +541,11 @@ TEST_F(VulkanMatMul, RejectsWhatItCannotRun) {
     args.w = args.x = args.y = a.range();
     Sequence seq(ctx().device());
     seq.begin();
-    args.weight_type = DType::Q8_K;
+    args.weight_type = DType::Q8_K;  // an activation format, never a weight
+    EXPECT_FALSE(matmul_supports(DType::Q8_K));
+    EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
+    args.weight_type = DType::Q8_0;
+    args.k = 48;  // not a whole number of blocks
     EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
     args.weight_type = DType::Q4_K;
     args.k = 128;  // not a whole super-block

@@ -36,12 +36,17 @@
 #include "core/fp16.h"
 #include "core/quant/quant.h"
 #include "tests/support/argmax_rows.h"
+#include "tests/support/matmul_reference.h"
 #include "tests/support/vulkan_fixture.h"
 
 namespace mllm::vk {
 namespace {
 
 using VulkanTest = test::VulkanContextTest;
+using test::random_floats;
+using test::random_weights;
+using test::Reference;
+using test::reference_matmul;
 
 // Both attention kernels (the workgroup one GPUs run, the barrier-free one CPU devices run) give
 // the same result on this device, over odd shapes: the self-test checks the device's own kernel
@@ -142,59 +147,6 @@ TEST_F(VulkanTest, AttentionKernelsAgree) {
 
 // --- Op families against the CPU reference ---
 
-// A [rows x k] weight of type t: random floats, or random quant bytes with modest random scales
-// (every quant bit pattern shows up).
-std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
-    std::vector<uint8_t> w(row_bytes(t, k) * static_cast<size_t>(rows));
-    if (t == DType::F32) {
-        std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-        for (size_t i = 0; i < w.size(); i += 4) {
-            const float v = value(rng);
-            std::memcpy(w.data() + i, &v, 4);
-        }
-        return w;
-    }
-    std::uniform_int_distribution<int> byte(0, 255);
-    for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
-    std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
-    const size_t block = dtype_traits(t).type_size;  // the fp16 scale opens each block
-    for (size_t off = 0; off < w.size(); off += block) {
-        const uint16_t h = fp32_to_fp16(scale(rng));
-        std::memcpy(w.data() + off, &h, 2);
-    }
-    return w;
-}
-
-std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
-    std::vector<float> v(n);
-    std::uniform_real_distribution<float> value(lo, hi);
-    for (float& f : v) f = value(rng);
-    return v;
-}
-
-// y[t, r] in double from the reference dequantization, and the sum of |w x| for the tolerance.
-void reference_matmul(DType t, const std::vector<uint8_t>& w, const std::vector<float>& x,
-                      int64_t m, int64_t k, int64_t n, std::vector<double>& y,
-                      std::vector<double>& magnitude) {
-    std::vector<float> row(static_cast<size_t>(k));
-    const size_t rb = row_bytes(t, k);
-    y.assign(static_cast<size_t>(m * n), 0.0);
-    magnitude.assign(static_cast<size_t>(m * n), 0.0);
-    for (int64_t r = 0; r < m; ++r) {
-        dequantize_row(t, w.data() + static_cast<size_t>(r) * rb, row.data(), k);
-        for (int64_t tok = 0; tok < n; ++tok) {
-            double s = 0, a = 0;
-            for (int64_t i = 0; i < k; ++i) {
-                const double p = static_cast<double>(row[i]) * x[tok * k + i];
-                s += p;
-                a += std::fabs(p);
-            }
-            y[tok * m + r] = s;
-            magnitude[tok * m + r] = a;
-        }
-    }
-}
-
 struct MatMulCase {
     DType type;
     int64_t m, k, n;
@@ -242,8 +194,9 @@ TEST_F(VulkanTest, MatMulMatchesReferenceOnOddShapes) {
         seq.end();
         seq.run();
         const auto y = download(ya, static_cast<size_t>(c.n * c.m));
-        std::vector<double> ref, mag;
-        reference_matmul(c.type, w, x, c.m, c.k, c.n, ref, mag);
+        const Reference reference = reference_matmul(c.type, w, x, c.m, c.k, c.n);
+        const std::vector<double>& ref = reference.y;
+        const std::vector<double>& mag = reference.magnitude;
         int bad = 0;
         for (size_t i = 0; i < y.size() && bad < 5; ++i) {
             const double tol = 3e-5 * mag[i] + 1e-6;
@@ -254,63 +207,6 @@ TEST_F(VulkanTest, MatMulMatchesReferenceOnOddShapes) {
             }
         }
         if (bad > 0) break;
-    }
-}
-
-TEST_F(VulkanTest, MatMulWithOffsetsAndStrides) {
-    // Two weights in one allocation (the second at a 4-byte, not 16-byte, aligned offset), the
-    // input and output rows inside larger buffers with offsets and padded strides.
-    std::mt19937 rng(7);
-    const int64_t m = 5, k = 64, n = 3;
-    for (DType t : {DType::F32, DType::Q8_0, DType::Q4_0}) {
-        SCOPED_TRACE(std::string(dtype_name(t)));
-        const auto w0 = random_weights(t, 3, k, rng);
-        const auto w1 = random_weights(t, m, k, rng);
-        const size_t w1_offset = (w0.size() + 3) / 4 * 4 + 4;
-        std::vector<uint8_t> packed(w1_offset + w1.size(), 0xee);
-        std::copy(w0.begin(), w0.end(), packed.begin());
-        std::copy(w1.begin(), w1.end(), packed.begin() + static_cast<std::ptrdiff_t>(w1_offset));
-        const auto x = random_floats(static_cast<size_t>(n * k), rng);
-        const int64_t x_off = 5, x_stride = k + 3, y_off = 7, y_stride = m + 2;
-        std::vector<float> xs(static_cast<size_t>(x_off + n * x_stride), 1e30f);
-        for (int64_t tok = 0; tok < n; ++tok)
-            std::copy_n(x.begin() + tok * k, k, xs.begin() + x_off + tok * x_stride);
-        const std::vector<float> ys(static_cast<size_t>(y_off + n * y_stride), -3.0f);
-
-        Allocation wa = upload(packed);
-        Allocation xa = upload(xs);
-        Allocation ya = upload(ys);
-        MatMulArgs args;
-        args.weight_type = t;
-        args.m = m;
-        args.k = k;
-        args.n = n;
-        args.w = wa.range();
-        args.w_offset = static_cast<int64_t>(w1_offset);
-        args.x = xa.range();
-        args.x_offset = x_off;
-        args.x_stride = x_stride;
-        args.y = ya.range();
-        args.y_offset = y_off;
-        args.y_stride = y_stride;
-        Sequence seq(ctx().device());
-        seq.begin();
-        record_matmul(ctx(), seq, args);
-        seq.end();
-        seq.run();
-        const auto y = download(ya, ys.size());
-        std::vector<double> ref, mag;
-        reference_matmul(t, w1, x, m, k, n, ref, mag);
-        for (int64_t i = 0; i < static_cast<int64_t>(ys.size()); ++i) {
-            const int64_t rel = i - y_off;
-            const bool inside = rel >= 0 && rel % y_stride < m && rel / y_stride < n;
-            if (!inside) {
-                EXPECT_EQ(y[i], -3.0f) << "wrote outside the output at " << i;
-                continue;
-            }
-            const size_t r = static_cast<size_t>((rel / y_stride) * m + rel % y_stride);
-            EXPECT_NEAR(y[i], ref[r], 3e-5 * mag[r] + 1e-6) << "at " << i;
-        }
     }
 }
 
@@ -344,35 +240,15 @@ TEST_F(VulkanTest, MatMulBeyondTheWorkgroupCountLimit) {
     seq.end();
     seq.run();
     const auto y = download(ya, static_cast<size_t>(m));
-    std::vector<double> ref, mag;
-    reference_matmul(DType::Q4_0, w, x, m, k, 1, ref, mag);
+    const Reference reference = reference_matmul(DType::Q4_0, w, x, m, k, 1);
+    const std::vector<double>& ref = reference.y;
+    const std::vector<double>& mag = reference.magnitude;
     int bad = 0;
     for (int64_t r = 0; r < m && bad < 5; ++r)
         if (std::fabs(y[r] - ref[r]) > 3e-5 * mag[r] + 1e-6) {
             ADD_FAILURE() << "row " << r << ": " << y[r] << " vs " << ref[r];
             ++bad;
         }
-}
-
-TEST_F(VulkanTest, MatMulRejectsWhatItCannotRun) {
-    Allocation a = ctx().memory().allocate(1 << 16);
-    MatMulArgs args;
-    args.m = 4;
-    args.k = 64;
-    args.n = 1;
-    args.w = args.x = args.y = a.range();
-    Sequence seq(ctx().device());
-    seq.begin();
-    args.weight_type = DType::Q8_K;  // an activation format, never a weight
-    EXPECT_FALSE(matmul_supports(DType::Q8_K));
-    EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
-    args.weight_type = DType::Q8_0;
-    args.k = 48;  // not a whole number of blocks
-    EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
-    args.k = 64;
-    args.m = 1 << 20;  // more weight rows than the binding holds
-    EXPECT_THROW(record_matmul(ctx(), seq, args), Error);
-    seq.end();
 }
 
 // RMSNorm on odd shapes and workgroup sizes against the CPU kernel, on the suite's context.
@@ -678,9 +554,8 @@ TEST_F(VulkanTest, SequenceRecordedOnceResubmitted) {
     auto expected = [&] {
         std::vector<float> h(x.size());
         cpu::rms_norm_mul(x.data(), norm_w.data(), h.data(), k, norm.eps, 0, n);
-        std::vector<double> ref, mag;
-        reference_matmul(DType::Q8_0, w, h, m, k, n, ref, mag);
-        return std::make_pair(ref, mag);
+        const Reference reference = reference_matmul(DType::Q8_0, w, h, m, k, n);
+        return std::make_pair(reference.y, reference.magnitude);
     };
     auto [ref, mag] = expected();
     std::vector<float> first;
