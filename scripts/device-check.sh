@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs on a lent GPU machine (the workplace's `device` tool), from the repository root there,
 # over what scripts/device-pack.sh packed into .dev/: the Vulkan tests, the reference pack
-# and self-test on the real driver, then the Vulkan and CPU benchmarks, a per-op profile of a
-# TinyLlama-1.1B decode and the GPU's read bandwidth. Everything lands in $OUT.
+# and self-test on the real driver, the CPU's AVX-512 kernels, then the Vulkan and CPU
+# benchmarks, a per-op profile of a TinyLlama-1.1B decode and the GPU's read bandwidth.
+# Everything lands in $OUT.
 # The Vulkan loader travels as Debian packages in .gl/ (see docs/device.md).
 set -u
 OUT=${OUT:-/tmp/device-out}
@@ -40,6 +41,19 @@ timeout -k 10 150 "$build"/tests/test_tools --gtest_filter='MllmRunVulkan*' --gt
 wait
 tail -n 4 "$OUT"/tests*.txt
 timeout -k 10 120 python3 "$shared"/tools/check-reference "$build" --backend vulkan | tail -n 12
+
+step cpu kernels
+# The host CPU usually has AVX-512 VNNI, which this project's own machines lack: its kernels
+# against scalar and bit for bit against AVX2, natively; then AVX-512 vs AVX2 (MLLM_CPU_ISA)
+# on the 128-token GEMMs, where the integer multiply-adds are the bottleneck.
+grep -o -w -m1 avx512_vnni /proc/cpuinfo || echo "no avx512_vnni on this host"
+timeout -k 10 60 "$build"/tests/test_backends --gtest_filter='*QuantMatmul*:CpuFeatures*' \
+    --gtest_brief=1 | tail -n 3
+for isa in avx512vnni avx2; do
+    MLLM_CPU_ISA=$isa timeout -k 10 40 "$build"/perf/mllm-bench \
+        --benchmark_filter='BM_QuantMatmul/gemm128_(Q4_0|Q8_0|Q4_K)/rows:2048' \
+        --benchmark_out="$OUT/cpu_gemm_$isa.json" --benchmark_out_format=json | tail -n 4
+done
 
 step benchmarks
 timeout -k 10 240 "$build"/perf/mllm-bench \

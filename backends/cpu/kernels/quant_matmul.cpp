@@ -15,7 +15,7 @@ namespace mllm::cpu {
 namespace {
 
 // Each instruction set built into this binary covers every weight type the runtime computes
-// with; sets without kernels of their own (AVX-512 today) fall back in resolve().
+// with; resolve() falls back for sets without kernels of their own.
 bool has_kernel(Isa isa, DType weight) {
     if (!dtype_traits(weight).weight_supported) return false;
     switch (isa) {
@@ -23,6 +23,7 @@ bool has_kernel(Isa isa, DType weight) {
             return true;
 #if defined(__x86_64__)
         case Isa::Avx2:
+        case Isa::Avx512Vnni:
             return true;
 #endif
 #if defined(__aarch64__)
@@ -35,7 +36,7 @@ bool has_kernel(Isa isa, DType weight) {
 }
 
 // The set quant_matmul_isa(isa, weight) runs: isa itself or the nearest lower one with a kernel
-// for weight. AVX-512 machines run the AVX2 kernels until there are AVX-512 ones.
+// for weight.
 Isa resolve(Isa isa, DType weight) {
     if (isa == Isa::Avx512Vnni && !has_kernel(isa, weight)) isa = Isa::Avx2;
     if (!has_kernel(isa, weight)) isa = Isa::Scalar;
@@ -87,6 +88,9 @@ void quant_matmul_isa(Isa isa, DType weight, int64_t k, const uint8_t* w, size_t
                                   act_row_bytes, n_tokens, y, ldy};
     switch (resolve(isa, weight)) {
 #if defined(__x86_64__)
+        case Isa::Avx512Vnni:
+            detail::run_avx512_kernel(args);
+            return;
         case Isa::Avx2:
             detail::run_avx2_kernel(args);
             return;

@@ -2,8 +2,8 @@
 // Fused quantized matrix multiply for the CPU backend: weights stay in their GGUF block format
 // and are decoded in registers; activations are first quantized to 8-bit blocks so the inner
 // loop is an integer dot product. Float weights (F16, BF16, F32) are converted in registers
-// against f32 activations. Kernels are picked at run time (cpu_features.h): AVX2, NEON dot
-// product (Armv8.2-A) and portable scalar ones; AVX-512 machines run the AVX2 kernels.
+// against f32 activations. Kernels are picked at run time (cpu_features.h): AVX-512 VNNI, AVX2,
+// NEON dot product (Armv8.2-A) and portable scalar ones.
 #include <cstddef>
 #include <cstdint>
 
@@ -63,6 +63,8 @@ struct MatmulArgs {
 // called when the CPU supports the set.
 void run_scalar_kernel(const MatmulArgs& args);
 void run_avx2_kernel(const MatmulArgs& args);
+// AVX-512 F/BW/VL/DQ with VNNI: the AVX2 kernels' code with vpdpbusd / vpdpwssd, bit-identical.
+void run_avx512_kernel(const MatmulArgs& args);
 // Armv8.2-A with the dot product and fp16 extensions (aarch64 builds only).
 void run_neon_kernel(const MatmulArgs& args);
 

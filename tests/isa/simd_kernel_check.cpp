@@ -1,17 +1,23 @@
-// The NEON (Armv8.2 dot product) quantized matmul kernels against the scalar kernels and the
-// reference conversions of core/quant, as a plain program: scripts/test-neon.sh cross-compiles
-// it for aarch64 and runs it under QEMU user-mode emulation, where no GoogleTest is at hand.
-// The checks and tolerances are those of tests/backends/quant_matmul_test.cpp:
+// One SIMD set's quantized matmul kernels against the scalar kernels and the reference
+// conversions of core/quant, as a plain static program for emulators where no GoogleTest is at
+// hand: scripts/test-neon.sh cross-compiles it for aarch64 and runs it under QEMU user-mode
+// emulation (the NEON dot-product kernels), scripts/test-avx512.sh builds it for x86-64 and
+// boots it in Bochs on an emulated AVX-512 VNNI CPU (this machine has AVX2 only, and QEMU's
+// x86 emulation stops there). The checks and tolerances are those of
+// tests/backends/quant_matmul_test.cpp:
 //  1. every kernel against the float dot of the dequantized weight row with the dequantized
 //     activation (only float rounding separates them) and with the original float activation
 //     (within the bound activation quantization allows); rows outside [row_begin, rows) and the
 //     padding of each output row stay untouched;
-//  2. NEON against scalar, which form the same integer sums (only float order differs);
+//  2. the set under test against scalar, which form the same integer sums (only float order
+//     differs); AVX-512 VNNI also bit for bit against AVX2, whose code it shares;
 //  3. the tolerances catch a kernel fed nibble-swapped Q4_0 weights;
 //  4. real quantizer output through the default dispatch against the float dot;
-//  5. the dispatch picks the NEON kernels on a dot-product CPU, the scalar ones on a CPU
+//  5. the dispatch picks the set under test on a CPU that has it, the scalar kernels on a CPU
 //     without (and under MLLM_CPU_ISA=scalar): `--expect-isa NAME` checks quant_kernel_isa()
-//     == NAME, `--dispatch-only` skips 1-4 (which compare against the NEON kernels).
+//     == NAME, `--dispatch-only` skips 1-4 (which compare against the set under test).
+// `--quick` checks a tenth of the shapes of 1 (see shapes_for), for slow emulators.
+// `--isa NAME` names the set under test: by default neon-dotprod on aarch64, avx512vnni on x86.
 // Prints "N passed, M failed" and exits non-zero on any failure.
 #include <algorithm>
 #include <cmath>
@@ -52,15 +58,19 @@ constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::
 
 // k of one block, several, groups of 4 plus ragged tails (1..3 blocks), one and several
 // super-blocks; rows 1/3/7/33 from row 0 and from row 5; tokens 1 (decode) to 17; and a long
-// row with enough tokens to split prefill into several token chunks.
-std::vector<Shape> shapes_for(DType t) {
+// row with enough tokens to split prefill into several token chunks. `quick` (for slow
+// emulators) keeps a ragged row, a long one, and the decode and prefill paths: about a tenth.
+std::vector<Shape> shapes_for(DType t, bool quick) {
     const int64_t block = dtype_traits(t).block_size;
     std::vector<int64_t> ks = {256, 512, 1280};
     if (block < 256) ks = {32, 96, 224, 288, 416, 576};  // 1, 3, 7, 9, 13, 18 blocks
+    if (quick) ks = {ks[1], ks.back()};
     std::vector<Shape> out;
     for (int64_t k : ks) {
         for (int64_t rows : {1, 3, 7, 33}) {
+            if (quick && rows < 7) continue;
             for (int64_t n_tokens : {1, 2, 5, 17}) {
+                if (quick && n_tokens == 2) continue;
                 out.push_back({k, rows, 0, n_tokens});
                 if (rows > 5) out.push_back({k, rows, 5, n_tokens});
             }
@@ -72,7 +82,7 @@ std::vector<Shape> shapes_for(DType t) {
         out.push_back({1, 3, 0, 1});
         out.push_back({19, 9, 1, 1});
     }
-    out.push_back({8192, 9, 1, 50});
+    if (!quick) out.push_back({8192, 9, 1, 50});
     return out;
 }
 
@@ -110,39 +120,46 @@ void check_against_reference(const Problem& p, Isa isa, const Reference& ref) {
 }
 
 // Check 2.
-void check_neon_vs_scalar(const Problem& p, const Reference& ref) {
+void check_simd_vs_scalar(const Problem& p, const Reference& ref, Isa isa) {
     const Shape& s = p.shape;
     const std::vector<float> scalar = run(p, Isa::Scalar, s.rows);
-    const std::vector<float> neon = run(p, Isa::NeonDotprod, s.rows);
+    const std::vector<float> simd = run(p, isa, s.rows);
     std::string problem;
     for (int64_t tok = 0; tok < s.n_tokens && problem.empty(); ++tok) {
         for (int64_t r = s.row_begin; r < s.rows && problem.empty(); ++r) {
             const size_t i = static_cast<size_t>(tok * s.rows + r);
             const double tol = 0.25 * rounding_tol(ref.exact_mag[i], float_terms(p));
-            if (!(std::fabs(double(neon[i]) - scalar[i]) <= tol))
-                problem = "neon vs scalar" + at(r, tok, neon[i], scalar[i], tol);
+            if (!(std::fabs(double(simd[i]) - scalar[i]) <= tol))
+                problem = "vs scalar" + at(r, tok, simd[i], scalar[i], tol);
         }
     }
-    check(problem.empty(), describe(p.type, s, Isa::NeonDotprod) + ": " + problem);
+    if (problem.empty() && isa == Isa::Avx512Vnni) {
+        const std::vector<float> avx2 = run(p, Isa::Avx2, s.rows);
+        for (size_t i = 0; i < simd.size() && problem.empty(); ++i) {
+            if (std::memcmp(&simd[i], &avx2[i], sizeof(float)) != 0)
+                problem = "not bit-identical to avx2" + at(0, 0, simd[i], avx2[i], 0);
+        }
+    }
+    check(problem.empty(), describe(p.type, s, isa) + ": " + problem);
 }
 
-void check_matches_reference() {
+void check_matches_reference(Isa isa, bool quick) {
     for (DType t : kWeightTypes) {
         std::mt19937 rng(1234 + static_cast<unsigned>(t));
-        check(quant_kernel_isa_for(Isa::NeonDotprod, t) == Isa::NeonDotprod,
-              std::string(dtype_name(t)) + ": the NEON path falls back to scalar");
-        for (const Shape& s : shapes_for(t)) {
+        check(quant_kernel_isa_for(isa, t) == isa,
+              std::string(dtype_name(t)) + ": the " + isa_name(isa) + " path falls back");
+        for (const Shape& s : shapes_for(t, quick)) {
             const Problem p = make_problem(t, s, rng);
             const Reference ref = reference(p);
-            for (Isa isa : {Isa::Scalar, Isa::NeonDotprod}) check_against_reference(p, isa, ref);
-            check_neon_vs_scalar(p, ref);
+            for (Isa each : {Isa::Scalar, isa}) check_against_reference(p, each, ref);
+            check_simd_vs_scalar(p, ref, isa);
         }
     }
 }
 
 // Check 3: swap the two nibbles of every Q4_0 byte (elements j and j + 16 trade places); every
 // result must fall outside the tolerance of the true reference.
-void check_detects_swapped_nibbles() {
+void check_detects_swapped_nibbles(Isa isa) {
     std::mt19937 rng(7);
     const Shape s{256, 8, 0, 3};
     Problem p = make_problem(DType::Q4_0, s, rng);
@@ -150,14 +167,14 @@ void check_detects_swapped_nibbles() {
     for (size_t off = 0; off < p.w.size(); off += sizeof(BlockQ4_0))
         for (size_t j = 2; j < sizeof(BlockQ4_0); ++j)
             p.w[off + j] = static_cast<uint8_t>((p.w[off + j] << 4) | (p.w[off + j] >> 4));
-    for (Isa isa : {Isa::Scalar, Isa::NeonDotprod}) {
-        const std::vector<float> y = run(p, isa, s.rows);
+    for (Isa each : {Isa::Scalar, isa}) {
+        const std::vector<float> y = run(p, each, s.rows);
         size_t caught = 0;
         for (size_t i = 0; i < y.size(); ++i)
             caught +=
                 std::fabs(y[i] - ref.exact[i]) > rounding_tol(ref.exact_mag[i], float_terms(p));
         check(caught == y.size(), std::string("swapped nibbles not caught by tolerance, isa=") +
-                                      isa_name(isa) + ": " + std::to_string(caught) + " of " +
+                                      isa_name(each) + ": " + std::to_string(caught) + " of " +
                                       std::to_string(y.size()));
     }
 }
@@ -205,10 +222,14 @@ void check_quantized_from_floats() {
 }
 
 // Check 5.
-void check_dispatch(const char* expect_isa) {
-    if (std::strcmp(expect_isa, "neon-dotprod") == 0)
-        check(cpu_supports(Isa::NeonDotprod), "this CPU (or emulator) lacks the dot product");
+void check_dispatch(Isa isa, const char* expect_isa) {
+    if (std::strcmp(expect_isa, isa_name(isa)) == 0)
+        check(cpu_supports(isa), std::string("this CPU (or emulator) lacks ") + isa_name(isa));
+#if defined(__aarch64__)
     check(!cpu_supports(Isa::Avx2) && !cpu_supports(Isa::Avx512Vnni), "x86 sets reported");
+#else
+    check(!cpu_supports(Isa::NeonDotprod), "an Arm set reported");
+#endif
     check(cpu_supports(best_isa()), "best_isa() unsupported");
     const std::string got = quant_kernel_isa();
     check(got == expect_isa,
@@ -220,24 +241,37 @@ void check_dispatch(const char* expect_isa) {
 }  // namespace mllm::cpu
 
 int main(int argc, char** argv) {
-    const char* expect_isa = "neon-dotprod";
+    using namespace mllm::cpu;
+#if defined(__aarch64__)
+    Isa isa = Isa::NeonDotprod;
+#else
+    Isa isa = Isa::Avx512Vnni;
+#endif
+    const char* expect_isa = nullptr;
     bool dispatch_only = false;
+    bool quick = false;
     for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--expect-isa") == 0 && i + 1 < argc) {
+        if (std::strcmp(argv[i], "--isa") == 0 && i + 1 < argc && parse_isa(argv[i + 1], isa)) {
+            ++i;
+        } else if (std::strcmp(argv[i], "--expect-isa") == 0 && i + 1 < argc) {
             expect_isa = argv[++i];
         } else if (std::strcmp(argv[i], "--dispatch-only") == 0) {
             dispatch_only = true;
+        } else if (std::strcmp(argv[i], "--quick") == 0) {
+            quick = true;
         } else {
-            std::fprintf(stderr, "usage: %s [--expect-isa NAME] [--dispatch-only]\n", argv[0]);
+            std::fprintf(stderr,
+                         "usage: %s [--isa NAME] [--expect-isa NAME] [--dispatch-only] [--quick]\n",
+                         argv[0]);
             return 2;
         }
     }
-    using namespace mllm::cpu;
+    if (expect_isa == nullptr) expect_isa = isa_name(isa);
     try {
-        check_dispatch(expect_isa);
+        check_dispatch(isa, expect_isa);
         if (!dispatch_only) {
-            check_matches_reference();
-            check_detects_swapped_nibbles();
+            check_matches_reference(isa, quick);
+            check_detects_swapped_nibbles(isa);
             check_quantized_from_floats();
         }
     } catch (const std::exception& e) {
