@@ -86,37 +86,10 @@ std::vector<Shape> shapes_for(DType t, bool quick) {
     return out;
 }
 
-std::string at(int64_t r, int64_t tok, double got, double want, double tol) {
-    char buf[160];
-    std::snprintf(buf, sizeof(buf), " r=%lld tok=%lld got=%.9g want=%.9g tol=%.3g",
-                  static_cast<long long>(r), static_cast<long long>(tok), got, want, tol);
-    return buf;
-}
-
 // Check 1: one pass/fail per problem and kernel set, naming the first bad element.
 void check_against_reference(const Problem& p, Isa isa, const Reference& ref) {
-    const Shape& s = p.shape;
-    const int64_t ldy = s.rows + 3;
-    const std::vector<float> y = run(p, isa, ldy);
-    const int64_t terms = float_terms(p);
-    std::string problem;
-    for (int64_t tok = 0; tok < s.n_tokens && problem.empty(); ++tok) {
-        for (int64_t r = 0; r < ldy && problem.empty(); ++r) {
-            const float got = y[tok * ldy + r];
-            if (r < s.row_begin || r >= s.rows) {
-                if (!std::isnan(got)) problem = "wrote outside its rows" + at(r, tok, got, 0, 0);
-                continue;
-            }
-            const size_t i = static_cast<size_t>(tok * s.rows + r);
-            const double tol = rounding_tol(ref.exact_mag[i], terms);
-            if (!(std::fabs(got - ref.exact[i]) <= tol)) {
-                problem = "vs dequantized" + at(r, tok, got, ref.exact[i], tol);
-            } else if (!(std::fabs(got - ref.fp[i]) <= ref.fp_bound[i] + 2 * tol)) {
-                problem = "vs float activations" + at(r, tok, got, ref.fp[i], ref.fp_bound[i]);
-            }
-        }
-    }
-    check(problem.empty(), describe(p.type, s, isa) + ": " + problem);
+    const std::string problem = reference_mismatch(p, isa, ref);
+    check(problem.empty(), describe(p.type, p.shape, isa) + ": " + problem);
 }
 
 // Check 2.
@@ -182,40 +155,16 @@ void check_detects_swapped_nibbles(Isa isa) {
 // Check 4: real quantizer output (not random bytes) through the default dispatch.
 void check_quantized_from_floats() {
     std::mt19937 rng(3);
-    const int64_t k = 512, rows = 6;
-    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const int64_t rows = 6;
     for (int64_t n_tokens : {1, 4}) {
-        std::vector<float> wf(static_cast<size_t>(rows * k)), x(static_cast<size_t>(n_tokens * k));
-        for (auto& v : wf) v = 0.05f * normal(rng);
-        for (auto& v : x) v = normal(rng);
         for (DType t : kWeightTypes) {
-            const size_t wrb = row_bytes(t, k);
-            const size_t arb = row_bytes(activation_type(t), k);
-            std::vector<uint8_t> w(wrb * rows), act(arb * n_tokens);
-            for (int64_t r = 0; r < rows; ++r)
-                quantize_row(t, wf.data() + r * k, w.data() + r * wrb, k);
-            for (int64_t tok = 0; tok < n_tokens; ++tok)
-                quantize_activation_row(t, x.data() + tok * k, act.data() + tok * arb, k);
-            std::vector<float> y(static_cast<size_t>(rows * n_tokens));
-            quant_matmul(t, k, w.data(), wrb, 0, rows, act.data(), arb, n_tokens, y.data(), rows);
-            std::vector<float> wrow(k);
+            const FromFloats m = matmul_from_floats(t, 512, rows, n_tokens, rng);
             std::string problem;
-            for (int64_t r = 0; r < rows; ++r) {
-                dequantize_row(t, w.data() + r * wrb, wrow.data(), k);
-                for (int64_t tok = 0; tok < n_tokens; ++tok) {
-                    double dot = 0, mag = 0;
-                    for (int64_t i = 0; i < k; ++i) {
-                        dot += double(wrow[i]) * x[tok * k + i];
-                        mag += std::fabs(double(wrow[i]) * x[tok * k + i]);
-                    }
-                    // 8-bit activations: about 1% of the magnitude at most.
-                    const double got = y[tok * rows + r];
-                    if (problem.empty() && !(std::fabs(got - dot) <= 0.01 * mag))
-                        problem = at(r, tok, got, dot, 0.01 * mag);
-                }
+            for (size_t i = 0; i < m.y.size() && problem.empty(); ++i) {
+                if (!(std::fabs(m.y[i] - m.dot[i]) <= 0.01 * m.mag[i]))
+                    problem = at(i % rows, i / rows, m.y[i], m.dot[i], 0.01 * m.mag[i]);
             }
-            check(problem.empty(), std::string("quantized from floats ") +
-                                       std::string(dtype_name(t)) +
+            check(problem.empty(), "quantized from floats " + std::string(dtype_name(t)) +
                                        " tokens=" + std::to_string(n_tokens) + ":" + problem);
         }
     }

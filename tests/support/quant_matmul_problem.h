@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -206,6 +207,85 @@ inline double rounding_tol(double mag, int64_t terms) {
 inline int64_t float_terms(const Problem& p) {
     const int64_t block = dtype_traits(p.type).block_size;
     return block == 1 ? p.shape.k : 2 * (p.shape.k / block);
+}
+
+// " r=.. tok=.. got=.. want=.. tol=..": where a check failed.
+inline std::string at(int64_t r, int64_t tok, double got, double want, double tol) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), " r=%lld tok=%lld got=%.9g want=%.9g tol=%.3g",
+                  static_cast<long long>(r), static_cast<long long>(tok), got, want, tol);
+    return buf;
+}
+
+// The first way the kernels of `isa` fail problem p, or "" when they pass: every output within
+// float rounding of the dequantized product (ref.exact) and within the activation quantization's
+// bound of the float one (ref.fp); rows outside [row_begin, rows) and each output row's padding
+// left untouched (NaN).
+inline std::string reference_mismatch(const Problem& p, Isa isa, const Reference& ref) {
+    const Shape& s = p.shape;
+    const int64_t ldy = s.rows + 3;
+    const std::vector<float> y = run(p, isa, ldy);
+    const int64_t terms = float_terms(p);
+    for (int64_t tok = 0; tok < s.n_tokens; ++tok) {
+        for (int64_t r = 0; r < ldy; ++r) {
+            const float got = y[tok * ldy + r];
+            if (r < s.row_begin || r >= s.rows) {
+                if (!std::isnan(got)) return "wrote outside its rows" + at(r, tok, got, 0, 0);
+                continue;
+            }
+            const size_t i = static_cast<size_t>(tok * s.rows + r);
+            const double tol = rounding_tol(ref.exact_mag[i], terms);
+            if (!(std::fabs(got - ref.exact[i]) <= tol))
+                return "vs dequantized" + at(r, tok, got, ref.exact[i], tol);
+            if (!(std::fabs(got - ref.fp[i]) <= ref.fp_bound[i] + 2 * tol))
+                return "vs float activations" + at(r, tok, got, ref.fp[i], ref.fp_bound[i]);
+        }
+    }
+    return "";
+}
+
+// Real quantizer output (not random bytes) through the default dispatch: k x rows weights drawn
+// from N(0, 0.05^2) and quantized by quantize_row, n_tokens activations from N(0, 1) through
+// quantize_activation_row. Per output (token-major): the kernel's value, the double-precision dot
+// of the dequantized weights with the float activations, and the sum of the products'
+// magnitudes; 8-bit activations keep |y - dot| within about 1% of it.
+struct FromFloats {
+    std::vector<float> y;
+    std::vector<double> dot;
+    std::vector<double> mag;
+};
+
+inline FromFloats matmul_from_floats(DType t, int64_t k, int64_t rows, int64_t n_tokens,
+                                     std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> wf(static_cast<size_t>(rows * k)), x(static_cast<size_t>(n_tokens * k));
+    for (auto& v : wf) v = 0.05f * normal(rng);
+    for (auto& v : x) v = normal(rng);
+    const size_t wrb = row_bytes(t, k);
+    const size_t arb = row_bytes(activation_type(t), k);
+    std::vector<uint8_t> w(wrb * rows), act(arb * n_tokens);
+    for (int64_t r = 0; r < rows; ++r) quantize_row(t, wf.data() + r * k, w.data() + r * wrb, k);
+    for (int64_t tok = 0; tok < n_tokens; ++tok)
+        quantize_activation_row(t, x.data() + tok * k, act.data() + tok * arb, k);
+    FromFloats out;
+    out.y.resize(static_cast<size_t>(rows * n_tokens));
+    out.dot.resize(out.y.size());
+    out.mag.resize(out.y.size());
+    quant_matmul(t, k, w.data(), wrb, 0, rows, act.data(), arb, n_tokens, out.y.data(), rows);
+    std::vector<float> wrow(k);
+    for (int64_t r = 0; r < rows; ++r) {
+        dequantize_row(t, w.data() + r * wrb, wrow.data(), k);
+        for (int64_t tok = 0; tok < n_tokens; ++tok) {
+            double dot = 0, mag = 0;
+            for (int64_t i = 0; i < k; ++i) {
+                dot += double(wrow[i]) * x[tok * k + i];
+                mag += std::fabs(double(wrow[i]) * x[tok * k + i]);
+            }
+            out.dot[static_cast<size_t>(tok * rows + r)] = dot;
+            out.mag[static_cast<size_t>(tok * rows + r)] = mag;
+        }
+    }
+    return out;
 }
 
 }  // namespace mllm::cpu::matmul_check
