@@ -133,19 +133,11 @@ void check_matches_reference(Isa isa, bool quick) {
 // Check 3: swap the two nibbles of every Q4_0 byte (elements j and j + 16 trade places); every
 // result must fall outside the tolerance of the true reference.
 void check_detects_swapped_nibbles(Isa isa) {
-    std::mt19937 rng(7);
-    const Shape s{256, 8, 0, 3};
-    Problem p = make_problem(DType::Q4_0, s, rng);
-    const Reference ref = reference(p);
-    for (size_t off = 0; off < p.w.size(); off += sizeof(BlockQ4_0))
-        for (size_t j = 2; j < sizeof(BlockQ4_0); ++j)
-            p.w[off + j] = static_cast<uint8_t>((p.w[off + j] << 4) | (p.w[off + j] >> 4));
+    Reference ref;
+    const Problem p = swapped_nibbles_problem(&ref);
     for (Isa each : {Isa::Scalar, isa}) {
-        const std::vector<float> y = run(p, each, s.rows);
-        size_t caught = 0;
-        for (size_t i = 0; i < y.size(); ++i)
-            caught +=
-                std::fabs(y[i] - ref.exact[i]) > rounding_tol(ref.exact_mag[i], float_terms(p));
+        const std::vector<float> y = run(p, each, p.shape.rows);
+        const size_t caught = count_outside_tolerance(p, ref, y);
         check(caught == y.size(), std::string("swapped nibbles not caught by tolerance, isa=") +
                                       isa_name(each) + ": " + std::to_string(caught) + " of " +
                                       std::to_string(y.size()));

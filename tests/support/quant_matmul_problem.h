@@ -209,6 +209,29 @@ inline int64_t float_terms(const Problem& p) {
     return block == 1 ? p.shape.k : 2 * (p.shape.k / block);
 }
 
+// A Q4_0 problem whose weights have the two nibbles of every byte swapped (elements j and j + 16
+// trade places) after its reference was taken (into *ref): a kernel that pairs weights with the
+// wrong activations. The tolerances must reject every one of its outputs
+// (count_outside_tolerance).
+inline Problem swapped_nibbles_problem(Reference* ref) {
+    std::mt19937 rng(7);
+    Problem p = make_problem(DType::Q4_0, Shape{256, 8, 0, 3}, rng);
+    *ref = reference(p);
+    for (size_t off = 0; off < p.w.size(); off += sizeof(BlockQ4_0))
+        for (size_t j = 2; j < sizeof(BlockQ4_0); ++j)
+            p.w[off + j] = static_cast<uint8_t>((p.w[off + j] << 4) | (p.w[off + j] >> 4));
+    return p;
+}
+
+// How many of y (run(p, ...) with ldy = rows) are outside the rounding tolerance of ref.exact.
+inline size_t count_outside_tolerance(const Problem& p, const Reference& ref,
+                                      const std::vector<float>& y) {
+    size_t outside = 0;
+    for (size_t i = 0; i < y.size(); ++i)
+        outside += std::fabs(y[i] - ref.exact[i]) > rounding_tol(ref.exact_mag[i], float_terms(p));
+    return outside;
+}
+
 // " r=.. tok=.. got=.. want=.. tol=..": where a check failed.
 inline std::string at(int64_t r, int64_t tok, double got, double want, double tol) {
     char buf[160];
