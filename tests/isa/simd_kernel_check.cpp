@@ -1,9 +1,9 @@
 // One SIMD set's quantized matmul kernels against the scalar kernels and the reference
 // conversions of core/quant, as a plain static program for emulators where no GoogleTest is at
-// hand: scripts/test-neon.sh cross-compiles it for aarch64 and runs it under QEMU user-mode
-// emulation (the NEON dot-product kernels), scripts/test-avx512.sh builds it for x86-64 and
-// boots it in Bochs on an emulated AVX-512 VNNI CPU (this machine has AVX2 only, and QEMU's
-// x86 emulation stops there). The checks and tolerances are those of
+// hand: `scripts/test-simd.sh neon` cross-compiles it for aarch64 and runs it under QEMU
+// user-mode emulation (the NEON dot-product kernels), `scripts/test-simd.sh avx512` builds it for
+// x86-64 and boots it in Bochs on an emulated AVX-512 VNNI CPU (this project's machines have AVX2
+// only, and QEMU's x86 emulation stops there). The checks and tolerances are those of
 // tests/backends/quant_matmul_test.cpp:
 //  1. every kernel against the float dot of the dequantized weight row with the dequantized
 //     activation (only float rounding separates them) and with the original float activation
@@ -110,7 +110,9 @@ void check_simd_vs_scalar(const Problem& p, const Reference& ref, Isa isa) {
         const std::vector<float> avx2 = run(p, Isa::Avx2, s.rows);
         for (size_t i = 0; i < simd.size() && problem.empty(); ++i) {
             if (std::memcmp(&simd[i], &avx2[i], sizeof(float)) != 0)
-                problem = "not bit-identical to avx2" + at(0, 0, simd[i], avx2[i], 0);
+                problem = "not bit-identical to avx2" + at(static_cast<int64_t>(i) % s.rows,
+                                                           static_cast<int64_t>(i) / s.rows,
+                                                           simd[i], avx2[i], 0);
         }
     }
     check(problem.empty(), describe(p.type, s, isa) + ": " + problem);
