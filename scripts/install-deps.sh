@@ -10,6 +10,15 @@ packages=(
   glslang-tools libvulkan-dev mesa-vulkan-drivers vulkan-tools
   chromium  # headless browser for the dashboard page test (tests/dashboard)
 )
+if [ "$(uname -m)" = x86_64 ]; then
+  # The SIMD kernels an x86 CI machine cannot run, in emulators (scripts/test-simd.sh): NEON
+  # cross-built for aarch64 under QEMU; AVX-512 VNNI in Bochs booting Debian's kernel from an
+  # ISO (scripts/run-in-bochs.sh).
+  packages+=(
+    qemu-user g++-aarch64-linux-gnu libc6-dev-arm64-cross
+    bochs bochs-term bochsbios vgabios xorriso isolinux syslinux-common cpio xz-utils
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs a static x86-64 Linux binary inside the Bochs emulator, on an emulated CPU with AVX-512
 # (F/BW/VL/DQ/VNNI and more: Bochs' "tigerlake" model), to test AVX-512 kernels on a machine
-# without them (QEMU's TCG stops at AVX2). A developer script: CI does not run it, and emulated
-# timings say nothing about real speed. Here Bochs runs some 40-45 million guest instructions a
+# without them (QEMU's TCG stops at AVX2): scripts/test-simd.sh avx512 (and with it CI) runs the
+# kernels' check here. Emulated timings say nothing about real speed. Here Bochs runs some 40-45 million guest instructions a
 # second (about 130 times slower than native for plain integer code, AVX-512 no slower than that)
 # on one emulated CPU, after a boot of about 17 s.
 #   scripts/run-in-bochs.sh [VAR=VALUE ...] BINARY [ARGS...]

@@ -8,8 +8,8 @@
 #                                 since QEMU's x86 emulation stops at AVX2.
 # Both build tests/isa/simd_kernel_check.cpp with the kernels and what they need, with the
 # project's warnings as errors, and install what is missing (cross compiler, QEMU, Bochs) with
-# apt-get. A developer script: CI does not run it, and it says nothing about speed (emulated
-# timings mean nothing).
+# apt-get. scripts/test.sh (CI) runs both; they say nothing about speed (emulated timings mean
+# nothing).
 #   BUILD_DIR=DIR  where objects and the binary go (default: build-<target>)
 #   JOBS=N         parallel compile jobs (default: 2)
 set -euo pipefail
