@@ -92,7 +92,7 @@ for src in "${sources[@]}"; do
   obj="$build_dir/$(echo "$src" | tr / _).o"
   objects+=("$obj")
   if [ "$obj" -nt "$src" ] && [ "$obj" -nt "$0" ] && [ -z "$(find core backends/cpu/kernels \
-    \( -name '*.h' -o -name '*.inc' \) -newer "$obj" -print -quit)" ]; then
+    tests/support \( -name '*.h' -o -name '*.inc' \) -newer "$obj" -print -quit)" ]; then
     continue
   fi
   echo "  CXX $src"

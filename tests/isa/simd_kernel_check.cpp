@@ -95,25 +95,11 @@ void check_against_reference(const Problem& p, Isa isa, const Reference& ref) {
 // Check 2.
 void check_simd_vs_scalar(const Problem& p, const Reference& ref, Isa isa) {
     const Shape& s = p.shape;
-    const std::vector<float> scalar = run(p, Isa::Scalar, s.rows);
     const std::vector<float> simd = run(p, isa, s.rows);
-    std::string problem;
-    for (int64_t tok = 0; tok < s.n_tokens && problem.empty(); ++tok) {
-        for (int64_t r = s.row_begin; r < s.rows && problem.empty(); ++r) {
-            const size_t i = static_cast<size_t>(tok * s.rows + r);
-            const double tol = 0.25 * rounding_tol(ref.exact_mag[i], float_terms(p));
-            if (!(std::fabs(double(simd[i]) - scalar[i]) <= tol))
-                problem = "vs scalar" + at(r, tok, simd[i], scalar[i], tol);
-        }
-    }
+    std::string problem = scalar_mismatch(p, ref, run(p, Isa::Scalar, s.rows), simd);
     if (problem.empty() && isa == Isa::Avx512Vnni) {
-        const std::vector<float> avx2 = run(p, Isa::Avx2, s.rows);
-        for (size_t i = 0; i < simd.size() && problem.empty(); ++i) {
-            if (std::memcmp(&simd[i], &avx2[i], sizeof(float)) != 0)
-                problem = "not bit-identical to avx2" + at(static_cast<int64_t>(i) % s.rows,
-                                                           static_cast<int64_t>(i) / s.rows,
-                                                           simd[i], avx2[i], 0);
-        }
+        problem = bit_mismatch(p, run(p, Isa::Avx2, s.rows), simd);
+        if (!problem.empty()) problem += " (to avx2)";
     }
     check(problem.empty(), describe(p.type, s, isa) + ": " + problem);
 }

@@ -267,6 +267,38 @@ inline std::string reference_mismatch(const Problem& p, Isa isa, const Reference
     return "";
 }
 
+// The first output of rows [row_begin, rows) where a SIMD set's result (simd, from run(p, isa,
+// rows)) strays from the scalar kernels' (scalar, the same way) by more than the order of float
+// additions explains (a quarter of the rounding tolerance: both form the same integer sums), or
+// "" when none does.
+inline std::string scalar_mismatch(const Problem& p, const Reference& ref,
+                                   const std::vector<float>& scalar,
+                                   const std::vector<float>& simd) {
+    const Shape& s = p.shape;
+    for (int64_t tok = 0; tok < s.n_tokens; ++tok) {
+        for (int64_t r = s.row_begin; r < s.rows; ++r) {
+            const size_t i = static_cast<size_t>(tok * s.rows + r);
+            const double tol = 0.25 * rounding_tol(ref.exact_mag[i], float_terms(p));
+            if (!(std::fabs(double(simd[i]) - scalar[i]) <= tol))
+                return "vs scalar" + at(r, tok, simd[i], scalar[i], tol);
+        }
+    }
+    return "";
+}
+
+// The first output (both from run(p, ..., rows)) whose bits differ between want and got, or "".
+inline std::string bit_mismatch(const Problem& p, const std::vector<float>& want,
+                                const std::vector<float>& got) {
+    const int64_t rows = p.shape.rows;
+    for (size_t i = 0; i < want.size(); ++i) {
+        if (std::memcmp(&want[i], &got[i], sizeof(float)) != 0) {
+            const auto at_i = static_cast<int64_t>(i);
+            return "not bit-identical" + at(at_i % rows, at_i / rows, got[i], want[i], 0);
+        }
+    }
+    return "";
+}
+
 // Real quantizer output (not random bytes) through the default dispatch: k x rows weights drawn
 // from N(0, 0.05^2) and quantized by quantize_row, n_tokens activations from N(0, 1) through
 // quantize_activation_row. Per output (token-major): the kernel's value, the double-precision dot

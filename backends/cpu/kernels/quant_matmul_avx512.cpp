@@ -3,7 +3,7 @@
 #include "backends/cpu/kernels/quant_matmul.h"
 #include "backends/cpu/kernels/quant_matmul_x86.inc"
 
-#if !defined(__AVX512VNNI__) || !defined(__AVX512VL__)
+#if !MLLM_X86_VNNI
 #error "quant_matmul_avx512.cpp must be compiled with -mavx512vnni -mavx512vl"
 #endif
 
