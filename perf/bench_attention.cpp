@@ -28,7 +28,7 @@ void BM_AttentionDecode(benchmark::State& state) {
         v[i] = fp32_to_fp16(dist(rng));
     }
     std::vector<float> q(static_cast<size_t>(a.n_head * a.head_dim)), out(q.size()),
-        scores(static_cast<size_t>(n_ctx));
+        scores(static_cast<size_t>(cpu::kAttentionHeadsPerPass * n_ctx));
     for (float& x : q) x = dist(rng);
     cpu::KvLayer layer{k.data(), v.data(), n_ctx, width};
     for (auto _ : state) {

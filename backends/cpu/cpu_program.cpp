@@ -35,7 +35,8 @@ CpuProgram::CpuProgram(const graph::Graph& g, int device, ThreadPool& pool,
                        const std::vector<KvLayer>& kv)
     : g_(g), pool_(pool), kv_(kv), arena_(aligned_buffer(static_cast<size_t>(g.arena_bytes))) {
     n_ctx_ = kv.empty() ? 0 : kv.front().n_ctx;
-    scores_.assign(static_cast<size_t>(pool.size() * std::max<int64_t>(n_ctx_, 1)), 0.0f);
+    scores_per_thread_ = kAttentionHeadsPerPass * std::max<int64_t>(n_ctx_, 1);
+    scores_.assign(static_cast<size_t>(pool.size() * scores_per_thread_), 0.0f);
     size_t scratch = 0;
     for (NodeId id = 0; id < static_cast<NodeId>(g.nodes.size()); ++id) {
         const Node& n = g[id];
@@ -297,7 +298,8 @@ void CpuProgram::run_step(const Step& s, const StepParams& step) {
             const KvLayer& layer = kv_[static_cast<size_t>(n.attrs.layer)];
             const int64_t tasks = rows * n.attrs.n_head;
             pool_.parallel_for(tasks, 1, [&](int64_t b, int64_t e, int t) {
-                attention(q, layer, y, step.n_past, n.attrs, b, e, scores_.data() + t * n_ctx_);
+                attention(q, layer, y, step.n_past, n.attrs, b, e,
+                          scores_.data() + t * scores_per_thread_);
             });
             break;
         }

@@ -67,7 +67,8 @@ class CpuProgram final : public Executable {
     AlignedBuffer arena_;
     AlignedBuffer act_scratch_;
     AlignedBuffer gate_up_scratch_;
-    std::vector<float> scores_;  // attention scratch, one n_ctx slice per thread
+    std::vector<float> scores_;  // attention scratch, one slice per thread
+    int64_t scores_per_thread_ = 0;
     int64_t n_ctx_ = 0;
     std::vector<Step> steps_;
     std::vector<MatMulGroup> groups_;

@@ -505,7 +505,7 @@ struct AttnFixture {
     // Runs attention for tasks [tb, te) into out (pre-filled by the caller) with an exactly
     // sized score buffer followed by a guard region that must stay untouched.
     void run(std::vector<float>& out, int64_t tb, int64_t te) {
-        const int64_t n_scores = c.n_past + c.n_tokens;
+        const int64_t n_scores = kAttentionHeadsPerPass * (c.n_past + c.n_tokens);
         constexpr int64_t kGuard = 16;
         std::vector<float> scores(static_cast<size_t>(n_scores + kGuard), kSentinel);
         attention(q.data(), layer(), out.data(), c.n_past, attrs, tb, te, scores.data());
@@ -517,7 +517,10 @@ struct AttnFixture {
 
 std::vector<AttnCase> attention_cases() {
     std::vector<AttnCase> out;
-    const std::pair<int, int> heads[] = {{6, 2}, {3, 1}, {4, 4}, {2, 2}};
+    // GQA groups of 3 (as SmolLM2), 1, 2, 7 (Qwen2.5-0.5B) and 8 (TinyLlama): heads sharing a
+    // KV head are computed up to kAttentionHeadsPerPass at a time, in passes that task ranges
+    // can cut anywhere.
+    const std::pair<int, int> heads[] = {{6, 2}, {3, 1}, {4, 4}, {2, 2}, {14, 2}, {8, 1}};
     for (auto [nh, nkv] : heads)
         for (int hd : {40, 64, 36})
             for (int64_t n_past : {0, 1, 7, 33})

@@ -19,8 +19,12 @@ struct KvLayer {
 void kv_store(const float* k, const float* v, const KvLayer& cache, int64_t n_past,
               int64_t row_begin, int64_t row_end);
 
+// Query heads that share a KV head are computed up to this many at a time (attention.cpp).
+constexpr int kAttentionHeadsPerPass = 4;
+
 // out[t, h*hd ...] for tasks [task_begin, task_end), task = t * n_head + h; token t sees cache
-// positions 0 ..= n_past + t. scores: scratch of at least n_past + n_tokens floats.
+// positions 0 ..= n_past + t. scores: scratch of at least
+// kAttentionHeadsPerPass * (n_past + n_tokens) floats.
 void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past,
                const graph::Attrs& attrs, int64_t task_begin, int64_t task_end, float* scores);
 
