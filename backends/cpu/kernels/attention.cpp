@@ -15,6 +15,22 @@
 namespace mllm::cpu {
 namespace {
 
+#ifdef MLLM_ATTN_AVX2
+// The sum of the 8 lanes of v.
+inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// Lane i of the result is the sum of the 8 lanes of v[i].
+inline __m128 hsum4(const __m256 v[4]) {
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+#endif
+
 float dot_f32_f16(const float* a, const uint16_t* b, int64_t n) {
     int64_t i = 0;
     float sum = 0;
@@ -24,10 +40,7 @@ float dot_f32_f16(const float* a, const uint16_t* b, int64_t n) {
         const __m256 bf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
         acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), bf, acc);
     }
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    sum = _mm_cvtss_f32(s);
+    sum = hsum(acc);
 #endif
     for (; i < n; ++i) sum += a[i] * fp16_to_fp32(b[i]);
     return sum;
@@ -45,14 +58,6 @@ void axpy_f16(float p, const uint16_t* x, float* y, int64_t n) {
 #endif
     for (; i < n; ++i) y[i] += p * fp16_to_fp32(x[i]);
 }
-
-#ifdef MLLM_ATTN_AVX2
-// Lane i of the result is the sum of the 8 lanes of v[i].
-inline __m128 hsum4(const __m256 v[4]) {
-    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-#endif
 
 // scores[j] = scale * q . k_j for j in [0, n): four keys at a time, so four independent FMA
 // chains hide the FMA latency and one horizontal reduction serves four keys.
@@ -205,8 +210,7 @@ void softmax_inplace(float* p, int64_t n) {
 #ifdef MLLM_ATTN_AVX2
     __m256 vsum = _mm256_setzero_ps();
     for (; j + 8 <= n; j += 8) vsum = _mm256_add_ps(vsum, _mm256_loadu_ps(p + j));
-    const __m256 sums[4] = {vsum, _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    sum = _mm_cvtss_f32(hsum4(sums));
+    sum = hsum(vsum);
 #endif
     for (; j < n; ++j) sum += p[j];
     const float inv = 1.0f / sum;
