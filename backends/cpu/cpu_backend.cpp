@@ -1,5 +1,6 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -60,11 +61,13 @@ class CpuBackend final : public Backend {
     size_t kv_cache_bytes() const override { return kv_bytes_; }
 
     std::unique_ptr<Executable> prepare(const graph::Graph& g, int device_index) override {
-        return std::make_unique<cpu::CpuProgram>(g, device_index, pool_, layers_);
+        return std::make_unique<cpu::CpuProgram>(g, device_index, pool_, layers_, profile_);
     }
 
   private:
     cpu::ThreadPool pool_;
+    // Read when the backend is made, as MLLM_VK_PROFILE is.
+    bool profile_ = std::getenv("MLLM_CPU_PROFILE") != nullptr;
     cpu::AlignedBuffer storage_;
     size_t kv_bytes_ = 0;
     std::vector<cpu::KvLayer> layers_;

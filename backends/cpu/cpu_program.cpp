@@ -32,8 +32,12 @@ AlignedBuffer aligned_buffer(size_t bytes) {
 }
 
 CpuProgram::CpuProgram(const graph::Graph& g, int device, ThreadPool& pool,
-                       const std::vector<KvLayer>& kv)
-    : g_(g), pool_(pool), kv_(kv), arena_(aligned_buffer(static_cast<size_t>(g.arena_bytes))) {
+                       const std::vector<KvLayer>& kv, bool profile)
+    : g_(g),
+      pool_(pool),
+      kv_(kv),
+      arena_(aligned_buffer(static_cast<size_t>(g.arena_bytes))),
+      profile_(profile ? std::make_unique<StepProfile>() : nullptr) {
     n_ctx_ = kv.empty() ? 0 : kv.front().n_ctx;
     scores_per_thread_ = kAttentionHeadsPerPass * std::max<int64_t>(n_ctx_, 1);
     scores_.assign(static_cast<size_t>(pool.size() * scores_per_thread_), 0.0f);
@@ -88,6 +92,41 @@ CpuProgram::CpuProgram(const graph::Graph& g, int device, ThreadPool& pool,
             m.act = it->second;
         }
     }
+    if (profile_)
+        for (Step& s : steps_) label_for_profile(s);
+}
+
+CpuProgram::~CpuProgram() {
+    if (profile_) profile_->print(g_.n_tokens);
+}
+
+// A matmul is labelled by its weights (layer prefix and ".weight" dropped, so every layer's
+// projection shares a label) and type; other ops by their name.
+void CpuProgram::label_for_profile(Step& s) const {
+    const Node& n = g_[s.id];
+    std::string name(graph::op_name(n.op));
+    int64_t bytes = 0;
+    if (s.group >= 0) {
+        const MatMulGroup& group = groups_[static_cast<size_t>(s.group)];
+        std::string weights;
+        for (NodeId id = s.id; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
+            const Node& m = g_[id];
+            if (id != s.id && (m.op != Op::MatMul || m.group_leader != s.id || m.dead)) continue;
+            for (size_t i = 1; i < m.inputs.size() && i < 3; ++i) {
+                std::string w = g_[m.inputs[i]].name;
+                if (g_[m.inputs[i]].op != Op::Weight || w.find("bias") != std::string::npos)
+                    continue;
+                if (w.rfind("blk.", 0) == 0) w = w.substr(w.find('.', 4) + 1);
+                if (w.size() > 7 && w.ends_with(".weight")) w.resize(w.size() - 7);
+                weights += (weights.empty() ? "" : "+") + w;
+            }
+            if (m.group_leader == kNoNode || n.op == Op::GatedMatMul) break;
+        }
+        name += str_cat(" ", weights, " ", dtype_name(group.members.front().type));
+        for (const MatMulMember& m : group.members)
+            bytes += static_cast<int64_t>(m.w_row_bytes) * m.rows;
+    }
+    s.label = profile_->label(name, bytes);
 }
 
 float* CpuProgram::f32(NodeId id) const {
@@ -160,8 +199,18 @@ void CpuProgram::run(const StepParams& step) {
     if (!kv_.empty() && (step.n_past < 0 || step.n_past + g_.n_tokens > n_ctx_))
         fail("context full: ", step.n_past, " + ", g_.n_tokens, " tokens exceed the context of ",
              n_ctx_);
-    for (const Step& s : steps_)
-        if (s.id >= step.first && s.id < step.last) run_step(s, step);
+    for (const Step& s : steps_) {
+        if (s.id < step.first || s.id >= step.last) continue;
+        if (!profile_) {
+            run_step(s, step);
+            continue;
+        }
+        const auto start = StepProfile::Clock::now();
+        run_step(s, step);
+        profile_->add(s.label, StepProfile::Clock::now() - start);
+        // A step split between devices runs here in several parts: count it once.
+        if (&s == &steps_.front()) profile_->end_step();
+    }
 }
 
 void CpuProgram::convert_inputs(const MatMulGroup& group) {

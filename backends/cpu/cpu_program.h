@@ -7,6 +7,7 @@
 
 #include "backends/backend.h"
 #include "backends/cpu/kernels/attention.h"
+#include "backends/cpu/step_profile.h"
 #include "backends/cpu/thread_pool.h"
 
 namespace mllm::cpu {
@@ -19,7 +20,11 @@ AlignedBuffer aligned_buffer(size_t bytes);
 
 class CpuProgram final : public Executable {
   public:
-    CpuProgram(const graph::Graph& g, int device, ThreadPool& pool, const std::vector<KvLayer>& kv);
+    // `profile`: time every op (MLLM_CPU_PROFILE=1) and print each op's mean time per step when
+    // the program ends.
+    CpuProgram(const graph::Graph& g, int device, ThreadPool& pool, const std::vector<KvLayer>& kv,
+               bool profile = false);
+    ~CpuProgram() override;
 
     void write(graph::NodeId node, const void* src, size_t bytes) override;
     void read(graph::NodeId node, void* dst, size_t bytes) override;
@@ -49,9 +54,11 @@ class CpuProgram final : public Executable {
     struct Step {
         graph::NodeId id;
         int group = -1;  // index into groups_ for MatMul leaders
+        int label = -1;  // profile_'s label
     };
 
     float* f32(graph::NodeId id) const;
+    void label_for_profile(Step& s) const;
     MatMulMember make_member(graph::NodeId weight, int64_t rows, int64_t k, float* y) const;
     void prepare_matmul(graph::NodeId leader);
     void prepare_gated_matmul(graph::NodeId id);
@@ -72,6 +79,7 @@ class CpuProgram final : public Executable {
     int64_t n_ctx_ = 0;
     std::vector<Step> steps_;
     std::vector<MatMulGroup> groups_;
+    std::unique_ptr<StepProfile> profile_;
 };
 
 }  // namespace mllm::cpu

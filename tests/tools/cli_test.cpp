@@ -111,6 +111,21 @@ TEST(MllmRun, DumpGraphWritesDot) {
     EXPECT_NE(text.find("attention"), std::string::npos);
 }
 
+TEST(MllmRun, CpuProfileNamesEachOpAndLeavesTheTextAlone) {
+    const RunResult r = run_tool("mllm-run", {"-m", kModel, "-p", "", "-n", "60", "--temp", "0"},
+                                 "MLLM_CPU_PROFILE=1");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, std::string(kGolden) + "\n");
+    // BOS and 59 generated tokens go through the one-token program; the model has 4 layers.
+    EXPECT_NE(r.err.find("cpu profile, 1-token step"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("(mean of 60)"), std::string::npos) << r.err;
+    for (const char* line : {"matmul attn_q+attn_k+attn_v f32", "gated_matmul ffn_gate+ffn_up f32",
+                             "matmul output f32", "attention"})
+        EXPECT_NE(r.err.find(line), std::string::npos) << line << "\n" << r.err;
+    EXPECT_NE(r.err.find("4 calls"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("GB/s of weights"), std::string::npos) << r.err;
+}
+
 // Every bad input: status 1 and one line on stderr that names the problem.
 void expect_clean_error(const RunResult& r, const std::string& needle) {
     EXPECT_EQ(r.status, 1) << r.err;
