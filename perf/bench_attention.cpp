@@ -30,7 +30,7 @@ void BM_AttentionDecode(benchmark::State& state) {
     std::vector<float> q(static_cast<size_t>(a.n_head * a.head_dim)), out(q.size()),
         scores(static_cast<size_t>(cpu::kAttentionHeadsPerPass * n_ctx));
     for (float& x : q) x = dist(rng);
-    cpu::KvLayer layer{k.data(), v.data(), n_ctx, width};
+    cpu::KvLayer layer{k.data(), v.data(), n_ctx, width, a.head_dim};
     for (auto _ : state) {
         cpu::attention(q.data(), layer, out.data(), n_ctx - 1, a, 0, a.n_head, scores.data());
         benchmark::DoNotOptimize(out.data());

@@ -54,6 +54,7 @@ class CpuBackend final : public Backend {
             layer.v = layer.k + layer_elems;
             layer.n_ctx = n_ctx;
             layer.width = width;
+            layer.head_dim = spec.head_dim;
             layers_.push_back(layer);
         }
     }

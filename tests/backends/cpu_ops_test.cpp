@@ -449,7 +449,16 @@ struct AttnFixture {
         v_cache.assign(static_cast<size_t>(n_ctx * width), kHalfSentinel);
     }
 
-    KvLayer layer() { return KvLayer{k_cache.data(), v_cache.data(), n_ctx, width}; }
+    KvLayer layer() { return KvLayer{k_cache.data(), v_cache.data(), n_ctx, width, c.head_dim}; }
+
+    // Sets every column of position p's cache rows.
+    void fill_position(int64_t p, uint16_t k, uint16_t v) {
+        const KvLayer l = layer();
+        for (int64_t i = 0; i < width; ++i) {
+            k_cache[static_cast<size_t>(l.at(p, i))] = k;
+            v_cache[static_cast<size_t>(l.at(p, i))] = v;
+        }
+    }
 
     // Stores positions [0, n_past) as an earlier step would have (in two row ranges), then this
     // step's n_tokens rows at n_past.
@@ -543,11 +552,13 @@ TEST(CpuOpsAttention, KvStoreWritesHalfRowsAtNPast) {
         AttnFixture f(c, rng);
         f.fill_cache();
         const int64_t n_pos = c.n_past + c.n_tokens;
+        const KvLayer l = f.layer();
         for (int64_t p = 0; p < f.n_ctx; ++p) {
             for (int64_t i = 0; i < f.width; ++i) {
-                const size_t at = static_cast<size_t>(p * f.width + i);
-                const uint16_t want_k = p < n_pos ? fp32_to_fp16(f.k_all[at]) : kHalfSentinel;
-                const uint16_t want_v = p < n_pos ? fp32_to_fp16(f.v_all[at]) : kHalfSentinel;
+                const size_t src = static_cast<size_t>(p * f.width + i);
+                const size_t at = static_cast<size_t>(l.at(p, i));
+                const uint16_t want_k = p < n_pos ? fp32_to_fp16(f.k_all[src]) : kHalfSentinel;
+                const uint16_t want_v = p < n_pos ? fp32_to_fp16(f.v_all[src]) : kHalfSentinel;
                 ASSERT_EQ(f.k_cache[at], want_k) << "k position " << p << " col " << i;
                 ASSERT_EQ(f.v_cache[at], want_v) << "v position " << p << " col " << i;
             }
@@ -598,12 +609,9 @@ TEST(CpuOpsAttention, NeverSeesFuturePositions) {
                 SCOPED_TRACE("token " + std::to_string(t));
                 f.k_cache = k_clean;
                 f.v_cache = v_clean;
-                for (int64_t p = c.n_past + t + 1; p < f.n_ctx; ++p) {
-                    std::fill_n(f.k_cache.begin() + p * f.width, f.width,
-                                nan_poison ? kHalfNaN : uint16_t{0});
-                    std::fill_n(f.v_cache.begin() + p * f.width, f.width,
-                                nan_poison ? kHalfNaN : kHalfMax);
-                }
+                for (int64_t p = c.n_past + t + 1; p < f.n_ctx; ++p)
+                    f.fill_position(p, nan_poison ? kHalfNaN : uint16_t{0},
+                                    nan_poison ? kHalfNaN : kHalfMax);
                 std::vector<float> out(ref.size(), kSentinel);
                 const int64_t tb = t * c.n_head, te = (t + 1) * c.n_head;
                 f.run(out, tb, te);
@@ -621,8 +629,7 @@ TEST(CpuOpsAttention, PoisonIsDetectedWhenVisible) {
     f.fill_cache();
     double max_abs_score = 0;
     const auto ref = f.reference(&max_abs_score);
-    std::fill_n(f.k_cache.begin() + 2 * f.width, f.width, uint16_t{0});
-    std::fill_n(f.v_cache.begin() + 2 * f.width, f.width, kHalfMax);
+    f.fill_position(2, uint16_t{0}, kHalfMax);
     std::vector<float> out(ref.size(), kSentinel);
     f.run(out, 0, 3);
     for (size_t i = 0; i < out.size(); ++i) EXPECT_GT(std::fabs(out[i] - ref[i]), 100.0) << i;

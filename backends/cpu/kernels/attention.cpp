@@ -238,14 +238,17 @@ void attention_pass(const float* const q[], const uint16_t* k, const uint16_t* v
 
 void kv_store(const float* k, const float* v, const KvLayer& cache, int64_t n_past,
               int64_t row_begin, int64_t row_end) {
+    const int64_t hd = cache.head_dim;
     for (int64_t r = row_begin; r < row_end; ++r) {
-        uint16_t* kd = cache.k + (n_past + r) * cache.width;
-        uint16_t* vd = cache.v + (n_past + r) * cache.width;
-        const float* ks = k + r * cache.width;
-        const float* vs = v + r * cache.width;
-        for (int64_t i = 0; i < cache.width; ++i) {
-            kd[i] = fp32_to_fp16(ks[i]);
-            vd[i] = fp32_to_fp16(vs[i]);
+        for (int64_t col = 0; col < cache.width; col += hd) {
+            uint16_t* kd = cache.k + cache.at(n_past + r, col);
+            uint16_t* vd = cache.v + cache.at(n_past + r, col);
+            const float* ks = k + r * cache.width + col;
+            const float* vs = v + r * cache.width + col;
+            for (int64_t i = 0; i < hd; ++i) {
+                kd[i] = fp32_to_fp16(ks[i]);
+                vd[i] = fp32_to_fp16(vs[i]);
+            }
         }
     }
 }
@@ -263,7 +266,8 @@ void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past,
         while (nh < kAttentionHeadsPerPass && task + nh < task_end && h + nh < attrs.n_head &&
                (h + nh) / group == h / group)
             ++nh;
-        const int64_t kv_off = static_cast<int64_t>(h / group) * hd;
+        // The KV head's rows, one after the other (head-major cache): a stride of hd.
+        const int64_t kv_off = cache.at(0, static_cast<int64_t>(h / group) * hd);
         const int64_t n_keys = n_past + t + 1;  // causal: itself and everything before
         const float* qs[kAttentionHeadsPerPass];
         float* sc[kAttentionHeadsPerPass];
@@ -278,16 +282,16 @@ void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past,
         const float scale = attrs.attn_scale;
         switch (nh) {
             case 1:
-                attention_pass<1>(qs, k, v, cache.width, n_keys, hd, scale, sc, os);
+                attention_pass<1>(qs, k, v, hd, n_keys, hd, scale, sc, os);
                 break;
             case 2:
-                attention_pass<2>(qs, k, v, cache.width, n_keys, hd, scale, sc, os);
+                attention_pass<2>(qs, k, v, hd, n_keys, hd, scale, sc, os);
                 break;
             case 3:
-                attention_pass<3>(qs, k, v, cache.width, n_keys, hd, scale, sc, os);
+                attention_pass<3>(qs, k, v, hd, n_keys, hd, scale, sc, os);
                 break;
             default:
-                attention_pass<4>(qs, k, v, cache.width, n_keys, hd, scale, sc, os);
+                attention_pass<4>(qs, k, v, hd, n_keys, hd, scale, sc, os);
                 break;
         }
         task += nh;

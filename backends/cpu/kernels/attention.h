@@ -7,12 +7,22 @@
 
 namespace mllm::cpu {
 
-// One layer's cache: row p holds position p, n_head_kv * head_dim halfs wide.
+// One layer's cache, head-major: KV head h's rows for positions 0 .. n_ctx - 1 are contiguous
+// (head_dim halfs each), so a decode step's attention reads each head's keys and values as one
+// sequential stream. They come from memory (the step's weights have pushed them out of the
+// caches), and a stream is what the hardware prefetchers follow best; position-major rows put a
+// head's rows a whole row of heads apart.
 struct KvLayer {
     uint16_t* k = nullptr;
     uint16_t* v = nullptr;
     int64_t n_ctx = 0;
-    int64_t width = 0;  // n_head_kv * head_dim
+    int64_t width = 0;  // n_head_kv * head_dim: the width of a step's k and v rows
+    int64_t head_dim = 0;
+
+    // Index in k (or v) of column `col` of the k (or v) row of position `pos`.
+    int64_t at(int64_t pos, int64_t col) const {
+        return (col / head_dim * n_ctx + pos) * head_dim + col % head_dim;
+    }
 };
 
 // Converts k and v rows [row_begin, row_end) of this step into cache rows n_past + row.
