@@ -159,6 +159,10 @@ std::string GgufTensor::shape_string() const {
 
 GgufFile::~GgufFile() = default;
 
+void GgufFile::populate() const {
+    if (map_) map_->populate();
+}
+
 std::shared_ptr<const GgufFile> GgufFile::open(const std::string& path) {
     std::shared_ptr<GgufFile> f(new GgufFile());
     f->name_ = path;

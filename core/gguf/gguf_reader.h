@@ -57,6 +57,8 @@ class GgufFile {
     GgufFile& operator=(const GgufFile&) = delete;
 
     const std::string& path() const { return name_; }
+    // Maps the whole file in now (MappedFile::populate); nothing to do for a parsed image.
+    void populate() const;
     uint32_t version() const { return version_; }
     uint32_t alignment() const { return alignment_; }
     size_t file_size() const { return size_; }

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -274,6 +276,42 @@ TEST(Gguf, WriterRoundTripTensorsWithCustomAlignment) {
             EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % alignment, 0u) << t.name;
         EXPECT_EQ(mapped->path(), path);
     }
+}
+
+// Resident kilobytes of this process's mapping that holds p (/proc/self/smaps), -1 if none.
+long mapping_rss_kb(const void* p) {
+    std::ifstream smaps("/proc/self/smaps");
+    std::string line;
+    bool inside = false;
+    const auto at = reinterpret_cast<uintptr_t>(p);
+    while (std::getline(smaps, line)) {
+        uintptr_t lo = 0, hi = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > 8) {
+            inside = lo <= at && at < hi;
+        } else if (inside && line.rfind("Rss:", 0) == 0) {
+            return std::stol(line.substr(4));
+        }
+    }
+    return -1;
+}
+
+TEST(Gguf, PopulateMapsEveryPage) {
+    GgufWriter w;
+    w.set_string("general.architecture", "test");
+    std::vector<uint8_t> data(size_t{32} << 20, 7);
+    w.add_tensor("big", DType::F32, {static_cast<int64_t>(data.size() / 4)}, data.data(),
+                 data.size());
+    const std::string path = test::temp_path(".gguf");
+    w.write(path);
+    const auto f = GgufFile::open(path);
+    const void* tensor = f->tensors()[0].data;
+    // Reading the header maps its first pages only (with the kernel's fault-around and large
+    // page-cache folios, up to a few MiB).
+    const long before = mapping_rss_kb(tensor);
+    ASSERT_GE(before, 0);
+    EXPECT_LT(before, static_cast<long>(f->file_size() / 1024 / 2));
+    f->populate();
+    EXPECT_GE(mapping_rss_kb(tensor), static_cast<long>(f->file_size() / 1024) - 4);
 }
 
 TEST(Gguf, VersionTwoIsAccepted) {
