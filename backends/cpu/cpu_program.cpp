@@ -345,10 +345,25 @@ void CpuProgram::run_step(const Step& s, const StepParams& step) {
         case Op::Attention: {
             const float* q = f32(n.inputs[0]);
             const KvLayer& layer = kv_[static_cast<size_t>(n.attrs.layer)];
-            const int64_t tasks = rows * n.attrs.n_head;
-            pool_.parallel_for(tasks, 1, [&](int64_t b, int64_t e, int t) {
-                attention(q, layer, y, step.n_past, n.attrs, b, e,
-                          scores_.data() + t * scores_per_thread_);
+            const int64_t n_head = n.attrs.n_head;
+            if (rows < pool_.size()) {
+                // Decode: the heads of the token are split between threads.
+                pool_.parallel_for(rows * n_head, 1, [&](int64_t b, int64_t e, int t) {
+                    attention(q, layer, y, step.n_past, n.attrs, b, e,
+                              scores_.data() + t * scores_per_thread_);
+                });
+                break;
+            }
+            // Prefill: whole tokens per thread. Token i attends to n_past + i + 1 keys, so
+            // contiguous token ranges would give the last thread 3 times the first one's work
+            // (512 tokens, 2 threads); the tokens are dealt from both ends instead: 0, n-1, 1,
+            // n-2, ...
+            pool_.parallel_for(rows, 1, [&](int64_t b, int64_t e, int t) {
+                for (int64_t i = b; i < e; ++i) {
+                    const int64_t token = i % 2 == 0 ? i / 2 : rows - 1 - i / 2;
+                    attention(q, layer, y, step.n_past, n.attrs, token * n_head,
+                              (token + 1) * n_head, scores_.data() + t * scores_per_thread_);
+                }
             });
             break;
         }
