@@ -109,22 +109,14 @@ void CpuProgram::label_for_profile(Step& s) const {
     if (s.group >= 0) {
         const MatMulGroup& group = groups_[static_cast<size_t>(s.group)];
         std::string weights;
-        for (NodeId id = s.id; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
-            const Node& m = g_[id];
-            if (id != s.id && (m.op != Op::MatMul || m.group_leader != s.id || m.dead)) continue;
-            for (size_t i = 1; i < m.inputs.size() && i < 3; ++i) {
-                std::string w = g_[m.inputs[i]].name;
-                if (g_[m.inputs[i]].op != Op::Weight || w.find("bias") != std::string::npos)
-                    continue;
-                if (w.rfind("blk.", 0) == 0) w = w.substr(w.find('.', 4) + 1);
-                if (w.size() > 7 && w.ends_with(".weight")) w.resize(w.size() - 7);
-                weights += (weights.empty() ? "" : "+") + w;
-            }
-            if (m.group_leader == kNoNode || n.op == Op::GatedMatMul) break;
+        for (const MatMulMember& m : group.members) {
+            std::string w = g_[m.weight].name;
+            if (w.rfind("blk.", 0) == 0) w = w.substr(w.find('.', 4) + 1);
+            if (w.size() > 7 && w.ends_with(".weight")) w.resize(w.size() - 7);
+            weights += (weights.empty() ? "" : "+") + w;
+            bytes += static_cast<int64_t>(m.w_row_bytes) * m.rows;
         }
         name += str_cat(" ", weights, " ", dtype_name(group.members.front().type));
-        for (const MatMulMember& m : group.members)
-            bytes += static_cast<int64_t>(m.w_row_bytes) * m.rows;
     }
     s.label = profile_->label(name, bytes);
 }
@@ -139,6 +131,7 @@ CpuProgram::MatMulMember CpuProgram::make_member(NodeId weight, int64_t rows, in
                                                  float* y) const {
     const Node& w = g_[weight];
     MatMulMember m{};
+    m.weight = weight;
     m.type = w.dtype;
     m.w = w.weight->data;
     m.w_row_bytes = row_bytes(w.dtype, w.cols);

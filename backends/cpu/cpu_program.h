@@ -33,6 +33,7 @@ class CpuProgram final : public Executable {
   private:
     // One weight of a (possibly single-member) MatMul group.
     struct MatMulMember {
+        graph::NodeId weight;  // the weight's node (names the member in the profile)
         DType type;
         const uint8_t* w;
         size_t w_row_bytes;

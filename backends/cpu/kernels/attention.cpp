@@ -59,21 +59,23 @@ void axpy_f16(float p, const uint16_t* x, float* y, int64_t n) {
     for (; i < n; ++i) y[i] += p * fp16_to_fp32(x[i]);
 }
 
+// The kernels below read one KV head's keys k_j and values v_j as rows of hd halfs, one after the
+// other (the head-major cache of attention.h).
+
 // scores[j] = scale * q . k_j for j in [0, n): four keys at a time, so four independent FMA
 // chains hide the FMA latency and one horizontal reduction serves four keys.
-void key_scores(const float* q, const uint16_t* k, int64_t stride, int64_t n, int hd, float scale,
-                float* scores) {
+void key_scores(const float* q, const uint16_t* k, int64_t n, int hd, float scale, float* scores) {
     int64_t j = 0;
 #ifdef MLLM_ATTN_AVX2
     if (hd % 8 == 0) {
         for (; j + 4 <= n; j += 4) {
-            const uint16_t* k0 = k + j * stride;
+            const uint16_t* k0 = k + j * hd;
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             for (int i = 0; i < hd; i += 8) {
                 const __m256 qv = _mm256_loadu_ps(q + i);
                 auto key = [&](int which) {
                     return _mm256_cvtph_ps(
-                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(k0 + which * stride + i)));
+                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(k0 + which * hd + i)));
                 };
                 a0 = _mm256_fmadd_ps(qv, key(0), a0);
                 a1 = _mm256_fmadd_ps(qv, key(1), a1);
@@ -85,13 +87,12 @@ void key_scores(const float* q, const uint16_t* k, int64_t stride, int64_t n, in
         }
     }
 #endif
-    for (; j < n; ++j) scores[j] = dot_f32_f16(q, k + j * stride, hd) * scale;
+    for (; j < n; ++j) scores[j] = dot_f32_f16(q, k + j * hd, hd) * scale;
 }
 
 // out = sum_j p[j] * v_j. 64 output dims at a time stay in eight registers while the keys
 // stream past, instead of a load and store of the output per key.
-void weighted_values(const float* p, const uint16_t* v, int64_t stride, int64_t n, int hd,
-                     float* out) {
+void weighted_values(const float* p, const uint16_t* v, int64_t n, int hd, float* out) {
     int d = 0;
 #ifdef MLLM_ATTN_AVX2
     for (; d + 64 <= hd; d += 64) {
@@ -99,7 +100,7 @@ void weighted_values(const float* p, const uint16_t* v, int64_t stride, int64_t 
         for (auto& a : acc) a = _mm256_setzero_ps();
         for (int64_t j = 0; j < n; ++j) {
             const __m256 pj = _mm256_set1_ps(p[j]);
-            const uint16_t* vj = v + j * stride + d;
+            const uint16_t* vj = v + j * hd + d;
             for (int c = 0; c < 8; ++c)
                 acc[c] = _mm256_fmadd_ps(
                     pj,
@@ -111,7 +112,7 @@ void weighted_values(const float* p, const uint16_t* v, int64_t stride, int64_t 
 #endif
     if (d == hd) return;
     std::fill(out + d, out + hd, 0.0f);
-    for (int64_t j = 0; j < n; ++j) axpy_f16(p[j], v + j * stride + d, out + d, hd - d);
+    for (int64_t j = 0; j < n; ++j) axpy_f16(p[j], v + j * hd + d, out + d, hd - d);
 }
 
 // The query heads that read one KV head (GQA) are computed together, up to kAttentionHeadsPerPass
@@ -120,15 +121,15 @@ void weighted_values(const float* p, const uint16_t* v, int64_t stride, int64_t 
 
 // scores[h][j] = scale * q[h] . k_j for the NH heads of a pass and keys j in [0, n).
 template <int NH>
-void pass_key_scores(const float* const q[], const uint16_t* k, int64_t stride, int64_t n, int hd,
-                     float scale, float* const scores[]) {
+void pass_key_scores(const float* const q[], const uint16_t* k, int64_t n, int hd, float scale,
+                     float* const scores[]) {
     int64_t j = 0;
 #ifdef MLLM_ATTN_AVX2
     if (hd % 8 == 0) {
         // Two keys at a time: twice the independent FMA chains, half the loop overhead.
         for (; j + 2 <= n; j += 2) {
-            const uint16_t* k0 = k + j * stride;
-            const uint16_t* k1 = k0 + stride;
+            const uint16_t* k0 = k + j * hd;
+            const uint16_t* k1 = k0 + hd;
             __m256 acc0[4], acc1[4];
             for (int h = 0; h < 4; ++h) acc0[h] = acc1[h] = _mm256_setzero_ps();
             for (int i = 0; i < hd; i += 8) {
@@ -153,21 +154,21 @@ void pass_key_scores(const float* const q[], const uint16_t* k, int64_t stride, 
     }
 #endif
     for (; j < n; ++j)
-        for (int h = 0; h < NH; ++h) scores[h][j] = dot_f32_f16(q[h], k + j * stride, hd) * scale;
+        for (int h = 0; h < NH; ++h) scores[h][j] = dot_f32_f16(q[h], k + j * hd, hd) * scale;
 }
 
 // out[h] = sum_j p[h][j] * v_j for the NH heads of a pass, 16 dimensions at a time (two
 // registers per head) while the values stream past.
 template <int NH>
-void pass_weighted_values(const float* const p[], const uint16_t* v, int64_t stride, int64_t n,
-                          int hd, float* const out[]) {
+void pass_weighted_values(const float* const p[], const uint16_t* v, int64_t n, int hd,
+                          float* const out[]) {
     int d = 0;
 #ifdef MLLM_ATTN_AVX2
     for (; d + 16 <= hd; d += 16) {
         __m256 acc[NH][2];
         for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
         for (int64_t j = 0; j < n; ++j) {
-            const uint16_t* vj = v + j * stride + d;
+            const uint16_t* vj = v + j * hd + d;
             const __m256 v0 =
                 _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(vj)));
             const __m256 v1 =
@@ -187,7 +188,7 @@ void pass_weighted_values(const float* const p[], const uint16_t* v, int64_t str
     if (d == hd) return;
     for (int h = 0; h < NH; ++h) {
         std::fill(out[h] + d, out[h] + hd, 0.0f);
-        for (int64_t j = 0; j < n; ++j) axpy_f16(p[h][j], v + j * stride + d, out[h] + d, hd - d);
+        for (int64_t j = 0; j < n; ++j) axpy_f16(p[h][j], v + j * hd + d, out[h] + d, hd - d);
     }
 }
 
@@ -220,17 +221,16 @@ void softmax_inplace(float* p, int64_t n) {
 // One pass: nh heads of one token against keys [0, n_keys) of their KV head. A single head keeps
 // the kernels above that work on four keys or 64 dimensions at once.
 template <int NH>
-void attention_pass(const float* const q[], const uint16_t* k, const uint16_t* v, int64_t stride,
-                    int64_t n_keys, int hd, float scale, float* const scores[],
-                    float* const out[]) {
+void attention_pass(const float* const q[], const uint16_t* k, const uint16_t* v, int64_t n_keys,
+                    int hd, float scale, float* const scores[], float* const out[]) {
     if constexpr (NH == 1) {
-        key_scores(q[0], k, stride, n_keys, hd, scale, scores[0]);
+        key_scores(q[0], k, n_keys, hd, scale, scores[0]);
         softmax_inplace(scores[0], n_keys);
-        weighted_values(scores[0], v, stride, n_keys, hd, out[0]);
+        weighted_values(scores[0], v, n_keys, hd, out[0]);
     } else {
-        pass_key_scores<NH>(q, k, stride, n_keys, hd, scale, scores);
+        pass_key_scores<NH>(q, k, n_keys, hd, scale, scores);
         for (int h = 0; h < NH; ++h) softmax_inplace(scores[h], n_keys);
-        pass_weighted_values<NH>(scores, v, stride, n_keys, hd, out);
+        pass_weighted_values<NH>(scores, v, n_keys, hd, out);
     }
 }
 
@@ -278,7 +278,7 @@ void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past,
         while (nh < kAttentionHeadsPerPass && task + nh < task_end && h + nh < attrs.n_head &&
                (h + nh) / group == h / group)
             ++nh;
-        // The KV head's rows, one after the other (head-major cache): a stride of hd.
+        // Where this KV head's rows start (head-major cache).
         const int64_t kv_off = cache.at(0, static_cast<int64_t>(h / group) * hd);
         const int64_t n_keys = n_past + t + 1;  // causal: itself and everything before
         const float* qs[kAttentionHeadsPerPass];
@@ -294,16 +294,16 @@ void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past,
         const float scale = attrs.attn_scale;
         switch (nh) {
             case 1:
-                attention_pass<1>(qs, k, v, hd, n_keys, hd, scale, sc, os);
+                attention_pass<1>(qs, k, v, n_keys, hd, scale, sc, os);
                 break;
             case 2:
-                attention_pass<2>(qs, k, v, hd, n_keys, hd, scale, sc, os);
+                attention_pass<2>(qs, k, v, n_keys, hd, scale, sc, os);
                 break;
             case 3:
-                attention_pass<3>(qs, k, v, hd, n_keys, hd, scale, sc, os);
+                attention_pass<3>(qs, k, v, n_keys, hd, scale, sc, os);
                 break;
             default:
-                attention_pass<4>(qs, k, v, hd, n_keys, hd, scale, sc, os);
+                attention_pass<4>(qs, k, v, n_keys, hd, scale, sc, os);
                 break;
         }
         task += nh;
