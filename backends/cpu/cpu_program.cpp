@@ -343,7 +343,7 @@ void CpuProgram::run_step(const Step& s, const StepParams& step) {
                 // Decode: the heads of the token are split between threads.
                 pool_.parallel_for(rows * n_head, 1, [&](int64_t b, int64_t e, int t) {
                     attention(q, layer, y, step.n_past, n.attrs, b, e,
-                              scores_.data() + t * scores_per_thread_);
+                              scores_.data() + t * scores_per_thread_, /*kv_from_memory=*/true);
                 });
                 break;
             }
@@ -355,7 +355,8 @@ void CpuProgram::run_step(const Step& s, const StepParams& step) {
                 for (int64_t i = b; i < e; ++i) {
                     const int64_t token = i % 2 == 0 ? i / 2 : rows - 1 - i / 2;
                     attention(q, layer, y, step.n_past, n.attrs, token * n_head,
-                              (token + 1) * n_head, scores_.data() + t * scores_per_thread_);
+                              (token + 1) * n_head, scores_.data() + t * scores_per_thread_,
+                              /*kv_from_memory=*/false);
                 }
             });
             break;

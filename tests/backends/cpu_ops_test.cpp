@@ -512,12 +512,14 @@ struct AttnFixture {
     }
 
     // Runs attention for tasks [tb, te) into out (pre-filled by the caller) with an exactly
-    // sized score buffer followed by a guard region that must stay untouched.
-    void run(std::vector<float>& out, int64_t tb, int64_t te) {
+    // sized score buffer followed by a guard region that must stay untouched; prefetching the
+    // cache rows (decode) or not (prefill).
+    void run(std::vector<float>& out, int64_t tb, int64_t te, bool kv_from_memory = false) {
         const int64_t n_scores = kAttentionHeadsPerPass * (c.n_past + c.n_tokens);
         constexpr int64_t kGuard = 16;
         std::vector<float> scores(static_cast<size_t>(n_scores + kGuard), kSentinel);
-        attention(q.data(), layer(), out.data(), c.n_past, attrs, tb, te, scores.data());
+        attention(q.data(), layer(), out.data(), c.n_past, attrs, tb, te, scores.data(),
+                  kv_from_memory);
         for (int64_t i = n_scores; i < n_scores + kGuard; ++i)
             ASSERT_TRUE(same_bits(scores[static_cast<size_t>(i)], kSentinel))
                 << "scores overrun at " << i;
@@ -581,11 +583,14 @@ TEST(CpuOpsAttention, MatchesNaiveSoftmaxAttention) {
             {0, n_tasks}, {n_tasks - 1, n_tasks}, {1, 1}};
         if (n_tasks > 4) ranges.push_back({2, n_tasks - 2});
         for (auto [tb, te] : ranges) {
-            SCOPED_TRACE("tasks [" + std::to_string(tb) + ", " + std::to_string(te) + ")");
-            std::vector<float> out(ref.size(), kSentinel);
-            f.run(out, tb, te);
-            // A task is one (token, head) pair: head_dim columns of one row.
-            expect_rows(out, ref, c.head_dim, tb, te, [tol](size_t) { return tol; });
+            for (bool kv_from_memory : {false, true}) {
+                SCOPED_TRACE("tasks [" + std::to_string(tb) + ", " + std::to_string(te) + ")" +
+                             (kv_from_memory ? " prefetching" : ""));
+                std::vector<float> out(ref.size(), kSentinel);
+                f.run(out, tb, te, kv_from_memory);
+                // A task is one (token, head) pair: head_dim columns of one row.
+                expect_rows(out, ref, c.head_dim, tb, te, [tol](size_t) { return tol; });
+            }
         }
     }
 }

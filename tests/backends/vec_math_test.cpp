@@ -2,6 +2,7 @@
 // SiLU use, with lengths that exercise both the 8-lane body and the scalar tail.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -23,7 +24,8 @@ TEST(VecMath, ExpMatchesExpf) {
         exp_inplace(y.data(), n);
         for (int i = 0; i < n; ++i) {
             const double want = std::exp(static_cast<double>(x[static_cast<size_t>(i)]));
-            EXPECT_NEAR(y[static_cast<size_t>(i)] / want, 1.0, 4e-7) << "x=" << x[static_cast<size_t>(i)];
+            EXPECT_NEAR(y[static_cast<size_t>(i)] / want, 1.0, 4e-7)
+                << "x=" << x[static_cast<size_t>(i)];
         }
     }
 }
@@ -39,6 +41,31 @@ TEST(VecMath, ExpEdgeValues) {
     EXPECT_TRUE(std::isinf(x[5]));
     EXPECT_EQ(x[6], 1.0f);
     EXPECT_NEAR(x[7], 2.718281828f, 1e-6f);
+}
+
+TEST(VecMath, ExpShiftedSumMatchesDoubleSoftmaxTerms) {
+    // Softmax's use: scores shifted by their max, so every result is in (0, 1] and one is 1;
+    // -inf (a masked score) gives 0.
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> dist(-30.0f, 30.0f);
+    for (int n : {1, 7, 8, 9, 64, 1001}) {
+        std::vector<float> x(static_cast<size_t>(n));
+        for (float& v : x) v = dist(rng);
+        if (n > 2) x[1] = -INFINITY;
+        const float shift = *std::max_element(x.begin(), x.end());
+        std::vector<float> y = x;
+        const float sum = exp_shifted_sum(y.data(), n, shift);
+        double want_sum = 0;
+        for (int i = 0; i < n; ++i) {
+            // The shift is subtracted in float, as softmax's callers would.
+            const float shifted = x[static_cast<size_t>(i)] - shift;
+            const double want = std::exp(static_cast<double>(shifted));
+            want_sum += want;
+            EXPECT_NEAR(y[static_cast<size_t>(i)], want, 4e-7 * want)
+                << "x=" << x[static_cast<size_t>(i)];
+        }
+        EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum) << "n=" << n;
+    }
 }
 
 TEST(VecMath, SiluMulMatchesScalar) {

@@ -34,8 +34,11 @@ constexpr int kAttentionHeadsPerPass = 4;
 
 // out[t, h*hd ...] for tasks [task_begin, task_end), task = t * n_head + h; token t sees cache
 // positions 0 ..= n_past + t. scores: scratch of at least
-// kAttentionHeadsPerPass * (n_past + n_tokens) floats.
+// kAttentionHeadsPerPass * (n_past + n_tokens) floats. kv_from_memory: the cache rows are not in
+// the CPU caches (a decode step, whose weights have pushed them out), so the kernel prefetches
+// them ahead of use; a prefill step's tokens reuse the rows from cache.
 void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past,
-               const graph::Attrs& attrs, int64_t task_begin, int64_t task_end, float* scores);
+               const graph::Attrs& attrs, int64_t task_begin, int64_t task_end, float* scores,
+               bool kv_from_memory);
 
 }  // namespace mllm::cpu

@@ -18,6 +18,25 @@ void exp_inplace(float* x, int64_t n) {
     for (; i < n; ++i) x[i] = std::exp(x[i]);
 }
 
+float exp_shifted_sum(float* x, int64_t n, float shift) {
+    int64_t i = 0;
+    float sum = 0;
+#ifdef MLLM_HAVE_LIBMVEC
+    const __m256 s = _mm256_set1_ps(shift);
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+#endif
+    for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - shift));
+    return sum;
+}
+
 void silu_mul(const float* gate, const float* up, float* y, int64_t n) {
     int64_t i = 0;
 #ifdef MLLM_HAVE_LIBMVEC

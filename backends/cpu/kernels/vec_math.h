@@ -9,6 +9,10 @@ namespace mllm::cpu {
 // lanes at a time; elsewhere plain expf.
 void exp_inplace(float* x, int64_t n);
 
+// x[i] = exp(x[i] - shift), returning the sum of the results: softmax's exponentials and their
+// sum in one pass (eight partial sums, then the rest in order).
+float exp_shifted_sum(float* x, int64_t n, float shift);
+
 // y[i] = silu(gate[i]) * up[i] (up == nullptr: silu alone); y may alias gate.
 void silu_mul(const float* gate, const float* up, float* y, int64_t n);
 
