@@ -84,13 +84,13 @@ void axpy_f16(float p, const uint16_t* x, float* y, int64_t n) {
 template <int NH>
 void pass_key_scores(const float* const q[], const uint16_t* k, int64_t n, int hd, float scale,
                      float* const scores[], [[maybe_unused]] bool prefetch) {
+    static_assert(NH <= 3, "12 accumulators at most");
     int64_t j = 0;
 #ifdef MLLM_ATTN_AVX2
     if (hd % 8 == 0) {
-        // Four keys at a time for up to three heads (12 accumulators), two for four heads (8),
-        // with each head's q chunk loaded once for all of them. Four keys' horizontal sums of
-        // one head are one vector, stored as is.
-        constexpr int kKeys = NH <= 3 ? 4 : 2;
+        // Four keys at a time (12 accumulators for three heads), with each head's q chunk loaded
+        // once for the four. A head's four horizontal sums are one vector, stored as is.
+        constexpr int kKeys = 4;
         for (; j + kKeys <= n; j += kKeys) {
             const uint16_t* k0 = k + j * hd;
             if (prefetch) prefetch_ahead(k0, kKeys * hd * 2, k + n * hd);
@@ -113,17 +113,8 @@ void pass_key_scores(const float* const q[], const uint16_t* k, int64_t n, int h
                 }
             }
             const __m128 sv = _mm_set1_ps(scale);
-            if constexpr (kKeys == 4) {
-                for (int h = 0; h < NH; ++h)
-                    _mm_storeu_ps(scores[h] + j, _mm_mul_ps(hsum4(acc[h]), sv));
-            } else {
-                for (int key = 0; key < kKeys; ++key) {
-                    const __m256 heads[4] = {acc[0][key], acc[1][key], acc[2][key], acc[3][key]};
-                    alignas(16) float sums[4];
-                    _mm_store_ps(sums, _mm_mul_ps(hsum4(heads), sv));
-                    for (int h = 0; h < NH; ++h) scores[h][j + key] = sums[h];
-                }
-            }
+            for (int h = 0; h < NH; ++h)
+                _mm_storeu_ps(scores[h] + j, _mm_mul_ps(hsum4(acc[h]), sv));
         }
     }
 #endif
@@ -169,10 +160,10 @@ void pass_weighted_values(const float* const p[], const float* scale, const uint
                           int hd, float* const out[], [[maybe_unused]] bool prefetch) {
     int d = 0;
 #ifdef MLLM_ATTN_AVX2
-    // Up to 8 accumulators for one head, 8 to 12 for two or three, 8 for four; then what is left
-    // (80-dimension heads) 16 at a time.
+    // 8 accumulators for one head, 8 or 12 for two or three; then what is left (80-dimension
+    // heads) 16 at a time.
     if constexpr (NH == 1) weighted_value_chunks<NH, 64>(p, scale, v, n, hd, out, prefetch, d);
-    if constexpr (NH <= 3) weighted_value_chunks<NH, 32>(p, scale, v, n, hd, out, prefetch, d);
+    weighted_value_chunks<NH, 32>(p, scale, v, n, hd, out, prefetch, d);
     weighted_value_chunks<NH, 16>(p, scale, v, n, hd, out, prefetch, d);
 #endif
     if (d == hd) return;
@@ -275,11 +266,8 @@ void attention(const float* q, const KvLayer& cache, float* out, int64_t n_past,
             case 2:
                 attention_pass<2>(qs, k, v, n_keys, hd, scale, sc, os, kv_from_memory);
                 break;
-            case 3:
-                attention_pass<3>(qs, k, v, n_keys, hd, scale, sc, os, kv_from_memory);
-                break;
             default:
-                attention_pass<4>(qs, k, v, n_keys, hd, scale, sc, os, kv_from_memory);
+                attention_pass<3>(qs, k, v, n_keys, hd, scale, sc, os, kv_from_memory);
                 break;
         }
         task += nh;
