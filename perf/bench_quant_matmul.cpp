@@ -155,23 +155,28 @@ void gemv_hot_shapes(benchmark::internal::Benchmark* b) {
     b->Args({576, 1536})->Args({1536, 576})->ArgNames({"rows", "k"})->Unit(benchmark::kMicrosecond);
 }
 
-#define MLLM_QMM_BENCH(type, gemv, gemm)                                                           \
+// K formats: rows of three super-blocks instead of 576 elements.
+void gemv_hot_shapes_k(benchmark::internal::Benchmark* b) {
+    b->Args({576, 1536})->Args({1536, 768})->ArgNames({"rows", "k"})->Unit(benchmark::kMicrosecond);
+}
+
+#define MLLM_QMM_BENCH(type, gemv, gemv_hot, gemm)                                                 \
     BENCHMARK_CAPTURE(BM_QuantMatmul, gemv_##type, DType::type, 1, Residency::kCold)->Apply(gemv); \
     BENCHMARK_CAPTURE(BM_QuantMatmul, gemv_hot_##type, DType::type, 1, Residency::kHot)            \
-        ->Apply(gemv_hot_shapes);                                                                  \
+        ->Apply(gemv_hot);                                                                         \
     BENCHMARK_CAPTURE(BM_QuantMatmul, gemm128_##type, DType::type, 128, Residency::kCold)          \
         ->Apply(gemm);
 
-MLLM_QMM_BENCH(Q4_0, gemv_shapes, gemm_shapes)
-MLLM_QMM_BENCH(Q8_0, gemv_shapes, gemm_shapes)
-MLLM_QMM_BENCH(Q4_1, gemv_shapes, gemm_shapes)
-MLLM_QMM_BENCH(Q5_0, gemv_shapes, gemm_shapes)
-MLLM_QMM_BENCH(Q4_K, gemv_shapes_k, gemm_shapes_k)
-MLLM_QMM_BENCH(Q5_K, gemv_shapes_k, gemm_shapes_k)
-MLLM_QMM_BENCH(Q6_K, gemv_shapes_k, gemm_shapes_k)
-MLLM_QMM_BENCH(F16, gemv_shapes, gemm_shapes)
-MLLM_QMM_BENCH(BF16, gemv_shapes, gemm_shapes)
-MLLM_QMM_BENCH(F32, gemv_shapes, gemm_shapes)
+MLLM_QMM_BENCH(Q4_0, gemv_shapes, gemv_hot_shapes, gemm_shapes)
+MLLM_QMM_BENCH(Q8_0, gemv_shapes, gemv_hot_shapes, gemm_shapes)
+MLLM_QMM_BENCH(Q4_1, gemv_shapes, gemv_hot_shapes, gemm_shapes)
+MLLM_QMM_BENCH(Q5_0, gemv_shapes, gemv_hot_shapes, gemm_shapes)
+MLLM_QMM_BENCH(Q4_K, gemv_shapes_k, gemv_hot_shapes_k, gemm_shapes_k)
+MLLM_QMM_BENCH(Q5_K, gemv_shapes_k, gemv_hot_shapes_k, gemm_shapes_k)
+MLLM_QMM_BENCH(Q6_K, gemv_shapes_k, gemv_hot_shapes_k, gemm_shapes_k)
+MLLM_QMM_BENCH(F16, gemv_shapes, gemv_hot_shapes, gemm_shapes)
+MLLM_QMM_BENCH(BF16, gemv_shapes, gemv_hot_shapes, gemm_shapes)
+MLLM_QMM_BENCH(F32, gemv_shapes, gemv_hot_shapes, gemm_shapes)
 
 BENCHMARK_CAPTURE(BM_QuantizeActivation, q8_0, DType::Q4_0)->Arg(2048)->Arg(5632);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, q8_k, DType::Q4_K)->Arg(2048)->Arg(5632);
