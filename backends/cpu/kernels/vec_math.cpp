@@ -10,14 +10,6 @@ extern "C" __m256 _ZGVdN8v_expf(__m256 x);  // glibc libmvec, AVX2 variant of ex
 
 namespace mllm::cpu {
 
-void exp_inplace(float* x, int64_t n) {
-    int64_t i = 0;
-#ifdef MLLM_HAVE_LIBMVEC
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _ZGVdN8v_expf(_mm256_loadu_ps(x + i)));
-#endif
-    for (; i < n; ++i) x[i] = std::exp(x[i]);
-}
-
 float exp_shifted_sum(float* x, int64_t n, float shift) {
     int64_t i = 0;
     float sum = 0;

@@ -4,13 +4,10 @@
 
 namespace mllm::cpu {
 
-// x[i] = exp(x[i]). On x86-64 builds with AVX2 this calls glibc's libmvec (_ZGVdN8v_expf, the
-// vector variant of expf that GCC itself emits under -ffast-math; within 4 ulp of expf), eight
-// lanes at a time; elsewhere plain expf.
-void exp_inplace(float* x, int64_t n);
-
 // x[i] = exp(x[i] - shift), returning the sum of the results: softmax's exponentials and their
-// sum in one pass (eight partial sums, then the rest in order).
+// sum in one pass (eight partial sums, then the rest in order). On x86-64 builds with AVX2 this
+// calls glibc's libmvec (_ZGVdN8v_expf, the vector variant of expf that GCC itself emits under
+// -ffast-math; within 4 ulp of expf), eight lanes at a time; elsewhere plain expf.
 float exp_shifted_sum(float* x, int64_t n, float shift);
 
 // y[i] = silu(gate[i]) * up[i] (up == nullptr: silu alone); y may alias gate.
