@@ -34,6 +34,7 @@ const ModelCase kCases[] = {
     {"SmolLM2-135M/q4_0", test::smollm2_135m, DType::Q4_0},
     {"SmolLM2-135M/q8_0", test::smollm2_135m, DType::Q8_0},
     {"TinyLlama-1.1B/q4_0", test::tinyllama_11b, DType::Q4_0},
+    {"TinyLlama-1.1B/q4_k", test::tinyllama_11b, DType::Q4_K},
     {"Qwen2.5-0.5B/q4_0", test::qwen25_05b, DType::Q4_0},
 };
 
