@@ -23,11 +23,13 @@ namespace {
 // only cost instructions (about 20% of the kernel).
 constexpr int64_t kPrefetchBytes = 2048;
 
-// Prefetches the `bytes` at `row` + kPrefetchBytes that lie before `end`.
+// Prefetches the `bytes` at `row` + kPrefetchBytes that lie before `end` (offsets are compared
+// first, so no pointer past the end is ever formed).
 inline void prefetch_ahead(const uint16_t* row, int64_t bytes, const uint16_t* end) {
-    const char* p = reinterpret_cast<const char*>(row) + kPrefetchBytes;
-    const char* stop = std::min(p + bytes, reinterpret_cast<const char*>(end));
-    for (; p < stop; p += 64) _mm_prefetch(p, _MM_HINT_T0);
+    const auto* base = reinterpret_cast<const char*>(row);
+    const int64_t stop =
+        std::min<int64_t>(kPrefetchBytes + bytes, reinterpret_cast<const char*>(end) - base);
+    for (int64_t at = kPrefetchBytes; at < stop; at += 64) _mm_prefetch(base + at, _MM_HINT_T0);
 }
 
 // The sum of the 8 lanes of v.
