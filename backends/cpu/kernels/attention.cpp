@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "backends/cpu/kernels/hsum_avx.h"
 #include "backends/cpu/kernels/vec_math.h"
 #include "core/fp16.h"
 
@@ -30,14 +31,6 @@ inline void prefetch_ahead(const uint16_t* row, int64_t bytes, const uint16_t* e
     const int64_t stop =
         std::min<int64_t>(kPrefetchBytes + bytes, reinterpret_cast<const char*>(end) - base);
     for (int64_t at = kPrefetchBytes; at < stop; at += 64) _mm_prefetch(base + at, _MM_HINT_T0);
-}
-
-// The sum of the 8 lanes of v.
-inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 // Lane i of the result is the sum of the 8 lanes of v[i].

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "backends/cpu/kernels/hsum_avx.h"
+
 #if defined(__x86_64__) && defined(__AVX2__) && defined(MLLM_HAVE_LIBMVEC_LIB)
 #include <immintrin.h>
 #define MLLM_HAVE_LIBMVEC 1
@@ -21,9 +23,7 @@ float exp_shifted_sum(float* x, int64_t n, float shift) {
         _mm256_storeu_ps(x + i, e);
         acc = _mm256_add_ps(acc, e);
     }
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+    sum = hsum(acc);
 #endif
     for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - shift));
     return sum;
