@@ -118,23 +118,24 @@ void row_per_invocation() {
     }
 }
 
-#if defined(REPACKED)
-// Row per invocation over repacked Q4_0/Q8_0 rows (vk_matmul.h): per row the blocks' quants (16
-// or 32 bytes each, 16-byte aligned), then one f32 scale per block. llvmpipe pays per load
-// instruction, not per byte, so a block costs one or two 16-byte loads and a quarter of a scale
-// load per row. It does not unroll loops either, and a local array indexed in a loop is memory
-// it reaches through a loop over the lanes: so the 4 rows (ROWS, the host's choice; 8 for one
-// token, each x texel fetched then serving twice the rows) and up to 4 tokens are spelled out,
-// every index a constant, rows in the components of one vec4 accumulator per token.
+#if defined(REPACKED) && defined(WEIGHT_Q8_0)
+// Row per invocation over repacked Q8_0 rows (vk_matmul.h): per row the blocks' quants (32 bytes
+// each, 16-byte aligned), then one f32 scale per block. llvmpipe pays per load instruction, not
+// per byte, so a block costs two 16-byte loads and a quarter of a scale load per row. It does
+// not unroll loops either, and a local array indexed in a loop is memory it reaches through a
+// loop over the lanes: so the 4 rows (ROWS, the host's choice: 4 or 8, each x texel fetched then
+// serving twice the rows) and up to 4 tokens are spelled out, every index a constant, rows in
+// the components of one vec4 accumulator per token.
 // Each row's block is summed in the order of its quants with the block's scale applied once,
-// (sum of (q - 8) x) d, in fused multiply-adds: fewer instructions per weight than dequantizing
+// (sum of q x) d, in fused multiply-adds: fewer instructions per weight than dequantizing
 // first. (Lanes loading a part of the block each and broadcasting it to the others costs more on
-// llvmpipe: its subgroupBroadcast loops over the lanes.)
+// llvmpipe: its subgroupBroadcast loops over the lanes.) llvmpipe's code is sensitive to the
+// order of these fetches: a version that fetched each row's two texels together and held the
+// block's texels across tokens made the decode GEMV 1.5 times slower.
 float dot_fma(vec4 a, vec4 b, float acc) {
     return fma(a.w, b.w, fma(a.z, b.z, fma(a.y, b.y, fma(a.x, b.x, acc))));
 }
 
-#if defined(WEIGHT_Q8_0)
 // Quants q (elements 0..15) and r (16..31) against the block's input, 4 elements per xi.
 float row_block(uvec4 q, uvec4 r, vec4 x0, vec4 x1, vec4 x2, vec4 x3, vec4 x4, vec4 x5, vec4 x6,
                 vec4 x7) {
@@ -147,34 +148,10 @@ float row_block(uvec4 q, uvec4 r, vec4 x0, vec4 x1, vec4 x2, vec4 x3, vec4 x4, v
     s = dot_fma(unpack_i8x4(r.z), x6, s);
     return dot_fma(unpack_i8x4(r.w), x7, s);
 }
-#else
-vec4 low_nibbles(uint w) {
-    return vec4((uvec4(w) >> uvec4(0u, 8u, 16u, 24u)) & 15u) - 8.0;
-}
-vec4 high_nibbles(uint w) {
-    return vec4((uvec4(w) >> uvec4(4u, 12u, 20u, 28u)) & 15u) - 8.0;
-}
-// Bytes 4i.. of q hold elements 4i.. (low nibbles) and 16 + 4i.. (high).
-float row_block(uvec4 q, uvec4 r, vec4 x0, vec4 x1, vec4 x2, vec4 x3, vec4 x4, vec4 x5, vec4 x6,
-                vec4 x7) {
-    float s = dot_fma(low_nibbles(q.x), x0, 0.0);
-    s = dot_fma(low_nibbles(q.y), x1, s);
-    s = dot_fma(low_nibbles(q.z), x2, s);
-    s = dot_fma(low_nibbles(q.w), x3, s);
-    s = dot_fma(high_nibbles(q.x), x4, s);
-    s = dot_fma(high_nibbles(q.y), x5, s);
-    s = dot_fma(high_nibbles(q.z), x6, s);
-    return dot_fma(high_nibbles(q.w), x7, s);
-}
-#endif
 
 // Block b of the four rows whose first texels are a0..a3 against one token's block of x (x0..x7,
 // in the caller's scope, as are b and scales), scaled by the rows' block scales, into `out`.
-#if defined(WEIGHT_Q8_0)
-const uint QUANT_TEXELS = 2u;
-#else
-const uint QUANT_TEXELS = 1u;
-#endif
+const uint QUANT_TEXELS = 2u;  // 16-byte texels of quants per block
 #define MLLM_QUAD(out, a0, a1, a2, a3)                                                         \
     {                                                                                          \
         const uint si = scales + b / 4u, sc = b & 3u;                                          \
@@ -249,11 +226,126 @@ void repacked_rows() {
 }
 #undef MLLM_QUAD
 
+#elif defined(REPACKED) && defined(WEIGHT_Q4_0)
+// Q4_0 on CPU devices, in integer arithmetic. llvmpipe runs an invocation per SIMD lane, 32 bits
+// each; dequantizing a weight to float costs a shift, a mask, a conversion, a subtraction and a
+// multiply-add per lane. Here the input is quantized to the CPU backend's Q8_0 blocks and the
+// rows come in pairs (vk_matmul.h), a 32-bit word holding four columns of both rows with their
+// nibbles 16 bits apart: masking out one column of the pair (w >> 4j & 0x000f000f) and
+// multiplying it by the column's input quant gives both rows' products in one multiply. 16
+// columns add up in a word before a half could overflow (|sum| <= 16 * 15 * 127 < 2^15); the
+// halves are then split, and sum (q - 8) x = sum q x - 8 sum x, in integers, exactly as the CPU's
+// integer dot product. Each invocation computes four pairs (ROWS is 8), for up to 4 tokens,
+// spelled out as in repacked_rows above.
+const uint FORMAT = 0u;  // quant8.glsl: Q8_0
+#include "quant8.glsl"
+
+// Both rows' sums over one word's four columns against their input quants q.
+int pair_word(uint w, ivec4 q) {
+    const uint column = 0x000f000fu;
+    return int(w & column) * q.x + int((w >> 4) & column) * q.y + int((w >> 8) & column) * q.z +
+           int((w >> 12) & column) * q.w;
+}
+
+// Both rows' sums of q x over a block, from its texels a (columns 0-15) and b (16-31).
+ivec2 pair_block(uvec4 a, uvec4 b, ivec4 q0, ivec4 q1, ivec4 q2, ivec4 q3, ivec4 q4, ivec4 q5,
+                 ivec4 q6, ivec4 q7) {
+    const int sa = pair_word(a.x, q0) + pair_word(a.y, q1) + pair_word(a.z, q2) + pair_word(a.w, q3);
+    const int sb = pair_word(b.x, q4) + pair_word(b.y, q5) + pair_word(b.z, q6) + pair_word(b.w, q7);
+    const int la = bitfieldExtract(sa, 0, 16), lb = bitfieldExtract(sb, 0, 16);
+    return ivec2(la + lb, ((sa - la) >> 16) + ((sb - lb) >> 16));
+}
+
+void paired_rows() {
+    const uint group = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;
+    const uint wg = gl_WorkGroupSize.x;
+    const uint base = group * wg * 4u + gl_LocalInvocationID.x;  // this lane's first pair
+    const uint tok0 = gl_WorkGroupID.y * TOKENS;
+    const uint blocks = p.k / 32u;
+    // Pairs come in groups of 8 (the last one padded), their texels interleaved: texel t of
+    // pair 8 g + l is texel (g pt + t) 8 + l, so 8 lanes on consecutive pairs read 128
+    // contiguous bytes per fetch.
+    const uint last = (p.m + 15u) / 16u * 8u - 1u;
+    const uint pt = 2u * blocks + (blocks + 1u) / 2u;  // texels per pair
+    const uint w0 = p.w_offset / 16u;
+    // Each pair's first texel; lanes past the last group compute its last pair again.
+#define MLLM_PAIR_AT(pair) (w0 + ((pair) >> 3) * pt * 8u + ((pair) & 7u))
+    const uint at0 = MLLM_PAIR_AT(min(base, last));
+    const uint at1 = MLLM_PAIR_AT(min(base + wg, last));
+    const uint at2 = MLLM_PAIR_AT(min(base + 2u * wg, last));
+    const uint at3 = MLLM_PAIR_AT(min(base + 3u * wg, last));
+#undef MLLM_PAIR_AT
+    const uint scales = 16u * blocks;  // texels of quants before a pair's scales, interleaved
+    uvec4 xb;  // each token's first element; tokens past n repeat the last (TOKENS <= 4)
+    for (uint t = 0; t < 4u; ++t) xb[t] = p.x_offset + min(tok0 + t, p.n - 1u) * p.x_stride;
+    // Per token, pairs 0-1 (rows 0-3 of the four) and pairs 2-3.
+    vec4 lo0 = vec4(0.0), lo1 = vec4(0.0), lo2 = vec4(0.0), lo3 = vec4(0.0);
+    vec4 hi0 = vec4(0.0), hi1 = vec4(0.0), hi2 = vec4(0.0), hi3 = vec4(0.0);
+    for (uint b = 0; b < blocks; ++b) {
+        const uint qi = 16u * b, si = scales + 8u * (b / 2u);
+        const uvec4 a0 = weight_quad(at0 + qi), b0 = weight_quad(at0 + qi + 8u);
+        const uvec4 a1 = weight_quad(at1 + qi), b1 = weight_quad(at1 + qi + 8u);
+        const uvec4 a2 = weight_quad(at2 + qi), b2 = weight_quad(at2 + qi + 8u);
+        const uvec4 a3 = weight_quad(at3 + qi), b3 = weight_quad(at3 + qi + 8u);
+        const vec4 s0 = uintBitsToFloat(weight_quad(at0 + si));
+        const vec4 s1 = uintBitsToFloat(weight_quad(at1 + si));
+        const vec4 s2 = uintBitsToFloat(weight_quad(at2 + si));
+        const vec4 s3 = uintBitsToFloat(weight_quad(at3 + si));
+        // The pairs' row scales of this block: the first two components of a scale texel, or
+        // the last two for odd blocks.
+        const bool odd = (b & 1u) != 0u;
+        const vec4 d01 = odd ? vec4(s0.zw, s1.zw) : vec4(s0.xy, s1.xy);
+        const vec4 d23 = odd ? vec4(s2.zw, s3.zw) : vec4(s2.xy, s3.xy);
+        // A token's block of input: its quants q0..q7 (4 columns each) and scale dx.
+#define MLLM_TOKEN(lo, hi, t)                                                                  \
+    {                                                                                          \
+        const uint xi = xb[t] + 32u * b;                                                      \
+        const vec4 x0 = x_vec(xi), x1 = x_vec(xi + 4u), x2 = x_vec(xi + 8u);                   \
+        const vec4 x3 = x_vec(xi + 12u), x4 = x_vec(xi + 16u), x5 = x_vec(xi + 20u);           \
+        const vec4 x6 = x_vec(xi + 24u), x7 = x_vec(xi + 28u);                                 \
+        const vec4 m4 = max(max(max(abs(x0), abs(x1)), max(abs(x2), abs(x3))),                 \
+                            max(max(abs(x4), abs(x5)), max(abs(x6), abs(x7))));                \
+        float to_quant, dx;                                                                    \
+        q8_scales(max(max(m4.x, m4.y), max(m4.z, m4.w)), to_quant, dx);                        \
+        const ivec4 q0 = ivec4(roundEven(x0 * to_quant)), q1 = ivec4(roundEven(x1 * to_quant)); \
+        const ivec4 q2 = ivec4(roundEven(x2 * to_quant)), q3 = ivec4(roundEven(x3 * to_quant)); \
+        const ivec4 q4 = ivec4(roundEven(x4 * to_quant)), q5 = ivec4(roundEven(x5 * to_quant)); \
+        const ivec4 q6 = ivec4(roundEven(x6 * to_quant)), q7 = ivec4(roundEven(x7 * to_quant)); \
+        const ivec4 qs = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7));                    \
+        const int offset = 8 * ((qs.x + qs.y) + (qs.z + qs.w));                                \
+        const ivec2 p0 = pair_block(a0, b0, q0, q1, q2, q3, q4, q5, q6, q7) - offset;          \
+        const ivec2 p1 = pair_block(a1, b1, q0, q1, q2, q3, q4, q5, q6, q7) - offset;          \
+        const ivec2 p2 = pair_block(a2, b2, q0, q1, q2, q3, q4, q5, q6, q7) - offset;          \
+        const ivec2 p3 = pair_block(a3, b3, q0, q1, q2, q3, q4, q5, q6, q7) - offset;          \
+        lo += vec4(p0, p1) * (d01 * dx);                                                       \
+        hi += vec4(p2, p3) * (d23 * dx);                                                       \
+    }
+        MLLM_TOKEN(lo0, hi0, 0)
+        if (TOKENS > 1u) MLLM_TOKEN(lo1, hi1, 1)
+        if (TOKENS > 2u) MLLM_TOKEN(lo2, hi2, 2)
+        if (TOKENS > 3u) MLLM_TOKEN(lo3, hi3, 3)
+#undef MLLM_TOKEN
+    }
+    // Row r of pair j (rows 2 (base + j wg) + r): component 2j + r of lo (j < 2) or hi.
+    const mat4 lo = mat4(lo0, lo1, lo2, lo3), hi = mat4(hi0, hi1, hi2, hi3);
+    for (uint i = 0; i < 8u; ++i) {
+        const uint j = i / 2u;
+        const uint row = 2u * (base + j * wg) + (i & 1u);
+        if (row >= p.m) continue;
+        const float bv = p.has_bias != 0u ? bias[p.bias_offset + row] : 0.0;
+        for (uint t = 0; t < TOKENS; ++t)
+            if (tok0 + t < p.n)
+                y[y_at(row, tok0 + t)] = (i < 4u ? lo[t][i] : hi[t][i & 3u]) + bv;
+    }
+}
 #endif
 
 void main() {
-#if defined(REPACKED)
+#if defined(REPACKED) && defined(WEIGHT_Q8_0)
     repacked_rows();
+    return;
+#elif defined(REPACKED) && defined(WEIGHT_Q4_0)
+    paired_rows();
     return;
 #endif
     if (ROW_PER_INVOCATION != 0u) {

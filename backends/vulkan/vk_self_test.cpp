@@ -119,7 +119,7 @@ std::string check_rounded(Context& ctx, const Allocation& rounded, const std::ve
 }
 
 std::string test_matmul(Context& ctx, DType type) {
-    // Rows past 4 * 64: the repacked kernel's invocations compute rows 64 apart, up to 8 each.
+    // Rows across several workgroups of every layout, and an odd count (Q4_0's repacked pairs).
     const int64_t m = 301, k = 256;
     const size_t rb = row_bytes(type, k);
     const std::vector<float> wf = random_floats(static_cast<size_t>(m * k), 1);
@@ -153,9 +153,10 @@ std::string test_matmul(Context& ctx, DType type) {
             random_floats(static_cast<size_t>(n * k), 2 + static_cast<uint64_t>(n));
         const Allocation xa = upload(ctx, x);
         // Half-precision weights multiply activations rounded to their precision; the integer
-        // kernel, activations rounded to Q8_0 blocks.
-        const DType rounding = int_dot ? DType::Q8_0 : type;
-        if (int_dot || type == DType::F16 || type == DType::BF16) {
+        // kernels, activations rounded to Q8_0 blocks.
+        const bool q8_input = int_dot || matmul_quantizes_input(type, repacked);
+        const DType rounding = q8_input ? DType::Q8_0 : type;
+        if (q8_input || type == DType::F16 || type == DType::BF16) {
             std::vector<uint8_t> tmp(row_bytes(rounding, k));
             for (int64_t t = 0; t < n; ++t) {
                 quantize_row(rounding, x.data() + t * k, tmp.data(), k);

@@ -57,6 +57,23 @@ size_t w_bytes(DType t, int64_t rows, int64_t k) {
     return row_bytes(t, k) * static_cast<size_t>(rows);
 }
 
+// x [n, k] rounded to Q8_0 blocks, as the CPU backend multiplies it with quantized weights.
+std::vector<float> rounded_to_q8_0(const std::vector<float>& x, int64_t k) {
+    std::vector<float> out(x.size());
+    std::vector<uint8_t> q8(row_bytes(DType::Q8_0, k));
+    for (size_t at = 0; at < x.size(); at += static_cast<size_t>(k)) {
+        quantize_row(DType::Q8_0, x.data() + at, q8.data(), k);
+        dequantize_row(DType::Q8_0, q8.data(), out.data() + at, k);
+    }
+    return out;
+}
+
+// x as the kernel multiplies it: rounded to Q8_0 blocks by the kernels that quantize their
+// input (matmul_quantizes_input), else as it is.
+std::vector<float> kernel_input(DType t, bool repacked, const std::vector<float>& x, int64_t k) {
+    return matmul_quantizes_input(t, repacked) ? rounded_to_q8_0(x, k) : x;
+}
+
 // x [n, k] spread into a buffer with an offset and a padded stride, the rest NaN (never read).
 std::vector<float> spread(const std::vector<float>& x, int64_t k, int64_t n, int64_t offset,
                           int64_t stride) {
@@ -217,12 +234,7 @@ TEST_F(VulkanMatMul, IntegerDotProductsMatchTheReference) {
                     SCOPED_TRACE(str_cat(dtype_name(t), " m=", m, " k=", k, " n=", n));
                     const auto w = random_weights(t, m, k, rng);
                     const auto x = random_floats(static_cast<size_t>(n * k), rng);
-                    std::vector<float> rounded(x.size());
-                    std::vector<uint8_t> q8(row_bytes(DType::Q8_0, k));
-                    for (int64_t tok = 0; tok < n; ++tok) {
-                        quantize_row(DType::Q8_0, x.data() + tok * k, q8.data(), k);
-                        dequantize_row(DType::Q8_0, q8.data(), rounded.data() + tok * k, k);
-                    }
+                    const std::vector<float> rounded = rounded_to_q8_0(x, k);
                     Allocation wa = upload(w);
                     Allocation xa = upload(x);
                     Allocation qa =
@@ -272,8 +284,7 @@ TEST_F(VulkanMatMul, RepackedWeightsMatchTheReference) {
                         const auto w = random_weights(t, m, k, rng);
                         const auto x = random_floats(static_cast<size_t>(n * k), rng);
                         const auto bias = random_floats(static_cast<size_t>(m), rng);
-                        std::vector<uint8_t> packed(repacked_row_bytes(t, k) *
-                                                    static_cast<size_t>(m));
+                        std::vector<uint8_t> packed(repacked_bytes(t, m, k));
                         repack_for_matmul(t, w.data(), m, k, packed.data());
                         const int64_t x_off = n == 3 ? 1 : 0, x_stride = n == 3 ? k + 3 : k;
                         const int64_t y_stride = m + 1;
@@ -304,7 +315,9 @@ TEST_F(VulkanMatMul, RepackedWeightsMatchTheReference) {
                         for (int64_t tok = 0; tok < n; ++tok)
                             y.insert(y.end(), ys.begin() + tok * y_stride,
                                      ys.begin() + tok * y_stride + m);
-                        expect_close(y, reference_matmul(t, w, x, m, k, n, bias), m);
+                        expect_close(
+                            y, reference_matmul(t, w, kernel_input(t, true, x, k), m, k, n, bias),
+                            m);
                         if (HasFailure()) return;
                     }
                 }
@@ -320,8 +333,9 @@ TEST_F(VulkanMatMul, GroupsWriteEachWeightsRowsToItsOwnOutput) {
     // and the tiled GEMM; 1 token (the repacked Q4_0 kernel's 8 rows per invocation), 7, and 40
     // under a binding limit that makes them several dispatches of tokens.
     std::mt19937 rng(31);
-    const int64_t parts[] = {64, 24, 13};
-    const int64_t m = 64 + 24 + 13;
+    // 63 rows: a Q4_0 pair of the repacked layout spans the first two outputs.
+    const int64_t parts[] = {63, 25, 13};
+    const int64_t m = 63 + 25 + 13;
     for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
         for (int layout : {1, 0, 2}) {  // 2: the tiled GEMM
             for (int64_t n : {1, 7, 40}) {
@@ -338,7 +352,7 @@ TEST_F(VulkanMatMul, GroupsWriteEachWeightsRowsToItsOwnOutput) {
                 const auto bias = random_floats(static_cast<size_t>(m), rng);
                 std::vector<uint8_t> packed;
                 if (repacked) {
-                    packed.resize(repacked_row_bytes(t, k) * static_cast<size_t>(m));
+                    packed.resize(repacked_bytes(t, m, k));
                     repack_for_matmul(t, w.data(), m, k, packed.data());
                 }
                 // Outputs at offsets 5, then after the first, ... with strides one wider.
@@ -385,7 +399,8 @@ TEST_F(VulkanMatMul, GroupsWriteEachWeightsRowsToItsOwnOutput) {
                         ASSERT_EQ(ys[i], -7.0f) << "y[" << i << "] overwritten";
                     }
                 }
-                expect_close(y, reference_matmul(t, w, x, m, k, n, bias), m);
+                expect_close(
+                    y, reference_matmul(t, w, kernel_input(t, repacked, x, k), m, k, n, bias), m);
                 if (HasFailure()) return;
             }
         }

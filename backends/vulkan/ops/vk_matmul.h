@@ -94,12 +94,27 @@ bool matmul_supports(DType weight_type);
 // its width, so the GGUF blocks, only 2-byte aligned, cost several loads per 8 weights; the
 // repacked rows are read with one 16-byte load per 16 bytes of quants and one per block scale.
 bool matmul_repacks(const DeviceProps& device, DType weight_type);
-// Bytes per row of k elements in the repacked layout: the blocks' quants back to back (16 bytes
-// a Q4_0 block, 32 a Q8_0 one), then their scales as f32, padded to a multiple of 16 bytes.
-size_t repacked_row_bytes(DType weight_type, int64_t k);
-// Rewrites `rows` GGUF rows of k elements at src into dst (rows * repacked_row_bytes bytes).
+// The repacked layouts. Q8_0: per row, the blocks' quants back to back (32 bytes a block), then
+// their scales as f32, padded to a multiple of 16 bytes. Q4_0: rows in pairs (an odd last row
+// pairs with zeros), per pair and block two 16-byte texels of quants, columns 0-15 then 16-31,
+// each 32-bit word four columns of both rows (row 0's nibbles in bits 0-15, four bits a column,
+// row 1's in bits 16-31), so one integer multiply takes a column of both rows; then the
+// scales, one 16-byte texel per two blocks (row 0, row 1 of block 2i, then of block 2i + 1);
+// pairs are interleaved in groups of 8, texel t of pair 8 g + l at texel (g T + t) 8 + l (T
+// texels a pair), so lavapipe's 8 SIMD lanes, on consecutive pairs, fetch 128 contiguous bytes.
+// Rows per repacked unit (16 for Q4_0's groups of pairs, else 1) and the bytes of one unit.
+int64_t repacked_unit_rows(DType weight_type);
+size_t repacked_unit_bytes(DType weight_type, int64_t k);
+// Bytes of `rows` repacked rows of k elements (whole units).
+size_t repacked_bytes(DType weight_type, int64_t rows, int64_t k);
+// Rewrites `rows` GGUF rows of k elements at src into dst (repacked_bytes bytes).
 void repack_for_matmul(DType weight_type, const uint8_t* src, int64_t rows, int64_t k,
                        uint8_t* dst);
+// Whether the kernel multiplies its input quantized to Q8_0 blocks, as the CPU backend does for
+// these weights (the repacked Q4_0 kernel's integer products): inputs the CPU's rounding left
+// unchanged (round_activations' output) give the CPU's products; others are rounded as the CPU
+// would, save that ties round to even.
+bool matmul_quantizes_input(DType weight_type, bool repacked);
 // The repacked copy of `rows` GGUF rows in device memory, 16-byte aligned as the shaders'
 // uvec4 loads need.
 Allocation upload_repacked(Context& ctx, DType weight_type, const uint8_t* src, int64_t rows,
