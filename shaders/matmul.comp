@@ -25,6 +25,9 @@ layout(constant_id = 3) const uint ROW_PER_INVOCATION = 0;
 // (the host knows at recording), so x is read 4 elements per load. A constant, not a branch on
 // the push constants: llvmpipe would evaluate both sides for every lane.
 layout(constant_id = 4) const uint X_ALIGNED = 0;
+// The repacked Q4_0 kernel's row pairs are a SwiGLU block's gate and up rows: it writes
+// silu(gate) * up, one value per pair (vk_matmul.h, MatMulArgs::gated).
+layout(constant_id = 5) const uint GATED = 0;
 
 // Binding 0, the weights: declared by weights.glsl (the repacked layout of vk_matmul.h reads
 // 16 bytes per load instruction).
@@ -328,6 +331,20 @@ void paired_rows() {
     }
     // Row r of pair j (rows 2 (base + j wg) + r): component 2j + r of lo (j < 2) or hi.
     const mat4 lo = mat4(lo0, lo1, lo2, lo3), hi = mat4(hi0, hi1, hi2, hi3);
+    if (GATED != 0u) {
+        // Pair j's output: silu(gate) * up, as elementwise.comp's SWIGLU computes it.
+        for (uint j = 0; j < 4u; ++j) {
+            const uint pair = base + j * wg;
+            if (2u * pair >= p.m) break;
+            for (uint t = 0; t < TOKENS; ++t) {
+                if (tok0 + t >= p.n) break;
+                const vec4 rows = j < 2u ? lo[t] : hi[t];
+                const vec2 gate_up = (j & 1u) == 0u ? rows.xy : rows.zw;
+                y[y_at(pair, tok0 + t)] = gate_up.x / (1.0 + exp(-gate_up.x)) * gate_up.y;
+            }
+        }
+        return;
+    }
     for (uint i = 0; i < 8u; ++i) {
         const uint j = i / 2u;
         const uint row = 2u * (base + j * wg) + (i & 1u);

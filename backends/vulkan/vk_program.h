@@ -118,7 +118,8 @@ class VkProgram final : public Executable {
     struct MatMulInputs {
         Bound plain, q8_0, q8_k, q8_0_packed;
         std::vector<Access> reads;
-        const Bound& for_weight(DType weight_type) const;
+        // x as a weight whose rounding_for is r takes it.
+        const Bound& rounded(const std::optional<Rounding>& r) const;
     };
     MatMulInputs matmul_inputs(graph::NodeId x, std::span<const DType> weights);
     void record_matmul_group(graph::NodeId leader);

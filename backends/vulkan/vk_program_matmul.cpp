@@ -16,20 +16,24 @@ using graph::Node;
 using graph::NodeId;
 using graph::Op;
 
-const VkProgram::Bound& VkProgram::MatMulInputs::for_weight(DType weight_type) const {
-    switch (activation_type(weight_type)) {
-        case DType::Q8_0:
+const VkProgram::Bound& VkProgram::MatMulInputs::rounded(const std::optional<Rounding>& r) const {
+    if (!r) return plain;
+    switch (r->slot()) {
+        case 0:
             return q8_0;
-        case DType::Q8_K:
+        case 1:
             return q8_k;
         default:
-            return plain;
+            return q8_0_packed;
     }
 }
 
 std::optional<VkProgram::Rounding> VkProgram::rounding_for(DType weight_type) const {
     const DType f = activation_type(weight_type);
-    if (f == DType::F32) return std::nullopt;
+    // The repacked Q4_0 kernel quantizes its input itself.
+    if (f == DType::F32 ||
+        matmul_quantizes_input(weight_type, matmul_repacks(ctx_.props(), weight_type)))
+        return std::nullopt;
     return Rounding{f, matmul_int_dot(ctx_.props(), weight_type)};
 }
 
@@ -78,12 +82,13 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
     in.plain = node(x_id);
     const Node& x = g_[x_id];
     for (DType t : weights) {
-        const DType f = activation_type(t);
-        if (f == DType::F32) {
+        const std::optional<Rounding> rounding = rounding_for(t);
+        if (!rounding) {
             in.reads.push_back(arena_access(x_id));
             continue;
         }
-        const Rounding r = *rounding_for(t);
+        const Rounding r = *rounding;
+        const DType f = r.format;
         const bool packed = r.packed;
         const int slot = r.slot();
         const Access where = rounded_access(r, x);
@@ -164,7 +169,7 @@ bool VkProgram::record_fused(const MatMulInputs& in, int64_t tokens,
         return false;
     const DType type = weights[0]->type;
     const bool packed = matmul_int_dot(props, type) && !w.repacked;
-    const Bound& x = packed ? in.q8_0_packed : in.for_weight(type);
+    const Bound& x = in.rounded(rounding_for(type));
     const Bound y = bind(arena_, 0, static_cast<int64_t>(arena_.size()));
     MatMulArgs a;
     a.weight_type = type;
@@ -196,7 +201,7 @@ void VkProgram::record_one_matmul(const MatMulInputs& in, NodeId weight_id, int6
     const Node& w = g_[weight_id];
     const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
     const bool packed = matmul_int_dot(ctx_.props(), w.dtype) && !weight.repacked;
-    const Bound& x = packed ? in.q8_0_packed : in.for_weight(w.dtype);
+    const Bound& x = in.rounded(rounding_for(w.dtype));
     MatMulArgs a;
     a.x_packed = packed;
     a.weight_type = w.dtype;
@@ -215,9 +220,37 @@ void VkProgram::record_one_matmul(const MatMulInputs& in, NodeId weight_id, int6
 }
 
 void VkProgram::record_gated_matmul(NodeId id) {
-    // gate -> the output, up -> scratch, then silu(gate) * up in place.
     const Node& n = g_[id];
     const NodeId x_id = n.inputs[0];
+    const Node& gate_w = g_[n.inputs[1]];
+    const Node& up_w = g_[n.inputs[2]];
+    // One kernel over gate and up rows paired, writing silu(gate) * up: where the device's
+    // kernel pairs them and no consumer wants the output rounded (the SwiGLU dispatch below
+    // writes that).
+    if (gate_w.dtype == up_w.dtype && matmul_gates_pairs(ctx_.props(), gate_w.dtype) &&
+        !common_rounding(id)) {
+        const DType types[] = {gate_w.dtype};
+        const MatMulInputs in = matmul_inputs(x_id, types);
+        const Access writes[] = {arena_access(id)};
+        sync(in.reads, writes);
+        const Bound x = in.rounded(rounding_for(gate_w.dtype));
+        const Bound y = node(id);
+        MatMulArgs a;
+        a.weight_type = gate_w.dtype;
+        a.m = 2 * gate_w.rows;
+        a.k = gate_w.cols;
+        a.n = n.rows;
+        a.w = weights_.gated_pairs(*gate_w.weight, *up_w.weight).range();
+        a.repacked = true;
+        a.gated = true;
+        a.x = x.range;
+        a.x_offset = x.offset;
+        a.y = y.range;
+        a.y_offset = y.offset;
+        record_matmul(ctx_, *seq_, a);
+        return;
+    }
+    // gate -> the output, up -> scratch, then silu(gate) * up in place.
     const int64_t bytes = static_cast<int64_t>(n.bytes());
     const DType types[] = {g_[n.inputs[1]].dtype, g_[n.inputs[2]].dtype};
     const MatMulInputs in = matmul_inputs(x_id, types);

@@ -118,6 +118,54 @@ std::string check_rounded(Context& ctx, const Allocation& rounded, const std::ve
     return err.empty() ? "" : "rounded copy: " + err;
 }
 
+// The gated kernel (silu(gate) * up from paired rows): rows 0..63 of the test matrix as the
+// gate, 64..127 as the up projection; wq their GGUF rows, w the same dequantized.
+std::string test_gated_matmul(Context& ctx, DType type, const std::vector<uint8_t>& wq,
+                              const std::vector<float>& w, int64_t k) {
+    const int64_t rows = 64, n = 5;
+    const size_t rb = row_bytes(type, k);
+    const std::vector<uint8_t> pairs =
+        interleave_gate_up(type, wq.data(), wq.data() + rb * rows, rows, k);
+    const Allocation wa = upload_repacked(ctx, type, pairs.data(), 2 * rows, k);
+    std::vector<float> x = random_floats(static_cast<size_t>(n * k), 9);
+    std::vector<uint8_t> tmp(row_bytes(DType::Q8_0, k));
+    for (int64_t t = 0; t < n; ++t) {  // the input as the kernel quantizes it
+        quantize_row(DType::Q8_0, x.data() + t * k, tmp.data(), k);
+        dequantize_row(DType::Q8_0, tmp.data(), x.data() + t * k, k);
+    }
+    const Allocation xa = upload(ctx, x);
+    std::vector<double> want, tol;
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+            double g = 0, u = 0, magnitude = 0;
+            for (int64_t i = 0; i < k; ++i) {
+                const double xi = x[static_cast<size_t>(t * k + i)];
+                g += w[static_cast<size_t>(r * k + i)] * xi;
+                u += w[static_cast<size_t>((rows + r) * k + i)] * xi;
+                magnitude += std::fabs(w[static_cast<size_t>(r * k + i)] * xi) +
+                             std::fabs(w[static_cast<size_t>((rows + r) * k + i)] * xi);
+            }
+            want.push_back(g / (1 + std::exp(-g)) * u);
+            tol.push_back(1e-4 * magnitude * (1 + std::fabs(g) + std::fabs(u)) + 1e-5);
+        }
+    const Allocation ya = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * want.size()));
+    run(ctx, [&](Sequence& seq) {
+        MatMulArgs a;
+        a.weight_type = type;
+        a.m = 2 * rows;
+        a.k = k;
+        a.n = n;
+        a.w = wa.range();
+        a.repacked = true;
+        a.gated = true;
+        a.x = xa.range();
+        a.y = ya.range();
+        record_matmul(ctx, seq, a);
+    });
+    const std::string err = compare(download(ctx, ya, want.size()), want, tol);
+    return err.empty() ? "" : "gate and up paired: " + err;
+}
+
 std::string test_matmul(Context& ctx, DType type) {
     // Rows across several workgroups of every layout, and an odd count (Q4_0's repacked pairs).
     const int64_t m = 301, k = 256;
@@ -210,7 +258,7 @@ std::string test_matmul(Context& ctx, DType type) {
             return str_cat(n, " token(s)", repacked ? ", repacked" : "",
                            int_dot ? ", integer dot products" : "", ": ", err);
     }
-    return "";
+    return matmul_gates_pairs(ctx.props(), type) ? test_gated_matmul(ctx, type, wq, w, k) : "";
 }
 
 std::string test_embed(Context& ctx, DType type) {

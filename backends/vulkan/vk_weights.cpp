@@ -1,5 +1,6 @@
 #include "backends/vulkan/vk_weights.h"
 
+#include <utility>
 #include <vector>
 
 #include "backends/vulkan/ops/vk_matmul.h"
@@ -74,6 +75,19 @@ WeightStore::Group WeightStore::matmul_group(std::span<const GgufTensor* const> 
         }
     }
     return {&groups_.emplace(std::move(key), std::move(a)).first->second, repacked};
+}
+
+const Allocation& WeightStore::gated_pairs(const GgufTensor& gate, const GgufTensor& up) {
+    const auto key = std::make_pair(&gate, &up);
+    auto it = gated_.find(key);
+    if (it != gated_.end()) return it->second;
+    const int64_t rows = whole_rows(gate);
+    if (up.type != gate.type || up.ne[0] != gate.ne[0] || whole_rows(up) != rows)
+        fail("internal: gate '", gate.name, "' and up '", up.name, "' differ in type or shape");
+    const std::vector<uint8_t> interleaved =
+        interleave_gate_up(gate.type, gate.data, up.data, rows, gate.ne[0]);
+    Allocation a = upload_repacked(ctx_, gate.type, interleaved.data(), 2 * rows, gate.ne[0]);
+    return gated_.emplace(key, std::move(a)).first->second;
 }
 
 const Allocation& WeightStore::bias_group(std::span<const GgufTensor* const> biases) {

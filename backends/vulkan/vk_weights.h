@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "backends/vulkan/vk_context.h"
@@ -35,6 +36,10 @@ class WeightStore {
         bool repacked;
     };
     Group matmul_group(std::span<const GgufTensor* const> tensors);
+    // A SwiGLU block's gate and up weights (one type, one shape) with their rows interleaved,
+    // gate row 0, up row 0, gate row 1, ..., repacked for the matmul that writes
+    // silu(gate) * up (matmul_gates_pairs).
+    const Allocation& gated_pairs(const GgufTensor& gate, const GgufTensor& up);
     // Their f32 biases, one after another.
     const Allocation& bias_group(std::span<const GgufTensor* const> biases);
 
@@ -43,6 +48,7 @@ class WeightStore {
     std::map<const GgufTensor*, Allocation> tensors_;
     std::map<const GgufTensor*, Allocation> repacked_;
     std::map<std::vector<const GgufTensor*>, Allocation> groups_;
+    std::map<std::pair<const GgufTensor*, const GgufTensor*>, Allocation> gated_;
 };
 
 }  // namespace mllm::vk

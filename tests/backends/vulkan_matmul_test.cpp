@@ -407,6 +407,68 @@ TEST_F(VulkanMatMul, GroupsWriteEachWeightsRowsToItsOwnOutput) {
     }
 }
 
+TEST_F(VulkanMatMul, GatedPairsWriteSiluOfGateTimesUp) {
+    // A SwiGLU block's gate and up rows interleaved and repacked, one kernel writing
+    // silu(gate) * up: ragged row counts against the 16-row groups, tokens past a workgroup's 4,
+    // y at an offset with a padded stride, and the weights split over several dispatches.
+    if (!matmul_gates_pairs(ctx().props(), DType::Q4_0))
+        GTEST_SKIP() << "the device does not pair gate and up rows";
+    std::mt19937 rng(41);
+    const DType t = DType::Q4_0;
+    for (int64_t rows : {1, 13, 67}) {
+        for (int64_t k : {32, 96}) {
+            for (int64_t n : {1, 6}) {
+                for (bool split : {false, true}) {
+                    if (split && (rows != 67 || n != 6)) continue;
+                    SCOPED_TRACE(str_cat("rows=", rows, " k=", k, " n=", n, split ? " split" : ""));
+                    const auto gate = random_weights(t, rows, k, rng);
+                    const auto up = random_weights(t, rows, k, rng);
+                    const auto x = random_floats(static_cast<size_t>(n * k), rng);
+                    const auto pairs = interleave_gate_up(t, gate.data(), up.data(), rows, k);
+                    std::vector<uint8_t> packed(repacked_bytes(t, 2 * rows, k));
+                    repack_for_matmul(t, pairs.data(), 2 * rows, k, packed.data());
+                    const int64_t y_off = 2, y_stride = rows + 1;
+                    Allocation wa = upload(packed);
+                    Allocation xa = upload(x);
+                    Allocation ya = upload(
+                        std::vector<float>(static_cast<size_t>(y_off + n * y_stride), -7.0f));
+                    MatMulArgs args = whole_args(t, 2 * rows, k, n, wa, xa, ya);
+                    args.repacked = true;
+                    args.gated = true;
+                    args.y_offset = y_off;
+                    args.y_stride = y_stride;
+                    MatMulConfig config;
+                    if (split) config.max_binding = packed.size() / 3 + slack();
+                    const size_t dispatches =
+                        run([&](Sequence& seq) { record_matmul(ctx(), seq, args, config); });
+                    if (split) {
+                        EXPECT_GT(dispatches, 1u) << "the weights were not split";
+                    }
+                    const auto ys = download(ya, static_cast<size_t>(y_off + n * y_stride));
+                    const std::vector<float> xq = rounded_to_q8_0(x, k);
+                    const Reference g = reference_matmul(t, gate, xq, rows, k, n);
+                    const Reference u = reference_matmul(t, up, xq, rows, k, n);
+                    for (int64_t tok = 0; tok < n; ++tok) {
+                        for (int64_t r = 0; r < rows; ++r) {
+                            const size_t i = static_cast<size_t>(tok * rows + r);
+                            const double silu = g.y[i] / (1.0 + std::exp(-g.y[i]));
+                            // silu's slope is below 1.1.
+                            const double tol = 1.1 * tolerance(g.magnitude[i]) * std::fabs(u.y[i]) +
+                                               std::fabs(silu) * tolerance(u.magnitude[i]) + 1e-6;
+                            EXPECT_NEAR(ys[static_cast<size_t>(y_off + tok * y_stride + r)],
+                                        silu * u.y[i], tol)
+                                << "token " << tok << ", row " << r;
+                        }
+                        EXPECT_EQ(ys[static_cast<size_t>(y_off + tok * y_stride + rows)], -7.0f)
+                            << "the stride's padding was written";
+                    }
+                    if (HasFailure()) return;
+                }
+            }
+        }
+    }
+}
+
 TEST_F(VulkanMatMul, RejectsGroupsThatNeedSeveralRowDispatches) {
     std::mt19937 rng(3);
     const int64_t m = 40, k = 32;

@@ -132,6 +132,10 @@ bool matmul_quantizes_input(DType weight_type, bool repacked) {
     return repacked && weight_type == DType::Q4_0;
 }
 
+bool matmul_gates_pairs(const DeviceProps& device, DType weight_type) {
+    return weight_type == DType::Q4_0 && matmul_repacks(device, weight_type);
+}
+
 namespace {
 
 // One GGUF row's fp16 block scales as f32 (exact: subnormal halves are normal floats).
@@ -203,6 +207,18 @@ void repack_for_matmul(DType t, const uint8_t* src, int64_t rows, int64_t k, uin
         repack_q4_0_pairs(src, rows, k, dst);
     else
         repack_rows(t, src, rows, k, dst);
+}
+
+std::vector<uint8_t> interleave_gate_up(DType weight_type, const uint8_t* gate, const uint8_t* up,
+                                        int64_t rows, int64_t k) {
+    const size_t row = row_bytes(weight_type, k);
+    std::vector<uint8_t> out(2 * row * static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+        const size_t at = static_cast<size_t>(r) * row;
+        std::memcpy(out.data() + 2 * at, gate + at, row);
+        std::memcpy(out.data() + 2 * at + row, up + at, row);
+    }
+    return out;
 }
 
 Allocation upload_repacked(Context& ctx, DType weight_type, const uint8_t* src, int64_t rows,
@@ -282,6 +298,13 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
              a.repacked ? " (repacked)" : "", ctx.props().int8_dot ? "" : " without int8 dot");
     const size_t groups = a.more_outputs.size();
     if (groups > 2) fail("internal: Vulkan matmul with ", groups + 1, " outputs (at most 3)");
+    if (a.gated && (!a.repacked || a.weight_type != DType::Q4_0 || groups > 0 || a.m % 2 != 0 ||
+                    a.bias.buffer != VK_NULL_HANDLE))
+        fail(
+            "internal: gated Vulkan matmul needs repacked Q4_0 (gate, up) row pairs, no bias "
+            "and one output");
+    // Values per token in y: one per row, or per (gate, up) pair.
+    const int64_t out_m = a.gated ? a.m / 2 : a.m;
     for (size_t i = 0; i < groups; ++i) {
         const MatMulArgs::Output& o = a.more_outputs[i];
         const int64_t end = i + 1 < groups ? a.more_outputs[i + 1].first_row : a.m;
@@ -295,7 +318,7 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     // One token's input: k floats, or its packed Q8_0 blocks in words.
     const int64_t x_row = a.x_packed ? q8_0_packed_words(a.k) : a.k;
     const int64_t x_stride = a.x_stride < 0 ? x_row : a.x_stride;
-    const int64_t y_stride = a.y_stride < 0 ? a.m : a.y_stride;
+    const int64_t y_stride = a.y_stride < 0 ? out_m : a.y_stride;
     const bool has_bias = a.bias.buffer != VK_NULL_HANDLE;
 
     // The shader reads whole 32-bit words: the weights' range covers the last one.
@@ -310,7 +333,7 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         fail("internal: Vulkan matmul weight binding holds ", a.w.size, " bytes, needs ",
              a.w_offset + weight_bytes(a.m), " and the rest of the last word");
     need_bytes(a.x, 4 * (a.x_offset + (a.n - 1) * x_stride + x_row), kOp, "input");
-    need_bytes(a.y, 4 * (a.y_offset + (a.n - 1) * y_stride + a.m), kOp, "output");
+    need_bytes(a.y, 4 * (a.y_offset + (a.n - 1) * y_stride + out_m), kOp, "output");
     if (has_bias) need_bytes(a.bias, 4 * (a.bias_offset + a.m), kOp, "bias");
 
     const DeviceProps& props = ctx.props();
@@ -365,7 +388,7 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                       4,
                       sizeof(MatMulPush),
                       {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation),
-                       x_aligned ? 1u : 0u}};
+                       x_aligned ? 1u : 0u, a.gated ? 1u : 0u}};
     if (tiled) desc = {std::string(shader) + "_tiled", 4, sizeof(MatMulPush), {kTiledThreads}};
     if (a.x_packed)
         desc = {
@@ -392,7 +415,8 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         {a.n,
          binding::items_per_binding(props, x_texel ? texel_limit : c.max_binding, 4 * x_row,
                                     4 * x_stride, "input row"),
-         binding::items_per_binding(props, c.max_binding, 4 * rows_per, 4 * y_stride, "output row"),
+         binding::items_per_binding(props, c.max_binding, 4 * (a.gated ? rows_per / 2 : rows_per),
+                                    4 * y_stride, "output row"),
          static_cast<int64_t>(props.max_workgroup_count[1]) * tokens_per_group,
          x_uniform ? 1 + static_cast<int64_t>((ux_limit - ux_align - 4 * x_row) / (4 * x_stride))
                    : a.n});
@@ -433,9 +457,11 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             }
             // With several outputs, y binds whole (it fits one binding, checked above).
             const BufferRange y =
-                groups > 0 ? binding::part(props, a.y, 0, a.y.size, y_skip)
-                           : binding::part(props, a.y, 4 * (a.y_offset + t0 * y_stride + r0),
-                                           4 * ((nt - 1) * y_stride + mr), y_skip);
+                groups > 0
+                    ? binding::part(props, a.y, 0, a.y.size, y_skip)
+                    : binding::part(props, a.y,
+                                    4 * (a.y_offset + t0 * y_stride + (a.gated ? r0 / 2 : r0)),
+                                    4 * ((nt - 1) * y_stride + (a.gated ? mr / 2 : mr)), y_skip);
             const int64_t y_base = groups > 0 ? static_cast<int64_t>(y_skip / 4) : 0;
             auto output = [&](size_t i) -> std::array<uint32_t, 3> {
                 if (i >= groups) return {~0u, 0, 0};

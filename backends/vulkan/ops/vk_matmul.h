@@ -36,6 +36,10 @@ struct MatMulArgs {
     // The weights are in the layout repack_for_matmul writes (w_offset and w.offset then a
     // multiple of 16), not GGUF's; only for types matmul_repacks accepts.
     bool repacked = false;
+    // The rows are (gate, up) pairs, gate row r and up row r of a SwiGLU block interleaved
+    // (repacked Q4_0 only, see matmul_gates_pairs): y gets silu(gate r) * (up r), m / 2 values
+    // per token (y_offset, y_stride and the output's size count those); no bias, one output.
+    bool gated = false;
     // Weights of a group sharing this input (queries, keys and values), concatenated: rows from
     // first_row on go to another output in y, each with its own offset and stride (floats).
     // At most two, in increasing first_row; only where one dispatch covers the rows and y fits
@@ -115,6 +119,14 @@ void repack_for_matmul(DType weight_type, const uint8_t* src, int64_t rows, int6
 // unchanged (round_activations' output) give the CPU's products; others are rounded as the CPU
 // would, save that ties round to even.
 bool matmul_quantizes_input(DType weight_type, bool repacked);
+// Whether this device's matmul for these weights computes a SwiGLU block's gate and up rows in
+// one invocation and writes silu(gate) * up (MatMulArgs::gated; the repacked Q4_0 kernel, whose
+// row pairs take a gate row and its up row), saving the separate SwiGLU dispatch.
+bool matmul_gates_pairs(const DeviceProps& device, DType weight_type);
+// A SwiGLU block's gate and up GGUF rows interleaved (gate row 0, up row 0, gate row 1, ...):
+// repacked, the rows a gated matmul reads (MatMulArgs::gated).
+std::vector<uint8_t> interleave_gate_up(DType weight_type, const uint8_t* gate, const uint8_t* up,
+                                        int64_t rows, int64_t k);
 // The repacked copy of `rows` GGUF rows in device memory, 16-byte aligned as the shaders'
 // uvec4 loads need.
 Allocation upload_repacked(Context& ctx, DType weight_type, const uint8_t* src, int64_t rows,
