@@ -28,6 +28,9 @@ layout(constant_id = 4) const uint X_ALIGNED = 0;
 // The repacked Q4_0 kernel's row pairs are a SwiGLU block's gate and up rows: it writes
 // silu(gate) * up, one value per pair (vk_matmul.h, MatMulArgs::gated).
 layout(constant_id = 5) const uint GATED = 0;
+// The repacked Q4_0 kernel adds a residual to its output: binding 3 (no bias then) holds it laid
+// out as y, from bias_offset (MatMulArgs::residual), so the residual add needs no dispatch.
+layout(constant_id = 6) const uint RESIDUAL = 0;
 
 // Binding 0, the weights: declared by weights.glsl (the repacked layout of vk_matmul.h reads
 // 16 bytes per load instruction).
@@ -55,6 +58,19 @@ vec4 x4_load(uint i4) { return x4[i4]; }
 #endif
 layout(std430, set = 0, binding = 2) writeonly buffer Output { float y[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Bias { float bias[]; };
+#if defined(NORM_OUTPUT)
+// The repacked Q4_0 kernel with a residual also prepares the RMSNorm of its output for the
+// kernels that read it (MatMulArgs::norm_out): the sum times the norm's weight row, and per
+// subgroup and token the sum of squares of the sum's rows it computed.
+layout(std430, set = 0, binding = 4) readonly buffer NormWeight { float norm_w[]; };
+layout(std430, set = 0, binding = 5) writeonly buffer Weighted { float weighted[]; };
+layout(std430, set = 0, binding = 6) writeonly buffer PartialsOut { float partials_out[]; };
+#endif
+#if defined(NORM_INPUT)
+// The repacked Q4_0 kernel's input is the sum times the norm's weight (NORM_OUTPUT's), scaled
+// here by 1 / sqrt(mean of squares + eps) from the partial sums of squares.
+layout(std430, set = 0, binding = 4) readonly buffer PartialsIn { float partials_in[]; };
+#endif
 
 #include "matmul_params.glsl"
 
@@ -259,6 +275,17 @@ ivec2 pair_block(uvec4 a, uvec4 b, ivec4 q0, ivec4 q1, ivec4 q2, ivec4 q3, ivec4
     return ivec2(la + lb, ((sa - la) >> 16) + ((sb - lb) >> 16));
 }
 
+#if defined(NORM_INPUT)
+// 1 / sqrt(mean(x^2) + eps) of token `tok`'s row, as rms_norm.comp computes it, from the
+// partial sums of squares the kernel that wrote the row left.
+float norm_scale(uint tok) {
+    float sum = 0.0;
+    const uint at = p.partial_offset + tok * p.partial_stride;
+    for (uint i = 0; i < p.partial_count; ++i) sum += partials_in[at + i];
+    return 1.0 / sqrt(sum / float(p.k) + p.eps);
+}
+#endif
+
 void paired_rows() {
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;
     const uint wg = gl_WorkGroupSize.x;
@@ -281,6 +308,12 @@ void paired_rows() {
     const uint scales = 16u * blocks;  // texels of quants before a pair's scales, interleaved
     uvec4 xb;  // each token's first element; tokens past n repeat the last (TOKENS <= 4)
     for (uint t = 0; t < 4u; ++t) xb[t] = p.x_offset + min(tok0 + t, p.n - 1u) * p.x_stride;
+#if defined(NORM_INPUT)
+    const float ns0 = norm_scale(min(tok0, p.n - 1u));
+    const float ns1 = TOKENS > 1u ? norm_scale(min(tok0 + 1u, p.n - 1u)) : 0.0;
+    const float ns2 = TOKENS > 2u ? norm_scale(min(tok0 + 2u, p.n - 1u)) : 0.0;
+    const float ns3 = TOKENS > 3u ? norm_scale(min(tok0 + 3u, p.n - 1u)) : 0.0;
+#endif
     // Per token, pairs 0-1 (rows 0-3 of the four) and pairs 2-3.
     vec4 lo0 = vec4(0.0), lo1 = vec4(0.0), lo2 = vec4(0.0), lo3 = vec4(0.0);
     vec4 hi0 = vec4(0.0), hi1 = vec4(0.0), hi2 = vec4(0.0), hi3 = vec4(0.0);
@@ -299,13 +332,23 @@ void paired_rows() {
         const bool odd = (b & 1u) != 0u;
         const vec4 d01 = odd ? vec4(s0.zw, s1.zw) : vec4(s0.xy, s1.xy);
         const vec4 d23 = odd ? vec4(s2.zw, s3.zw) : vec4(s2.xy, s3.xy);
-        // A token's block of input: its quants q0..q7 (4 columns each) and scale dx.
-#define MLLM_TOKEN(lo, hi, t)                                                                  \
+#if defined(NORM_INPUT)
+#define MLLM_NORMED(v, scale) (v * scale)
+#else
+#define MLLM_NORMED(v, scale) (v)
+#endif
+        // A token's block of input (normalized with its scale s where NORM_INPUT): its quants
+        // q0..q7 (4 columns each) and scale dx.
+#define MLLM_TOKEN(lo, hi, t, ns)                                                              \
     {                                                                                          \
         const uint xi = xb[t] + 32u * b;                                                      \
-        const vec4 x0 = x_vec(xi), x1 = x_vec(xi + 4u), x2 = x_vec(xi + 8u);                   \
-        const vec4 x3 = x_vec(xi + 12u), x4 = x_vec(xi + 16u), x5 = x_vec(xi + 20u);           \
-        const vec4 x6 = x_vec(xi + 24u), x7 = x_vec(xi + 28u);                                 \
+        const vec4 x0 = MLLM_NORMED(x_vec(xi), ns), x1 = MLLM_NORMED(x_vec(xi + 4u), ns); \
+        const vec4 x2 = MLLM_NORMED(x_vec(xi + 8u), ns);                                    \
+        const vec4 x3 = MLLM_NORMED(x_vec(xi + 12u), ns);                                   \
+        const vec4 x4 = MLLM_NORMED(x_vec(xi + 16u), ns);                                   \
+        const vec4 x5 = MLLM_NORMED(x_vec(xi + 20u), ns);                                   \
+        const vec4 x6 = MLLM_NORMED(x_vec(xi + 24u), ns);                                   \
+        const vec4 x7 = MLLM_NORMED(x_vec(xi + 28u), ns);                                   \
         const vec4 m4 = max(max(max(abs(x0), abs(x1)), max(abs(x2), abs(x3))),                 \
                             max(max(abs(x4), abs(x5)), max(abs(x6), abs(x7))));                \
         float to_quant, dx;                                                                    \
@@ -323,14 +366,18 @@ void paired_rows() {
         lo += vec4(p0, p1) * (d01 * dx);                                                       \
         hi += vec4(p2, p3) * (d23 * dx);                                                       \
     }
-        MLLM_TOKEN(lo0, hi0, 0)
-        if (TOKENS > 1u) MLLM_TOKEN(lo1, hi1, 1)
-        if (TOKENS > 2u) MLLM_TOKEN(lo2, hi2, 2)
-        if (TOKENS > 3u) MLLM_TOKEN(lo3, hi3, 3)
+        MLLM_TOKEN(lo0, hi0, 0, ns0)
+        if (TOKENS > 1u) MLLM_TOKEN(lo1, hi1, 1, ns1)
+        if (TOKENS > 2u) MLLM_TOKEN(lo2, hi2, 2, ns2)
+        if (TOKENS > 3u) MLLM_TOKEN(lo3, hi3, 3, ns3)
 #undef MLLM_TOKEN
+#undef MLLM_NORMED
     }
     // Row r of pair j (rows 2 (base + j wg) + r): component 2j + r of lo (j < 2) or hi.
     const mat4 lo = mat4(lo0, lo1, lo2, lo3), hi = mat4(hi0, hi1, hi2, hi3);
+#if defined(NORM_OUTPUT)
+    vec4 squares = vec4(0.0);  // per token
+#endif
     if (GATED != 0u) {
         // Pair j's output: silu(gate) * up, as elementwise.comp's SWIGLU computes it.
         for (uint j = 0; j < 4u; ++j) {
@@ -350,10 +397,30 @@ void paired_rows() {
         const uint row = 2u * (base + j * wg) + (i & 1u);
         if (row >= p.m) continue;
         const float bv = p.has_bias != 0u ? bias[p.bias_offset + row] : 0.0;
-        for (uint t = 0; t < TOKENS; ++t)
-            if (tok0 + t < p.n)
-                y[y_at(row, tok0 + t)] = (i < 4u ? lo[t][i] : hi[t][i & 3u]) + bv;
+        for (uint t = 0; t < TOKENS; ++t) {
+            if (tok0 + t >= p.n) break;
+            const float v = (i < 4u ? lo[t][i] : hi[t][i & 3u]) + bv;
+            // With a residual (binding 3 laid out as y), each element is read and written by
+            // this invocation alone, so y may be the residual itself.
+            const float out_v =
+                RESIDUAL != 0u ? bias[p.bias_offset + (tok0 + t) * p.y_stride + row] + v : v;
+            y[y_at(row, tok0 + t)] = out_v;
+#if defined(NORM_OUTPUT)
+            weighted[p.weighted_offset + (tok0 + t) * p.y_stride + row] = out_v * norm_w[row];
+            squares[t] += out_v * out_v;
+#endif
+        }
     }
+#if defined(NORM_OUTPUT)
+    // Each token's sum of squares over the subgroup's rows. The host runs one subgroup a
+    // workgroup, so workgroup `group` owns partial `group` of each token.
+    for (uint t = 0; t < TOKENS; ++t) {
+        if (tok0 + t >= p.n) break;  // the same for the whole workgroup
+        const float total = subgroupAdd(squares[t]);
+        if (subgroupElect())
+            partials_out[p.partial_offset + (tok0 + t) * p.partial_stride + group] = total;
+    }
+#endif
 }
 #endif
 

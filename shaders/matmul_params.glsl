@@ -19,6 +19,12 @@ layout(push_constant) uniform Params {
     // none), in the same binding as the first.
     uint row1, y_offset1, y_stride1;
     uint row2, y_offset2, y_stride2;
+    // A residual add and the RMSNorm after it folded into the repacked Q4_0 kernels
+    // (MatMulArgs::norm_out, norm_in): the norm's epsilon, and where the sums of squares of the
+    // sum's rows are, partial_count per token partial_stride apart.
+    float eps;
+    uint partial_offset, partial_stride, partial_count;
+    uint weighted_offset;  // floats into the sum-times-weight binding (laid out as y)
 } p;
 
 // Where row `row` (of this dispatch's rows) of token `tok` goes.

@@ -36,6 +36,15 @@ VkProgram::VkProgram(Context& ctx, const graph::Graph& g, int device, WeightStor
         if (!n.dead && n.device == device && (n.op == Op::MatMul || n.op == Op::GatedMatMul))
             rounded_slot_ = std::max(rounded_slot_, static_cast<int64_t>(g[n.inputs[0]].bytes()));
     rounded_slot_ = (rounded_slot_ + 255) / 256 * 256;
+    // Room for what a matmul folding a residual add and its norm leaves the matmuls after it.
+    int64_t weighted = 16, partials = 16;
+    for (const Node& n : g.nodes)
+        if (!n.dead && n.device == device && n.op == Op::Add) {
+            weighted = std::max<int64_t>(weighted, static_cast<int64_t>(n.bytes()));
+            partials = std::max<int64_t>(partials, 4 * n.rows * matmul_norm_partials(n.cols));
+        }
+    fold_partials_offset_ = (weighted + 255) / 256 * 256;
+    fold_ = ctx_.memory().allocate(static_cast<VkDeviceSize>(fold_partials_offset_ + partials));
     rounded_ =
         ctx_.memory().allocate(static_cast<VkDeviceSize>(std::max<int64_t>(3 * rounded_slot_, 16)));
     if (!ctx_.memory().host_visible(MemoryUse::Device)) {
@@ -139,6 +148,14 @@ void VkProgram::record() {
         }
         if (n.op == Op::MatMul && n.group_leader != kNoNode && n.group_leader != id) continue;
         if (seq_ == nullptr) begin_segment(id);
+        // A matmul with the residual add after it, the norm after that left to its readers.
+        if (const FoldedAdd folded = folded_add_after(id); folded.add != kNoNode) {
+            record_matmul_add(id, folded);
+            label_dispatches(str_cat("matmul ", dtype_name(g_[n.inputs[1]].dtype), "+add"));
+            segments_.back().last = folded.norm + 1;
+            id = folded.norm;
+            continue;
+        }
         // Nodes that run as one dispatch: the keys' rope with the queries' (and the store of
         // the keys and values into the caches after them), a norm with the residual add before
         // it.

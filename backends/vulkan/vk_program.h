@@ -11,11 +11,13 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/vulkan/ops/vk_matmul.h"
 #include "backends/vulkan/ops/vk_rms_norm.h"
 #include "backends/vulkan/ops/vk_rope.h"
 #include "backends/vulkan/vk_context.h"
@@ -56,6 +58,7 @@ class VkProgram final : public Executable {
     static constexpr int kScratch = 1;
     static constexpr int kRounded = 2;
     static constexpr int kKvBase = 3;
+    static constexpr int kFold = -1;  // fold_: weighted sums and partial sums of squares
 
     // A range of one of the memories the program writes, for hazard tracking.
     struct Access {
@@ -114,9 +117,11 @@ class VkProgram final : public Executable {
     void print_profile() const;
     // Names the dispatches recorded since the last call (profiling).
     void label_dispatches(const std::string& label);
-    // The matmuls' input: x itself, or x rounded to each activation format `weights` need.
+    // The matmuls' input: x itself, or x rounded to each activation format `weights` need; for
+    // a folded norm (folded_norms_), the weighted sum in fold_ and its partial sums of squares.
     struct MatMulInputs {
         Bound plain, q8_0, q8_k, q8_0_packed;
+        MatMulArgs::NormIn norm_in;
         std::vector<Access> reads;
         // x as a weight whose rounding_for is r takes it.
         const Bound& rounded(const std::optional<Rounding>& r) const;
@@ -141,6 +146,17 @@ class VkProgram final : public Executable {
     void record_one_matmul(const MatMulInputs& in, graph::NodeId weight, int64_t rows,
                            const Bound& y, const Bound& bias);
     void record_gated_matmul(graph::NodeId id);
+    // A residual add and the RMSNorm after it, folded into the matmuls around them where the
+    // device's kernel does that (matmul_folds_norm): the matmul before the add writes the sum,
+    // every matmul reading the norm normalizes its input itself; two dispatches fewer a layer.
+    // The add and the norm after matmul `m` when they fold, else kNoNode.
+    struct FoldedAdd {
+        graph::NodeId add = graph::kNoNode, norm = graph::kNoNode;
+    };
+    FoldedAdd folded_add_after(graph::NodeId m) const;
+    // Whether node `consumer` can take norm node `norm` folded.
+    bool takes_folded_norm(graph::NodeId consumer, graph::NodeId norm) const;
+    void record_matmul_add(graph::NodeId m, const FoldedAdd& folded);
     bool staged() const { return upload_ ? true : false; }
 
     Context& ctx_;
@@ -166,6 +182,12 @@ class VkProgram final : public Executable {
     std::vector<Segment> segments_;
     Sequence* seq_ = nullptr;  // the segment being recorded
     std::vector<Access> pending_reads_, pending_writes_;
+    // Norms folded into the matmuls reading them (their nodes), and what the matmul before
+    // the add leaves them in fold_: the sum times the norm's weight, then from
+    // fold_partials_offset_ the partial sums of squares.
+    std::set<graph::NodeId> folded_norms_;
+    Allocation fold_;
+    int64_t fold_partials_offset_ = 0;  // bytes
 };
 
 }  // namespace mllm::vk

@@ -79,14 +79,27 @@ VkProgram::Access VkProgram::rounded_access(const Rounding& r, const Node& x) co
 
 VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DType> weights) {
     MatMulInputs in;
-    in.plain = node(x_id);
     const Node& x = g_[x_id];
+    const bool folded = folded_norms_.count(x_id) != 0;
+    in.plain = node(x_id);
+    if (folded) {
+        // The matmul before the add left the sum times the norm's weight and the partial sums
+        // of squares: the kernel scales each token itself.
+        in.plain = bind(fold_, 0, static_cast<int64_t>(x.bytes()));
+        in.norm_in.partials = fold_.range();
+        in.norm_in.partials_offset = fold_partials_offset_ / 4;
+        in.norm_in.count = matmul_norm_partials(x.cols);
+        in.norm_in.eps = x.attrs.eps;
+    }
     for (DType t : weights) {
         const std::optional<Rounding> rounding = rounding_for(t);
         if (!rounding) {
-            in.reads.push_back(arena_access(x_id));
+            in.reads.push_back(
+                folded ? Access{kFold, 0, fold_partials_offset_ + 4 * x.rows * in.norm_in.count}
+                       : arena_access(x_id));
             continue;
         }
+        if (folded) fail("internal: a folded norm's matmul wants its input rounded");
         const Rounding r = *rounding;
         const DType f = r.format;
         const bool packed = r.packed;
@@ -180,6 +193,7 @@ bool VkProgram::record_fused(const MatMulInputs& in, int64_t tokens,
     a.x_packed = packed;
     a.x = x.range;
     a.x_offset = x.offset;
+    a.norm_in = in.norm_in;
     a.y = y.range;
     for (size_t i = 0; i < outputs.size(); ++i) {
         const int64_t y_offset = y.offset + outputs[i].offset / 4;
@@ -216,7 +230,100 @@ void VkProgram::record_one_matmul(const MatMulInputs& in, NodeId weight_id, int6
     a.y_offset = y.offset;
     a.bias = bias.range;
     a.bias_offset = bias.offset;
+    a.norm_in = in.norm_in;
     record_matmul(ctx_, *seq_, a);
+}
+
+VkProgram::FoldedAdd VkProgram::folded_add_after(NodeId m) const {
+    const Node& mm = g_[m];
+    if (mm.op != Op::MatMul || mm.inputs.size() != 2 || mm.group_leader != kNoNode ||
+        !matmul_folds_norm(ctx_.props(), g_[mm.inputs[1]].dtype))
+        return {};
+    const NodeId add = next_live(m);
+    if (add == kNoNode) return {};
+    const Node& a = g_[add];
+    if (a.op != Op::Add || a.device != device_ || a.inputs.size() != 2 || a.rows != mm.rows ||
+        a.cols != mm.cols)
+        return {};
+    const NodeId residual = a.inputs[0] == m ? a.inputs[1] : a.inputs[0];
+    const Node& r = g_[residual];
+    if (residual == m || (a.inputs[0] != m && a.inputs[1] != m) || r.op == Op::Weight ||
+        r.rows != a.rows || r.cols != a.cols)
+        return {};
+    // The matmul writes the sum while it still reads its input: they must not overlap
+    // (plan_memory keeps the input alive until the add; a plan that did not runs unfused). The
+    // residual may be the sum's own place (each element read and written by one invocation),
+    // but not overlap it otherwise.
+    const Access sum = arena_access(add), res = arena_access(residual);
+    if (arena_overlap(add, mm.inputs[0]) ||
+        (arena_overlap(add, residual) && (sum.begin != res.begin || sum.end != res.end)))
+        return {};
+    const NodeId norm = next_live(add);
+    if (norm == kNoNode) return {};
+    const Node& nn = g_[norm];
+    if (nn.op != Op::RmsNormMul || nn.device != device_ || nn.inputs[0] != add ||
+        g_[nn.inputs[1]].op != Op::Weight || g_[nn.inputs[1]].dtype != DType::F32)
+        return {};
+    // Only the add reads the matmul's output, and every reader of the norm takes it folded.
+    bool any = false;
+    for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
+        const Node& n = g_[id];
+        if (n.dead) continue;
+        const bool reads_m = std::find(n.inputs.begin(), n.inputs.end(), m) != n.inputs.end();
+        const bool reads_norm = std::find(n.inputs.begin(), n.inputs.end(), norm) != n.inputs.end();
+        if ((reads_m && id != add) || (reads_norm && !takes_folded_norm(id, norm))) return {};
+        any = any || reads_norm;
+    }
+    if (!any || g_.output() == norm || g_.output() == m) return {};
+    return {add, norm};
+}
+
+bool VkProgram::takes_folded_norm(NodeId consumer, NodeId norm) const {
+    const Node& n = g_[consumer];
+    if (n.device != device_ || n.inputs.empty() || n.inputs[0] != norm ||
+        std::find(n.inputs.begin() + 1, n.inputs.end(), norm) != n.inputs.end())
+        return false;
+    const DType type = g_[n.inputs[1]].dtype;
+    if (n.op == Op::MatMul) return matmul_folds_norm(ctx_.props(), type);
+    // The gated matmul's paired kernel (record_gated_matmul's condition).
+    return n.op == Op::GatedMatMul && g_[n.inputs[2]].dtype == type &&
+           matmul_folds_norm(ctx_.props(), type) && !common_rounding(consumer);
+}
+
+void VkProgram::record_matmul_add(NodeId m, const FoldedAdd& folded) {
+    const Node& mm = g_[m];
+    const Node& a = g_[folded.add];
+    const NodeId residual = a.inputs[0] == m ? a.inputs[1] : a.inputs[0];
+    const DType types[] = {g_[mm.inputs[1]].dtype};
+    MatMulInputs in = matmul_inputs(mm.inputs[0], types);
+    in.reads.push_back(arena_access(residual));
+    const Access writes[] = {
+        arena_access(folded.add),
+        {kFold, 0, fold_partials_offset_ + 4 * a.rows * matmul_norm_partials(a.cols)}};
+    sync(in.reads, writes);
+    const Node& w = g_[mm.inputs[1]];
+    const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
+    const Bound y = node(folded.add), r = node(residual);
+    MatMulArgs args;
+    args.weight_type = w.dtype;
+    args.m = w.rows;
+    args.k = w.cols;
+    args.n = mm.rows;
+    args.w = weight.allocation.range();
+    args.repacked = weight.repacked;
+    args.x = in.plain.range;
+    args.x_offset = in.plain.offset;
+    args.norm_in = in.norm_in;
+    args.y = y.range;
+    args.y_offset = y.offset;
+    args.residual = r.range;
+    args.residual_offset = r.offset;
+    args.norm_out.weight = weights_.get(*g_[g_[folded.norm].inputs[1]].weight).range();
+    args.norm_out.weighted = fold_.range();
+    args.norm_out.partials = fold_.range();
+    args.norm_out.partials_offset = fold_partials_offset_ / 4;
+    record_matmul(ctx_, *seq_, args);
+    folded_norms_.insert(folded.norm);
 }
 
 void VkProgram::record_gated_matmul(NodeId id) {
@@ -245,6 +352,7 @@ void VkProgram::record_gated_matmul(NodeId id) {
         a.gated = true;
         a.x = x.range;
         a.x_offset = x.offset;
+        a.norm_in = in.norm_in;
         a.y = y.range;
         a.y_offset = y.offset;
         record_matmul(ctx_, *seq_, a);

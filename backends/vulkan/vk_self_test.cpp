@@ -166,6 +166,105 @@ std::string test_gated_matmul(Context& ctx, DType type, const std::vector<uint8_
     return err.empty() ? "" : "gate and up paired: " + err;
 }
 
+// A residual add and the RMSNorm after it folded into two matmuls: rows 0..63 of the test
+// matrix (k columns) make the sum of 64 values, then rows 64..95 of a second use of it (its
+// first 64 columns, so k >= 64) multiply the sum's norm.
+std::string test_folded_norm(Context& ctx, DType type, const std::vector<uint8_t>& wq,
+                             const std::vector<float>& w, int64_t k) {
+    const int64_t m = 64, m2 = 32, n = 3;
+    const size_t rb2 = row_bytes(type, m);
+    // The second matrix: the first m columns of rows 64.., requantized as they are (whole
+    // blocks of the same values).
+    std::vector<uint8_t> wq2(rb2 * m2);
+    std::vector<float> w2(static_cast<size_t>(m2 * m));
+    for (int64_t r = 0; r < m2; ++r) {
+        const float* row = w.data() + (m + r) * k;
+        quantize_row(type, row, wq2.data() + rb2 * static_cast<size_t>(r), m);
+        dequantize_row(type, wq2.data() + rb2 * static_cast<size_t>(r), w2.data() + r * m, m);
+    }
+    const Allocation wa = upload_repacked(ctx, type, wq.data(), m, k);
+    const Allocation wa2 = upload_repacked(ctx, type, wq2.data(), m2, m);
+    std::vector<float> x = random_floats(static_cast<size_t>(n * k), 10);
+    const std::vector<float> residual = random_floats(static_cast<size_t>(n * m), 11);
+    const std::vector<float> gain = random_floats(static_cast<size_t>(m), 12);
+    std::vector<uint8_t> tmp(row_bytes(DType::Q8_0, std::max(k, m)));
+    auto round_q8 = [&](float* v, int64_t len) {
+        quantize_row(DType::Q8_0, v, tmp.data(), len);
+        dequantize_row(DType::Q8_0, tmp.data(), v, len);
+    };
+    for (int64_t t = 0; t < n; ++t) round_q8(x.data() + t * k, k);
+    std::vector<double> want, tol;
+    for (int64_t t = 0; t < n; ++t) {
+        std::vector<float> sum(static_cast<size_t>(m));
+        double squares = 0, magnitude = 0;
+        for (int64_t r = 0; r < m; ++r) {
+            double v = residual[static_cast<size_t>(t * m + r)];
+            for (int64_t i = 0; i < k; ++i) {
+                const double p = double(w[static_cast<size_t>(r * k + i)]) * x[t * k + i];
+                v += p;
+                magnitude += std::fabs(p);
+            }
+            sum[static_cast<size_t>(r)] = static_cast<float>(v);
+            squares += v * v;
+        }
+        const double scale = 1.0 / std::sqrt(squares / m + 1e-5);
+        for (int64_t r = 0; r < m; ++r)
+            sum[static_cast<size_t>(r)] = static_cast<float>(sum[static_cast<size_t>(r)] * scale *
+                                                             gain[static_cast<size_t>(r)]);
+        round_q8(sum.data(), m);
+        for (int64_t r = 0; r < m2; ++r) {
+            double v = 0, mag = 0;
+            for (int64_t i = 0; i < m; ++i) {
+                const double p =
+                    double(w2[static_cast<size_t>(r * m + i)]) * sum[static_cast<size_t>(i)];
+                v += p;
+                mag += std::fabs(p);
+            }
+            want.push_back(v);
+            // The norm's input carries the first product's rounding, relative 1e-4 of it.
+            tol.push_back(1e-3 * mag * (1 + 1e-4 * magnitude) + 1e-4);
+        }
+    }
+    const Allocation xa = upload(ctx, x), ra = upload(ctx, residual), ga = upload(ctx, gain);
+    const int64_t partials = matmul_norm_partials(m);
+    const Allocation ya = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * m));
+    const Allocation weighted = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * m));
+    const Allocation pa = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * partials));
+    const Allocation ya2 = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * m2));
+    run(ctx, [&](Sequence& seq) {
+        MatMulArgs a;
+        a.weight_type = type;
+        a.m = m;
+        a.k = k;
+        a.n = n;
+        a.w = wa.range();
+        a.repacked = true;
+        a.x = xa.range();
+        a.y = ya.range();
+        a.residual = ra.range();
+        a.norm_out.weight = ga.range();
+        a.norm_out.weighted = weighted.range();
+        a.norm_out.partials = pa.range();
+        record_matmul(ctx, seq, a);
+        seq.barrier();
+        MatMulArgs b;
+        b.weight_type = type;
+        b.m = m2;
+        b.k = m;
+        b.n = n;
+        b.w = wa2.range();
+        b.repacked = true;
+        b.x = weighted.range();
+        b.y = ya2.range();
+        b.norm_in.partials = pa.range();
+        b.norm_in.count = partials;
+        b.norm_in.eps = 1e-5f;
+        record_matmul(ctx, seq, b);
+    });
+    const std::string err = compare(download(ctx, ya2, want.size()), want, tol);
+    return err.empty() ? "" : "residual add and norm folded: " + err;
+}
+
 std::string test_matmul(Context& ctx, DType type) {
     // Rows across several workgroups of every layout, and an odd count (Q4_0's repacked pairs).
     const int64_t m = 301, k = 256;
@@ -258,7 +357,9 @@ std::string test_matmul(Context& ctx, DType type) {
             return str_cat(n, " token(s)", repacked ? ", repacked" : "",
                            int_dot ? ", integer dot products" : "", ": ", err);
     }
-    return matmul_gates_pairs(ctx.props(), type) ? test_gated_matmul(ctx, type, wq, w, k) : "";
+    if (matmul_gates_pairs(ctx.props(), type))
+        if (std::string err = test_gated_matmul(ctx, type, wq, w, k); !err.empty()) return err;
+    return matmul_folds_norm(ctx.props(), type) ? test_folded_norm(ctx, type, wq, w, k) : "";
 }
 
 std::string test_embed(Context& ctx, DType type) {

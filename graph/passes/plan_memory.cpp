@@ -94,6 +94,20 @@ int64_t plan_memory(Graph& g) {
             last_use[static_cast<size_t>(in)] = std::max(last_use[static_cast<size_t>(in)], id);
     }
 
+    // A matmul and the residual add of its output may run as one kernel (the Vulkan backend
+    // folds the add into the matmul), which still reads the matmul's input while it writes the
+    // sum: that input lives until the add.
+    for (NodeId id = 0; id < count; ++id) {
+        const Node& n = g[id];
+        if (n.dead || n.op != Op::Add) continue;
+        for (NodeId in : n.inputs) {
+            const Node& m = g[in];
+            if (m.op == Op::MatMul && m.group_leader == kNoNode && !m.inputs.empty())
+                last_use[static_cast<size_t>(m.inputs[0])] =
+                    std::max(last_use[static_cast<size_t>(m.inputs[0])], id);
+        }
+    }
+
     // Two consecutive ropes of the step's positions (the queries, then the keys) may run as one
     // kernel (the Vulkan backend pairs them), which reads the first's input while it writes the
     // second's output: that input lives until then.

@@ -469,6 +469,101 @@ TEST_F(VulkanMatMul, GatedPairsWriteSiluOfGateTimesUp) {
     }
 }
 
+TEST_F(VulkanMatMul, FoldsTheResidualAddAndTheNormAroundIt) {
+    // A residual add and the RMSNorm after it folded into the repacked Q4_0 kernels around
+    // them: the first adds the residual (a separate buffer at an offset, then y itself, in
+    // place) and leaves the sum times the norm's weight and its partial sums of squares; the
+    // second multiplies the norm's output. Against the add, norm, rounding and products done
+    // here.
+    if (!matmul_folds_norm(ctx().props(), DType::Q4_0))
+        GTEST_SKIP() << "the device does not fold norms into matmuls";
+    std::mt19937 rng(43);
+    const DType t = DType::Q4_0;
+    for (int64_t m : {64, 96, 576}) {  // the second matmul's k: whole blocks
+        for (int64_t k : {32, 96}) {
+            for (int64_t n : {1, 6}) {
+                for (bool in_place : {false, true}) {
+                    if (in_place && (m != 96 || n != 6)) continue;
+                    SCOPED_TRACE(str_cat("m=", m, " k=", k, " n=", n, in_place ? " in place" : ""));
+                    const int64_t m2 = 29;  // the second matmul's rows
+                    const auto w = random_weights(t, m, k, rng);
+                    const auto w2 = random_weights(t, m2, m, rng);
+                    const auto x = random_floats(static_cast<size_t>(n * k), rng);
+                    const auto gain = random_floats(static_cast<size_t>(m), rng);
+                    const auto residual = random_floats(static_cast<size_t>(n * m), rng);
+                    const float eps = 1e-5f;
+                    // The sum, its norm, the second product.
+                    Reference sum = reference_matmul(t, w, rounded_to_q8_0(x, k), m, k, n);
+                    std::vector<float> normed(static_cast<size_t>(n * m));
+                    for (int64_t tok = 0; tok < n; ++tok) {
+                        double squares = 0;
+                        for (int64_t i = 0; i < m; ++i) {
+                            const size_t at = static_cast<size_t>(tok * m + i);
+                            sum.y[at] += residual[at];
+                            sum.magnitude[at] += std::fabs(residual[at]);
+                            squares += sum.y[at] * sum.y[at];
+                        }
+                        const double scale = 1.0 / std::sqrt(squares / m + eps);
+                        for (int64_t i = 0; i < m; ++i)
+                            normed[static_cast<size_t>(tok * m + i)] = static_cast<float>(
+                                sum.y[static_cast<size_t>(tok * m + i)] * scale * gain[i]);
+                    }
+                    const Reference out =
+                        reference_matmul(t, w2, rounded_to_q8_0(normed, m), m2, m, n);
+
+                    std::vector<uint8_t> packed(repacked_bytes(t, m, k)),
+                        packed2(repacked_bytes(t, m2, m));
+                    repack_for_matmul(t, w.data(), m, k, packed.data());
+                    repack_for_matmul(t, w2.data(), m2, m, packed2.data());
+                    const int64_t r_off = in_place ? 0 : 3;
+                    std::vector<float> r_buf(static_cast<size_t>(r_off), 0.0f);
+                    r_buf.insert(r_buf.end(), residual.begin(), residual.end());
+                    Allocation wa = upload(packed), wa2 = upload(packed2);
+                    Allocation xa = upload(x), ga = upload(gain), ra = upload(r_buf);
+                    Allocation ya =
+                        in_place
+                            ? Allocation{}
+                            : ctx().memory().allocate(static_cast<size_t>(n * m) * sizeof(float));
+                    Allocation weighted = ctx().memory().allocate(static_cast<size_t>(n * m) * 4);
+                    const int64_t partials = matmul_norm_partials(m);
+                    Allocation pa =
+                        ctx().memory().allocate(static_cast<size_t>(n * partials + 1) * 4);
+                    Allocation ya2 = ctx().memory().allocate(static_cast<size_t>(n * m2) * 4);
+                    MatMulArgs first = whole_args(t, m, k, n, wa, xa, in_place ? ra : ya);
+                    first.repacked = true;
+                    first.residual = ra.range();
+                    first.residual_offset = r_off;
+                    first.norm_out.weight = ga.range();
+                    first.norm_out.weighted = weighted.range();
+                    first.norm_out.partials = pa.range();
+                    first.norm_out.partials_offset = 1;
+                    MatMulArgs second = whole_args(t, m2, m, n, wa2, weighted, ya2);
+                    second.repacked = true;
+                    second.norm_in.partials = pa.range();
+                    second.norm_in.partials_offset = 1;
+                    second.norm_in.count = partials;
+                    second.norm_in.eps = eps;
+                    run([&](Sequence& seq) {
+                        record_matmul(ctx(), seq, first);
+                        seq.barrier();
+                        record_matmul(ctx(), seq, second);
+                    });
+                    {
+                        SCOPED_TRACE("the sum");
+                        expect_close(download(in_place ? ra : ya, static_cast<size_t>(n * m)), sum,
+                                     m);
+                    }
+                    {
+                        SCOPED_TRACE("the product of its norm");
+                        expect_close(download(ya2, static_cast<size_t>(n * m2)), out, m2);
+                    }
+                    if (HasFailure()) return;
+                }
+            }
+        }
+    }
+}
+
 TEST_F(VulkanMatMul, RejectsGroupsThatNeedSeveralRowDispatches) {
     std::mt19937 rng(3);
     const int64_t m = 40, k = 32;

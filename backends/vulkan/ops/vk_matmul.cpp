@@ -25,6 +25,9 @@ struct MatMulPush {
     uint32_t bias_offset, has_bias;
     uint32_t row1, y_offset1, y_stride1;  // MatMulArgs::more_outputs (~0u: none)
     uint32_t row2, y_offset2, y_stride2;
+    float eps;  // MatMulArgs::norm_in
+    uint32_t partial_offset, partial_stride, partial_count;
+    uint32_t weighted_offset;  // MatMulArgs::norm_out
 };
 
 const char* shader_name(DType t) {
@@ -134,6 +137,20 @@ bool matmul_quantizes_input(DType weight_type, bool repacked) {
 
 bool matmul_gates_pairs(const DeviceProps& device, DType weight_type) {
     return weight_type == DType::Q4_0 && matmul_repacks(device, weight_type);
+}
+
+// The repacked kernels' workgroups: one 8-lane SIMD vector (record_matmul says why).
+uint32_t repacked_workgroup(const DeviceProps& device) {
+    return std::min(8u, device.max_workgroup_invocations);
+}
+
+bool matmul_folds_norm(const DeviceProps& device, DType weight_type) {
+    return matmul_gates_pairs(device, weight_type) && texel_reads(device) &&
+           device.subgroup_reductions() && device.subgroup_size == repacked_workgroup(device);
+}
+
+int64_t matmul_norm_partials(int64_t m) {
+    return (m + 63) / 64;  // 8 rows an invocation, 8 invocations a workgroup
 }
 
 namespace {
@@ -303,6 +320,19 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         fail(
             "internal: gated Vulkan matmul needs repacked Q4_0 (gate, up) row pairs, no bias "
             "and one output");
+    const bool residual = a.residual.buffer != VK_NULL_HANDLE;
+    const bool norm_out = a.norm_out.weight.buffer != VK_NULL_HANDLE;
+    const bool norm_in = a.norm_in.partials.buffer != VK_NULL_HANDLE;
+    const bool norm = norm_out || norm_in;
+    if (norm_out && (!residual || norm_in))
+        fail("internal: a Vulkan matmul preparing a norm adds a residual and takes no norm");
+    if ((residual || norm) && !matmul_folds_norm(ctx.props(), a.weight_type))
+        fail("internal: Vulkan matmul of ", dtype_name(a.weight_type),
+             " weights cannot fold a residual add or a norm on this device");
+    if ((residual || norm) && !a.repacked)
+        fail("internal: a residual add or a norm folded into a matmul needs repacked weights");
+    if (residual && (a.gated || groups > 0 || a.bias.buffer != VK_NULL_HANDLE))
+        fail("internal: Vulkan matmul with a residual has a bias, a gate or several outputs");
     // Values per token in y: one per row, or per (gate, up) pair.
     const int64_t out_m = a.gated ? a.m / 2 : a.m;
     for (size_t i = 0; i < groups; ++i) {
@@ -335,6 +365,21 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     need_bytes(a.x, 4 * (a.x_offset + (a.n - 1) * x_stride + x_row), kOp, "input");
     need_bytes(a.y, 4 * (a.y_offset + (a.n - 1) * y_stride + out_m), kOp, "output");
     if (has_bias) need_bytes(a.bias, 4 * (a.bias_offset + a.m), kOp, "bias");
+    if (residual)
+        need_bytes(a.residual, 4 * (a.residual_offset + (a.n - 1) * y_stride + out_m), kOp,
+                   "residual");
+    const int64_t partials = matmul_norm_partials(a.m);
+    if (norm_out) {
+        need_bytes(a.norm_out.weight, 4 * a.m, kOp, "norm weight");
+        need_bytes(a.norm_out.weighted,
+                   4 * (a.norm_out.weighted_offset + (a.n - 1) * y_stride + out_m), kOp,
+                   "weighted sum");
+        need_bytes(a.norm_out.partials, 4 * (a.norm_out.partials_offset + a.n * partials), kOp,
+                   "partial sums");
+    }
+    if (norm_in)
+        need_bytes(a.norm_in.partials, 4 * (a.norm_in.partials_offset + a.n * a.norm_in.count), kOp,
+                   "partial sums");
 
     const DeviceProps& props = ctx.props();
     // The repacked variants implement only the row-per-invocation layout with at most 4
@@ -346,9 +391,10 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     // core and 64 on the other (8 lanes: decode 1.2 times faster, for both types).
     if (a.repacked) {
         overrides.row_per_invocation = 1;
-        if (overrides.workgroup == 0)
-            overrides.workgroup = std::min(8u, props.max_workgroup_invocations);
         overrides.rows = a.weight_type == DType::Q4_0 ? 8 : 4;
+        if (overrides.workgroup == 0) overrides.workgroup = repacked_workgroup(props);
+        if (norm && overrides.workgroup != repacked_workgroup(props))
+            fail("internal: a norm folded into a Vulkan matmul with another workgroup size");
         overrides.tokens = std::min<uint32_t>(
             overrides.tokens != 0 ? overrides.tokens : 4,
             static_cast<uint32_t>(std::min<int64_t>(std::max<int64_t>(a.n, 1), 4)));
@@ -383,12 +429,17 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                            (a.x.offset + 4 * static_cast<uint64_t>(a.x_offset)) % 16 == 0 &&
                            x_stride % 4 == 0;
     const bool x_texel = texel && !x_uniform;
+    if (norm && !(texel && x_texel))
+        fail("internal: a norm folded into a Vulkan matmul needs texel-buffer inputs");
     PipelineDesc desc{std::string(shader) + (texel ? "_tx" : "") + (x_uniform ? "_ux" : "") +
-                          (x_texel ? "_xt" : ""),
-                      4,
+                          (x_texel ? "_xt" : "") + (norm_out ? "_normout" : "") +
+                          (norm_in ? "_normin" : ""),
+                      norm_out  ? 7u
+                      : norm_in ? 5u
+                                : 4u,
                       sizeof(MatMulPush),
                       {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation),
-                       x_aligned ? 1u : 0u, a.gated ? 1u : 0u}};
+                       x_aligned ? 1u : 0u, a.gated ? 1u : 0u, residual ? 1u : 0u}};
     if (tiled) desc = {std::string(shader) + "_tiled", 4, sizeof(MatMulPush), {kTiledThreads}};
     if (a.x_packed)
         desc = {
@@ -396,6 +447,11 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     if (x_uniform) desc.uniform_buffers = 1u << 1;
     if (texel) desc.texel_buffers = 1u << 0;
     if (x_texel) desc.texel_buffers |= 1u << 1;
+    uint64_t nw_skip = 0;
+    const BufferRange norm_w = norm_out ? binding::part(props, a.norm_out.weight, 0,
+                                                        4 * static_cast<uint64_t>(a.m), nw_skip)
+                                        : BufferRange{};
+    if (nw_skip != 0) fail("internal: Vulkan matmul norm weights not at a binding offset");
     const Pipeline& pipeline = ctx.pipelines().get(desc);
     // Rows and tokens one workgroup computes.
     const int64_t rows_per_group = tiled                       ? kTileRows
@@ -421,6 +477,8 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
          x_uniform ? 1 + static_cast<int64_t>((ux_limit - ux_align - 4 * x_row) / (4 * x_stride))
                    : a.n});
 
+    if (norm_out && rows_per < a.m)
+        fail("internal: a Vulkan matmul preparing a norm needs its rows in one dispatch");
     if (groups > 0 && (rows_per < a.m || a.y.size > c.max_binding))
         fail(
             "internal: Vulkan matmul with several outputs needs one dispatch of rows and y "
@@ -463,6 +521,27 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                                     4 * (a.y_offset + t0 * y_stride + (a.gated ? r0 / 2 : r0)),
                                     4 * ((nt - 1) * y_stride + (a.gated ? mr / 2 : mr)), y_skip);
             const int64_t y_base = groups > 0 ? static_cast<int64_t>(y_skip / 4) : 0;
+            // The residual's part and the weighted sum's, as y's; the partial sums' tokens.
+            uint64_t r_skip = 0, ws_skip = 0, p_skip = 0;
+            const BufferRange res =
+                residual
+                    ? binding::part(props, a.residual, 4 * (a.residual_offset + t0 * y_stride + r0),
+                                    4 * ((nt - 1) * y_stride + mr), r_skip)
+                    : BufferRange{};
+            const BufferRange weighted =
+                norm_out ? binding::part(props, a.norm_out.weighted,
+                                         4 * (a.norm_out.weighted_offset + t0 * y_stride),
+                                         4 * ((nt - 1) * y_stride + mr), ws_skip)
+                         : BufferRange{};
+            const int64_t partial_count = norm_out ? partials : a.norm_in.count;
+            const BufferRange partial_range =
+                norm
+                    ? binding::part(
+                          props, norm_out ? a.norm_out.partials : a.norm_in.partials,
+                          4 * ((norm_out ? a.norm_out.partials_offset : a.norm_in.partials_offset) +
+                               t0 * partial_count),
+                          4 * nt * partial_count, p_skip)
+                    : BufferRange{};
             auto output = [&](size_t i) -> std::array<uint32_t, 3> {
                 if (i >= groups) return {~0u, 0, 0};
                 const MatMulArgs::Output& o = a.more_outputs[i];
@@ -481,22 +560,34 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                                                       : static_cast<int64_t>(y_skip / 4),
                                            kOp, "y_offset"),
                                   push_u32(y_stride, kOp, "y_stride"),
-                                  push_u32(static_cast<int64_t>(b_skip / 4), kOp, "bias_offset"),
+                                  push_u32(static_cast<int64_t>((residual ? r_skip : b_skip) / 4),
+                                           kOp, "bias_offset"),
                                   has_bias ? 1u : 0u,
                                   out1[0],
                                   out1[1],
                                   out1[2],
                                   out2[0],
                                   out2[1],
-                                  out2[2]};
+                                  out2[2],
+                                  a.norm_in.eps,
+                                  push_u32(static_cast<int64_t>(p_skip / 4), kOp, "partials"),
+                                  push_u32(partial_count, kOp, "partials"),
+                                  push_u32(partial_count, kOp, "partials"),
+                                  push_u32(static_cast<int64_t>(ws_skip / 4), kOp, "weighted")};
             // Row groups fill x up to the device's limit and continue in z.
             const int64_t row_groups = (mr + rows_per_group - 1) / rows_per_group;
             Groups g;
             g.x = static_cast<uint32_t>(std::min<int64_t>(row_groups, max_x));
             g.z = static_cast<uint32_t>((row_groups + g.x - 1) / g.x);
             g.y = push_u32((nt + tokens_per_group - 1) / tokens_per_group, kOp, "token groups");
-            // Without a bias, binding 3 repeats the output (valid, never read).
-            seq.dispatch(pipeline, {w, x, y, has_bias ? bias : y}, push, g);
+            // Without a bias or residual, binding 3 repeats the output (valid, never read).
+            const BufferRange third = has_bias ? bias : residual ? res : y;
+            if (norm_out)
+                seq.dispatch(pipeline, {w, x, y, third, norm_w, weighted, partial_range}, push, g);
+            else if (norm_in)
+                seq.dispatch(pipeline, {w, x, y, third, partial_range}, push, g);
+            else
+                seq.dispatch(pipeline, {w, x, y, third}, push, g);
         }
     }
 }

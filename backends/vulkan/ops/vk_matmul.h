@@ -40,6 +40,28 @@ struct MatMulArgs {
     // (repacked Q4_0 only, see matmul_gates_pairs): y gets silu(gate r) * (up r), m / 2 values
     // per token (y_offset, y_stride and the output's size count those); no bias, one output.
     bool gated = false;
+    // The repacked Q4_0 kernel only (matmul_folds_norm): a residual [n, m] laid out as y, from
+    // residual_offset (floats) with y's stride, added to the product, so the residual add needs
+    // no dispatch (no bias, one output; y may be the residual itself).
+    BufferRange residual;
+    int64_t residual_offset = 0;
+    // A residual add and the RMSNorm after it folded into the matmuls around them (the repacked
+    // Q4_0 kernel, matmul_folds_norm). norm_out, with a residual: the kernel also writes its
+    // output (the sum) times norm_out.weight (f32 [m]) to norm_out.weighted, laid out as y from
+    // weighted_offset, and per workgroup and token the sum of squares of its rows to
+    // norm_out.partials: matmul_norm_partials(m) floats a token from partials_offset. norm_in:
+    // x is such a weighted sum, and the kernel multiplies x / sqrt(mean of squares + eps), the
+    // norm's output, taking the mean from norm_in.partials (count a token from
+    // partials_offset). So neither the add nor the norm needs a dispatch.
+    struct NormOut {
+        BufferRange weight, weighted, partials;
+        int64_t weighted_offset = 0, partials_offset = 0;
+    } norm_out;
+    struct NormIn {
+        BufferRange partials;
+        int64_t partials_offset = 0, count = 0;
+        float eps = 0;
+    } norm_in;
     // Weights of a group sharing this input (queries, keys and values), concatenated: rows from
     // first_row on go to another output in y, each with its own offset and stride (floats).
     // At most two, in increasing first_row; only where one dispatch covers the rows and y fits
@@ -123,6 +145,12 @@ bool matmul_quantizes_input(DType weight_type, bool repacked);
 // one invocation and writes silu(gate) * up (MatMulArgs::gated; the repacked Q4_0 kernel, whose
 // row pairs take a gate row and its up row), saving the separate SwiGLU dispatch.
 bool matmul_gates_pairs(const DeviceProps& device, DType weight_type);
+// Whether this device's matmul for these weights adds a residual to its output and folds the
+// RMSNorm after it (MatMulArgs::residual, norm_out, norm_in: the repacked Q4_0 kernel with
+// texel-buffer input, one subgroup a workgroup), so a residual add and its norm need no dispatch.
+bool matmul_folds_norm(const DeviceProps& device, DType weight_type);
+// Partial sums of squares a token that a norm_out matmul of m rows writes.
+int64_t matmul_norm_partials(int64_t m);
 // A SwiGLU block's gate and up GGUF rows interleaved (gate row 0, up row 0, gate row 1, ...):
 // repacked, the rows a gated matmul reads (MatMulArgs::gated).
 std::vector<uint8_t> interleave_gate_up(DType weight_type, const uint8_t* gate, const uint8_t* up,
