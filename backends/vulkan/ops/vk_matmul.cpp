@@ -145,8 +145,10 @@ uint32_t repacked_workgroup(const DeviceProps& device) {
 }
 
 bool matmul_folds_norm(const DeviceProps& device, DType weight_type) {
+    // One subgroup a workgroup of 8 lanes (matmul_norm_partials counts on it).
     return matmul_gates_pairs(device, weight_type) && texel_reads(device) &&
-           device.subgroup_reductions() && device.subgroup_size == repacked_workgroup(device);
+           device.subgroup_reductions() && device.subgroup_size == 8 &&
+           repacked_workgroup(device) == 8;
 }
 
 int64_t matmul_norm_partials(int64_t m) {
