@@ -337,7 +337,7 @@ void paired_rows() {
 #else
 #define MLLM_NORMED(v, scale) (v)
 #endif
-        // A token's block of input (normalized with its scale s where NORM_INPUT): its quants
+        // A token's block of input (times its norm scale ns where NORM_INPUT): its quants
         // q0..q7 (4 columns each) and scale dx.
 #define MLLM_TOKEN(lo, hi, t, ns)                                                              \
     {                                                                                          \
