@@ -142,9 +142,9 @@ void row_per_invocation() {
 // each, 16-byte aligned), then one f32 scale per block. llvmpipe pays per load instruction, not
 // per byte, so a block costs two 16-byte loads and a quarter of a scale load per row. It does
 // not unroll loops either, and a local array indexed in a loop is memory it reaches through a
-// loop over the lanes: so the 4 rows (ROWS, the host's choice: 4 or 8, each x texel fetched then
-// serving twice the rows) and up to 4 tokens are spelled out, every index a constant, rows in
-// the components of one vec4 accumulator per token.
+// loop over the lanes: so the 4 rows (ROWS is 4; 8, each x texel fetched then serving twice the
+// rows, held twice the weight texels and ran slower) and up to 4 tokens are spelled out, every
+// index a constant, rows in the components of one vec4 accumulator per token.
 // Each row's block is summed in the order of its quants with the block's scale applied once,
 // (sum of q x) d, in fused multiply-adds: fewer instructions per weight than dequantizing
 // first. (Lanes loading a part of the block each and broadcasting it to the others costs more on
@@ -170,19 +170,18 @@ float row_block(uvec4 q, uvec4 r, vec4 x0, vec4 x1, vec4 x2, vec4 x3, vec4 x4, v
 
 // Block b of the four rows whose first texels are a0..a3 against one token's block of x (x0..x7,
 // in the caller's scope, as are b and scales), scaled by the rows' block scales, into `out`.
-const uint QUANT_TEXELS = 2u;  // 16-byte texels of quants per block
 #define MLLM_QUAD(out, a0, a1, a2, a3)                                                         \
     {                                                                                          \
         const uint si = scales + b / 4u, sc = b & 3u;                                          \
         const vec4 d = uintBitsToFloat(uvec4(weight_quad(a0 + si)[sc], weight_quad(a1 + si)[sc], \
                                              weight_quad(a2 + si)[sc], weight_quad(a3 + si)[sc])); \
-        const uint qi = QUANT_TEXELS * b;                                                      \
+        const uint qi = 2u * b;                                                                \
         const uvec4 q0 = weight_quad(a0 + qi), q1 = weight_quad(a1 + qi);                      \
         const uvec4 q2 = weight_quad(a2 + qi), q3 = weight_quad(a3 + qi);                      \
-        const uvec4 r0 = QUANT_TEXELS == 2u ? weight_quad(a0 + qi + 1u) : q0;                  \
-        const uvec4 r1 = QUANT_TEXELS == 2u ? weight_quad(a1 + qi + 1u) : q1;                  \
-        const uvec4 r2 = QUANT_TEXELS == 2u ? weight_quad(a2 + qi + 1u) : q2;                  \
-        const uvec4 r3 = QUANT_TEXELS == 2u ? weight_quad(a3 + qi + 1u) : q3;                  \
+        const uvec4 r0 = weight_quad(a0 + qi + 1u);                                                \
+        const uvec4 r1 = weight_quad(a1 + qi + 1u);                                                \
+        const uvec4 r2 = weight_quad(a2 + qi + 1u);                                                \
+        const uvec4 r3 = weight_quad(a3 + qi + 1u);                                                \
         out = d * vec4(row_block(q0, r0, x0, x1, x2, x3, x4, x5, x6, x7),                      \
                        row_block(q1, r1, x0, x1, x2, x3, x4, x5, x6, x7),                      \
                        row_block(q2, r2, x0, x1, x2, x3, x4, x5, x6, x7),                      \
@@ -191,10 +190,10 @@ const uint QUANT_TEXELS = 2u;  // 16-byte texels of quants per block
 
 void repacked_rows() {
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;
-    const uint base = group * gl_WorkGroupSize.x * ROWS + gl_LocalInvocationID.x;
+    const uint base = group * gl_WorkGroupSize.x * 4u + gl_LocalInvocationID.x;
     const uint tok0 = gl_WorkGroupID.y * TOKENS;
     const uint blocks = p.k / 32u;
-    const uint rb = (blocks * QUANT_TEXELS * 16u + (4u * blocks + 15u) / 16u * 16u) / 16u;
+    const uint rb = (blocks * 32u + (4u * blocks + 15u) / 16u * 16u) / 16u;
     const uint wg = gl_WorkGroupSize.x;
     const uint w0 = p.w_offset / 16u;
     // Each row's first texel; lanes past the last row compute the last row again.
@@ -202,12 +201,7 @@ void repacked_rows() {
     const uint at1 = w0 + min(base + wg, p.m - 1u) * rb;
     const uint at2 = w0 + min(base + 2u * wg, p.m - 1u) * rb;
     const uint at3 = w0 + min(base + 3u * wg, p.m - 1u) * rb;
-    // ROWS 8 (one token): four more rows against each x loaded.
-    const uint at4 = w0 + min(base + 4u * wg, p.m - 1u) * rb;
-    const uint at5 = w0 + min(base + 5u * wg, p.m - 1u) * rb;
-    const uint at6 = w0 + min(base + 6u * wg, p.m - 1u) * rb;
-    const uint at7 = w0 + min(base + 7u * wg, p.m - 1u) * rb;
-    const uint scales = blocks * QUANT_TEXELS;  // texels of quants before a row's scales
+    const uint scales = blocks * 2u;  // texels of quants before a row's scales
     uvec4 xb;  // each token's first element; tokens past n repeat the last (TOKENS <= 4)
     for (uint t = 0; t < 4u; ++t) xb[t] = p.x_offset + min(tok0 + t, p.n - 1u) * p.x_stride;
     vec4 acc0 = vec4(0.0), acc1 = vec4(0.0), acc2 = vec4(0.0), acc3 = vec4(0.0);
@@ -221,10 +215,6 @@ void repacked_rows() {
         vec4 part;                                                                             \
         MLLM_QUAD(part, at0, at1, at2, at3)                                                    \
         acc += part;                                                                           \
-        if (ROWS == 8u) {                                                                      \
-            MLLM_QUAD(part, at4, at5, at6, at7)                                                \
-            acc1 += part;                                                                      \
-        }                                                                                      \
     }
         MLLM_TOKEN(acc0, 0)
         if (TOKENS > 1u) MLLM_TOKEN(acc1, 1)
@@ -232,15 +222,13 @@ void repacked_rows() {
         if (TOKENS > 3u) MLLM_TOKEN(acc3, 3)
 #undef MLLM_TOKEN
     }
-    // acc[t][j] for rows j < 4; with ROWS 8, rows 4.. in acc1.
-    const mat4 acc = mat4(acc0, acc1, acc2, acc3);
-    for (uint j = 0; j < ROWS; ++j) {
+    const mat4 acc = mat4(acc0, acc1, acc2, acc3);  // acc[t][j]: row j of token t
+    for (uint j = 0; j < 4u; ++j) {
         const uint row = base + j * wg;
         if (row >= p.m) break;
         const float bv = p.has_bias != 0u ? bias[p.bias_offset + row] : 0.0;
         for (uint t = 0; t < TOKENS; ++t)
-            if (tok0 + t < p.n)
-                y[y_at(row, tok0 + t)] = (j < 4u ? acc[t][j] : acc[1][j - 4u]) + bv;
+            if (tok0 + t < p.n) y[y_at(row, tok0 + t)] = acc[t][j] + bv;
     }
 }
 #undef MLLM_QUAD
