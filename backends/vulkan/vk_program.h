@@ -145,18 +145,23 @@ class VkProgram final : public Executable {
     // x (as `in` has it for this weight's type) times the weight, into y (+ bias if bound).
     void record_one_matmul(const MatMulInputs& in, graph::NodeId weight, int64_t rows,
                            const Bound& y, const Bound& bias);
+    // record_one_matmul's arguments, for callers that add to them.
+    MatMulArgs one_matmul_args(const MatMulInputs& in, graph::NodeId weight, int64_t rows,
+                               const Bound& y, const Bound& bias);
     void record_gated_matmul(graph::NodeId id);
     // A residual add and the RMSNorm after it, folded into the matmuls around them where the
     // device's kernel does that (matmul_folds_norm): the matmul before the add writes the sum,
     // every matmul reading the norm normalizes its input itself; two dispatches fewer a layer.
     // The add and the norm after matmul `m` when they fold, else kNoNode.
     struct FoldedAdd {
-        graph::NodeId add = graph::kNoNode, norm = graph::kNoNode;
+        graph::NodeId add = graph::kNoNode, residual = graph::kNoNode, norm = graph::kNoNode;
     };
     FoldedAdd folded_add_after(graph::NodeId m) const;
     // Whether node `consumer` can take norm node `norm` folded.
     bool takes_folded_norm(graph::NodeId consumer, graph::NodeId norm) const;
     void record_matmul_add(graph::NodeId m, const FoldedAdd& folded);
+    // What fold_ holds for the sum `sum` (an add's node): its weighted copy and partial sums.
+    Access fold_access(const graph::Node& sum) const;
     bool staged() const { return upload_ ? true : false; }
 
     Context& ctx_;

@@ -94,9 +94,7 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
     for (DType t : weights) {
         const std::optional<Rounding> rounding = rounding_for(t);
         if (!rounding) {
-            in.reads.push_back(
-                folded ? Access{kFold, 0, fold_partials_offset_ + 4 * x.rows * in.norm_in.count}
-                       : arena_access(x_id));
+            in.reads.push_back(folded ? fold_access(x) : arena_access(x_id));
             continue;
         }
         if (folded) fail("internal: a folded norm's matmul wants its input rounded");
@@ -212,26 +210,25 @@ bool VkProgram::record_fused(const MatMulInputs& in, int64_t tokens,
 
 void VkProgram::record_one_matmul(const MatMulInputs& in, NodeId weight_id, int64_t rows,
                                   const Bound& y, const Bound& bias) {
+    record_matmul(ctx_, *seq_, one_matmul_args(in, weight_id, rows, y, bias));
+}
+
+MatMulArgs VkProgram::one_matmul_args(const MatMulInputs& in, NodeId weight_id, int64_t rows,
+                                      const Bound& y, const Bound& bias) {
     const Node& w = g_[weight_id];
     const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
     const bool packed = matmul_int_dot(ctx_.props(), w.dtype) && !weight.repacked;
     const Bound& x = in.rounded(rounding_for(w.dtype));
-    MatMulArgs a;
+    MatMulArgs a =
+        matmul_args(w.dtype, w.rows, w.cols, rows, weight.allocation.range(), x.range, y.range);
     a.x_packed = packed;
-    a.weight_type = w.dtype;
-    a.m = w.rows;
-    a.k = w.cols;
-    a.n = rows;
-    a.w = weight.allocation.range();
     a.repacked = weight.repacked;
-    a.x = x.range;
     a.x_offset = x.offset;
-    a.y = y.range;
     a.y_offset = y.offset;
     a.bias = bias.range;
     a.bias_offset = bias.offset;
     a.norm_in = in.norm_in;
-    record_matmul(ctx_, *seq_, a);
+    return a;
 }
 
 VkProgram::FoldedAdd VkProgram::folded_add_after(NodeId m) const {
@@ -275,7 +272,7 @@ VkProgram::FoldedAdd VkProgram::folded_add_after(NodeId m) const {
         any = any || reads_norm;
     }
     if (!any || g_.output() == norm || g_.output() == m) return {};
-    return {add, norm};
+    return {add, residual, norm};
 }
 
 bool VkProgram::takes_folded_norm(NodeId consumer, NodeId norm) const {
@@ -290,32 +287,19 @@ bool VkProgram::takes_folded_norm(NodeId consumer, NodeId norm) const {
            matmul_folds_norm(ctx_.props(), type) && !common_rounding(consumer);
 }
 
+VkProgram::Access VkProgram::fold_access(const Node& sum) const {
+    return {kFold, 0, fold_partials_offset_ + 4 * sum.rows * matmul_norm_partials(sum.cols)};
+}
+
 void VkProgram::record_matmul_add(NodeId m, const FoldedAdd& folded) {
     const Node& mm = g_[m];
-    const Node& a = g_[folded.add];
-    const NodeId residual = a.inputs[0] == m ? a.inputs[1] : a.inputs[0];
     const DType types[] = {g_[mm.inputs[1]].dtype};
     MatMulInputs in = matmul_inputs(mm.inputs[0], types);
-    in.reads.push_back(arena_access(residual));
-    const Access writes[] = {
-        arena_access(folded.add),
-        {kFold, 0, fold_partials_offset_ + 4 * a.rows * matmul_norm_partials(a.cols)}};
+    in.reads.push_back(arena_access(folded.residual));
+    const Access writes[] = {arena_access(folded.add), fold_access(g_[folded.add])};
     sync(in.reads, writes);
-    const Node& w = g_[mm.inputs[1]];
-    const WeightStore::ForMatMul weight = weights_.for_matmul(*w.weight);
-    const Bound y = node(folded.add), r = node(residual);
-    MatMulArgs args;
-    args.weight_type = w.dtype;
-    args.m = w.rows;
-    args.k = w.cols;
-    args.n = mm.rows;
-    args.w = weight.allocation.range();
-    args.repacked = weight.repacked;
-    args.x = in.plain.range;
-    args.x_offset = in.plain.offset;
-    args.norm_in = in.norm_in;
-    args.y = y.range;
-    args.y_offset = y.offset;
+    MatMulArgs args = one_matmul_args(in, mm.inputs[1], mm.rows, node(folded.add), Bound{});
+    const Bound r = node(folded.residual);
     args.residual = r.range;
     args.residual_offset = r.offset;
     args.norm_out.weight = weights_.get(*g_[g_[folded.norm].inputs[1]].weight).range();
@@ -342,19 +326,14 @@ void VkProgram::record_gated_matmul(NodeId id) {
         sync(in.reads, writes);
         const Bound x = in.rounded(rounding_for(gate_w.dtype));
         const Bound y = node(id);
-        MatMulArgs a;
-        a.weight_type = gate_w.dtype;
-        a.m = 2 * gate_w.rows;
-        a.k = gate_w.cols;
-        a.n = n.rows;
-        a.w = weights_.gated_pairs(*gate_w.weight, *up_w.weight).range();
+        MatMulArgs a = matmul_args(gate_w.dtype, 2 * gate_w.rows, gate_w.cols, n.rows,
+                                   weights_.gated_pairs(*gate_w.weight, *up_w.weight).range(),
+                                   x.range, y.range);
         a.repacked = true;
         a.gated = true;
-        a.x = x.range;
         a.x_offset = x.offset;
-        a.norm_in = in.norm_in;
-        a.y = y.range;
         a.y_offset = y.offset;
+        a.norm_in = in.norm_in;
         record_matmul(ctx_, *seq_, a);
         return;
     }

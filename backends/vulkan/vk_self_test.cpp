@@ -41,6 +41,16 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
     return v;
 }
 
+// `rows` rows of `cols` values rounded in place to `type` (quantized and back), as the CPU
+// backend multiplies activations with some weights.
+void round_rows(DType type, float* v, int64_t rows, int64_t cols) {
+    std::vector<uint8_t> tmp(row_bytes(type, cols));
+    for (int64_t r = 0; r < rows; ++r) {
+        quantize_row(type, v + r * cols, tmp.data(), cols);
+        dequantize_row(type, tmp.data(), v + r * cols, cols);
+    }
+}
+
 Allocation upload(Context& ctx, const void* data, size_t bytes) {
     Allocation a = ctx.memory().allocate(std::max<size_t>(bytes, 16));
     ctx.write(a, 0, data, bytes);
@@ -128,11 +138,7 @@ std::string test_gated_matmul(Context& ctx, DType type, const std::vector<uint8_
         interleave_gate_up(type, wq.data(), wq.data() + rb * rows, rows, k);
     const Allocation wa = upload_repacked(ctx, type, pairs.data(), 2 * rows, k);
     std::vector<float> x = random_floats(static_cast<size_t>(n * k), 9);
-    std::vector<uint8_t> tmp(row_bytes(DType::Q8_0, k));
-    for (int64_t t = 0; t < n; ++t) {  // the input as the kernel quantizes it
-        quantize_row(DType::Q8_0, x.data() + t * k, tmp.data(), k);
-        dequantize_row(DType::Q8_0, tmp.data(), x.data() + t * k, k);
-    }
+    round_rows(DType::Q8_0, x.data(), n, k);  // the input as the kernel quantizes it
     const Allocation xa = upload(ctx, x);
     std::vector<double> want, tol;
     for (int64_t t = 0; t < n; ++t)
@@ -150,16 +156,9 @@ std::string test_gated_matmul(Context& ctx, DType type, const std::vector<uint8_
         }
     const Allocation ya = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * want.size()));
     run(ctx, [&](Sequence& seq) {
-        MatMulArgs a;
-        a.weight_type = type;
-        a.m = 2 * rows;
-        a.k = k;
-        a.n = n;
-        a.w = wa.range();
+        MatMulArgs a = matmul_args(type, 2 * rows, k, n, wa.range(), xa.range(), ya.range());
         a.repacked = true;
         a.gated = true;
-        a.x = xa.range();
-        a.y = ya.range();
         record_matmul(ctx, seq, a);
     });
     const std::string err = compare(download(ctx, ya, want.size()), want, tol);
@@ -187,12 +186,7 @@ std::string test_folded_norm(Context& ctx, DType type, const std::vector<uint8_t
     std::vector<float> x = random_floats(static_cast<size_t>(n * k), 10);
     const std::vector<float> residual = random_floats(static_cast<size_t>(n * m), 11);
     const std::vector<float> gain = random_floats(static_cast<size_t>(m), 12);
-    std::vector<uint8_t> tmp(row_bytes(DType::Q8_0, std::max(k, m)));
-    auto round_q8 = [&](float* v, int64_t len) {
-        quantize_row(DType::Q8_0, v, tmp.data(), len);
-        dequantize_row(DType::Q8_0, tmp.data(), v, len);
-    };
-    for (int64_t t = 0; t < n; ++t) round_q8(x.data() + t * k, k);
+    round_rows(DType::Q8_0, x.data(), n, k);
     std::vector<double> want, tol;
     for (int64_t t = 0; t < n; ++t) {
         std::vector<float> sum(static_cast<size_t>(m));
@@ -211,7 +205,7 @@ std::string test_folded_norm(Context& ctx, DType type, const std::vector<uint8_t
         for (int64_t r = 0; r < m; ++r)
             sum[static_cast<size_t>(r)] = static_cast<float>(sum[static_cast<size_t>(r)] * scale *
                                                              gain[static_cast<size_t>(r)]);
-        round_q8(sum.data(), m);
+        round_rows(DType::Q8_0, sum.data(), 1, m);
         for (int64_t r = 0; r < m2; ++r) {
             double v = 0, mag = 0;
             for (int64_t i = 0; i < m; ++i) {
@@ -232,30 +226,16 @@ std::string test_folded_norm(Context& ctx, DType type, const std::vector<uint8_t
     const Allocation pa = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * partials));
     const Allocation ya2 = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * m2));
     run(ctx, [&](Sequence& seq) {
-        MatMulArgs a;
-        a.weight_type = type;
-        a.m = m;
-        a.k = k;
-        a.n = n;
-        a.w = wa.range();
+        MatMulArgs a = matmul_args(type, m, k, n, wa.range(), xa.range(), ya.range());
         a.repacked = true;
-        a.x = xa.range();
-        a.y = ya.range();
         a.residual = ra.range();
         a.norm_out.weight = ga.range();
         a.norm_out.weighted = weighted.range();
         a.norm_out.partials = pa.range();
         record_matmul(ctx, seq, a);
         seq.barrier();
-        MatMulArgs b;
-        b.weight_type = type;
-        b.m = m2;
-        b.k = m;
-        b.n = n;
-        b.w = wa2.range();
+        MatMulArgs b = matmul_args(type, m2, m, n, wa2.range(), weighted.range(), ya2.range());
         b.repacked = true;
-        b.x = weighted.range();
-        b.y = ya2.range();
         b.norm_in.partials = pa.range();
         b.norm_in.count = partials;
         b.norm_in.eps = 1e-5f;
@@ -303,13 +283,8 @@ std::string test_matmul(Context& ctx, DType type) {
         // kernels, activations rounded to Q8_0 blocks.
         const bool q8_input = int_dot || matmul_quantizes_input(type, repacked);
         const DType rounding = q8_input ? DType::Q8_0 : type;
-        if (q8_input || type == DType::F16 || type == DType::BF16) {
-            std::vector<uint8_t> tmp(row_bytes(rounding, k));
-            for (int64_t t = 0; t < n; ++t) {
-                quantize_row(rounding, x.data() + t * k, tmp.data(), k);
-                dequantize_row(rounding, tmp.data(), x.data() + t * k, k);
-            }
-        }
+        if (q8_input || type == DType::F16 || type == DType::BF16)
+            round_rows(rounding, x.data(), n, k);
         // The packed activations the integer kernel reads.
         const Allocation qa =
             int_dot ? ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * q8_0_packed_words(k)))
@@ -340,16 +315,10 @@ std::string test_matmul(Context& ctx, DType type) {
                 record_round_activations(ctx, seq, r);
                 seq.barrier();
             }
-            MatMulArgs a;
-            a.weight_type = type;
-            a.m = m;
-            a.k = k;
-            a.n = n;
-            a.w = repacked ? packed.range() : wa.range();
+            MatMulArgs a = matmul_args(type, m, k, n, repacked ? packed.range() : wa.range(),
+                                       int_dot ? qa.range() : xa.range(), ya.range());
             a.repacked = repacked;
-            a.x = int_dot ? qa.range() : xa.range();
             a.x_packed = int_dot;
-            a.y = ya.range();
             record_matmul(ctx, seq, a);
         });
         const std::string err = compare(download(ctx, ya, want.size()), want, tol);

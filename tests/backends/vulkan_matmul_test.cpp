@@ -87,15 +87,7 @@ std::vector<float> spread(const std::vector<float>& x, int64_t k, int64_t n, int
 // a bias or more outputs.
 MatMulArgs whole_args(DType t, int64_t m, int64_t k, int64_t n, const Allocation& w,
                       const Allocation& x, const Allocation& y) {
-    MatMulArgs args;
-    args.weight_type = t;
-    args.m = m;
-    args.k = k;
-    args.n = n;
-    args.w = w.range();
-    args.x = x.range();
-    args.y = y.range();
-    return args;
+    return matmul_args(t, m, k, n, w.range(), x.range(), y.range());
 }
 
 class VulkanMatMul : public test::VulkanContextTest {

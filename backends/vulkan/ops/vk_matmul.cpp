@@ -335,8 +335,9 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         fail("internal: a residual add or a norm folded into a matmul needs repacked weights");
     if (residual && (a.gated || groups > 0 || a.bias.buffer != VK_NULL_HANDLE))
         fail("internal: Vulkan matmul with a residual has a bias, a gate or several outputs");
-    // Values per token in y: one per row, or per (gate, up) pair.
-    const int64_t out_m = a.gated ? a.m / 2 : a.m;
+    // Values in y for `rows` weight rows: one per row, or per (gate, up) pair.
+    auto out_rows = [&](int64_t rows) { return a.gated ? rows / 2 : rows; };
+    const int64_t out_m = out_rows(a.m);
     for (size_t i = 0; i < groups; ++i) {
         const MatMulArgs::Output& o = a.more_outputs[i];
         const int64_t end = i + 1 < groups ? a.more_outputs[i + 1].first_row : a.m;
@@ -365,17 +366,17 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         fail("internal: Vulkan matmul weight binding holds ", a.w.size, " bytes, needs ",
              a.w_offset + weight_bytes(a.m), " and the rest of the last word");
     need_bytes(a.x, 4 * (a.x_offset + (a.n - 1) * x_stride + x_row), kOp, "input");
-    need_bytes(a.y, 4 * (a.y_offset + (a.n - 1) * y_stride + out_m), kOp, "output");
+    // y, and the tensors laid out as y, from `offset` floats.
+    auto need_like_y = [&](const BufferRange& r, int64_t offset, const char* what) {
+        need_bytes(r, 4 * (offset + (a.n - 1) * y_stride + out_m), kOp, what);
+    };
+    need_like_y(a.y, a.y_offset, "output");
     if (has_bias) need_bytes(a.bias, 4 * (a.bias_offset + a.m), kOp, "bias");
-    if (residual)
-        need_bytes(a.residual, 4 * (a.residual_offset + (a.n - 1) * y_stride + out_m), kOp,
-                   "residual");
+    if (residual) need_like_y(a.residual, a.residual_offset, "residual");
     const int64_t partials = matmul_norm_partials(a.m);
     if (norm_out) {
         need_bytes(a.norm_out.weight, 4 * a.m, kOp, "norm weight");
-        need_bytes(a.norm_out.weighted,
-                   4 * (a.norm_out.weighted_offset + (a.n - 1) * y_stride + out_m), kOp,
-                   "weighted sum");
+        need_like_y(a.norm_out.weighted, a.norm_out.weighted_offset, "weighted sum");
         need_bytes(a.norm_out.partials, 4 * (a.norm_out.partials_offset + a.n * partials), kOp,
                    "partial sums");
     }
@@ -473,8 +474,8 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         {a.n,
          binding::items_per_binding(props, x_texel ? texel_limit : c.max_binding, 4 * x_row,
                                     4 * x_stride, "input row"),
-         binding::items_per_binding(props, c.max_binding, 4 * (a.gated ? rows_per / 2 : rows_per),
-                                    4 * y_stride, "output row"),
+         binding::items_per_binding(props, c.max_binding, 4 * out_rows(rows_per), 4 * y_stride,
+                                    "output row"),
          static_cast<int64_t>(props.max_workgroup_count[1]) * tokens_per_group,
          x_uniform ? 1 + static_cast<int64_t>((ux_limit - ux_align - 4 * x_row) / (4 * x_stride))
                    : a.n});
@@ -515,25 +516,22 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                 x.size = std::min((x_skip + x_part_bytes + 15) / 16 * 16,
                                   a.x.offset + a.x.size - x.offset);
             }
+            // This dispatch's part of a tensor laid out as y (y itself, the residual, the weighted
+            // sum), from `offset` floats into `whole`.
+            auto part_like_y = [&](const BufferRange& whole, int64_t offset, uint64_t& skip) {
+                return binding::part(props, whole, 4 * (offset + t0 * y_stride + out_rows(r0)),
+                                     4 * ((nt - 1) * y_stride + out_rows(mr)), skip);
+            };
             // With several outputs, y binds whole (it fits one binding, checked above).
-            const BufferRange y =
-                groups > 0
-                    ? binding::part(props, a.y, 0, a.y.size, y_skip)
-                    : binding::part(props, a.y,
-                                    4 * (a.y_offset + t0 * y_stride + (a.gated ? r0 / 2 : r0)),
-                                    4 * ((nt - 1) * y_stride + (a.gated ? mr / 2 : mr)), y_skip);
+            const BufferRange y = groups > 0 ? binding::part(props, a.y, 0, a.y.size, y_skip)
+                                             : part_like_y(a.y, a.y_offset, y_skip);
             const int64_t y_base = groups > 0 ? static_cast<int64_t>(y_skip / 4) : 0;
-            // The residual's part and the weighted sum's, as y's; the partial sums' tokens.
+            // The residual's part and the weighted sum's; the partial sums' tokens.
             uint64_t r_skip = 0, ws_skip = 0, p_skip = 0;
             const BufferRange res =
-                residual
-                    ? binding::part(props, a.residual, 4 * (a.residual_offset + t0 * y_stride + r0),
-                                    4 * ((nt - 1) * y_stride + mr), r_skip)
-                    : BufferRange{};
+                residual ? part_like_y(a.residual, a.residual_offset, r_skip) : BufferRange{};
             const BufferRange weighted =
-                norm_out ? binding::part(props, a.norm_out.weighted,
-                                         4 * (a.norm_out.weighted_offset + t0 * y_stride),
-                                         4 * ((nt - 1) * y_stride + mr), ws_skip)
+                norm_out ? part_like_y(a.norm_out.weighted, a.norm_out.weighted_offset, ws_skip)
                          : BufferRange{};
             const int64_t partial_count = norm_out ? partials : a.norm_in.count;
             const BufferRange partial_range =

@@ -74,6 +74,21 @@ struct MatMulArgs {
     std::vector<Output> more_outputs;
 };
 
+// The arguments of y = x W^T over whole ranges (no offsets, dense strides, no bias); callers set
+// the rest.
+inline MatMulArgs matmul_args(DType weight_type, int64_t m, int64_t k, int64_t n,
+                              const BufferRange& w, const BufferRange& x, const BufferRange& y) {
+    MatMulArgs a;
+    a.weight_type = weight_type;
+    a.m = m;
+    a.k = k;
+    a.n = n;
+    a.w = w;
+    a.x = x;
+    a.y = y;
+    return a;
+}
+
 // How a dispatch is shaped; 0 picks the device's default.
 struct MatMulConfig {
     uint32_t workgroup = 0;  // threads per workgroup
