@@ -72,7 +72,19 @@ layout(std430, set = 0, binding = 6) writeonly buffer PartialsOut { float partia
 layout(std430, set = 0, binding = 4) readonly buffer PartialsIn { float partials_in[]; };
 #endif
 
+#if defined(ROPE_STORE)
+// The repacked Q4_0 kernel over the concatenated queries, keys and values (outputs 0, 1, 2 of
+// y_at) with llama's rotation, which turns neighbouring rows (2i, 2i + 1) of a head: exactly a
+// row pair of the kernel. It rotates the queries and keys it computed, and stores the keys and
+// values, a pair a 32-bit word of halfs, at cache row positions[token] (MatMulArgs::rope), so
+// neither the rotation nor the store needs a dispatch.
+layout(std430, set = 0, binding = 5) readonly buffer Positions { int pos[]; };
+layout(std430, set = 0, binding = 6) writeonly buffer KCache { uint kc[]; };
+layout(std430, set = 0, binding = 7) writeonly buffer VCache { uint vc[]; };
+#endif
+
 #include "matmul_params.glsl"
+#include "rope.glsl"
 
 
 #include "weights.glsl"
@@ -365,6 +377,45 @@ void paired_rows() {
     const mat4 lo = mat4(lo0, lo1, lo2, lo3), hi = mat4(hi0, hi1, hi2, hi3);
 #if defined(NORM_OUTPUT)
     vec4 squares = vec4(0.0);  // per token
+#endif
+#if defined(ROPE_STORE)
+    // Pair j: rows 2 (base + j wg) and the next, a query pair, a key pair or a value pair (the
+    // host keeps the three outputs' boundaries and the heads' size even).
+    const uint kv_words = (p.m - p.row2) / 2u;  // a cache row's words
+    for (uint j = 0; j < 4u; ++j) {
+        const uint row = 2u * (base + j * wg);
+        if (row >= p.m) break;
+        const vec2 bv = p.has_bias != 0u
+                            ? vec2(bias[p.bias_offset + row], bias[p.bias_offset + row + 1u])
+                            : vec2(0.0);
+        const bool value = row >= p.row2;
+        const uint first = value ? p.row2 : row >= p.row1 ? p.row1 : 0u;  // the output's row 0
+        for (uint t = 0; t < TOKENS; ++t) {
+            if (tok0 + t >= p.n) break;
+            const vec4 rows = j < 2u ? lo[t] : hi[t];
+            const vec2 v = ((j & 1u) == 0u ? rows.xy : rows.zw) + bv;
+            const int position = pos[p.pos_offset + tok0 + t];
+            vec2 out_v = v;
+            if (!value) {
+                const uint i = (row - first) % p.head_dim / 2u;
+                const vec2 cs = rope_cos_sin(rope_angle(position, p.freq_scale, p.theta_scale, i));
+                // precise: as rope.comp computes it, whatever a compiler would fuse.
+                precise float ya = v.x * cs.x - v.y * cs.y;
+                precise float yb = v.x * cs.y + v.y * cs.x;
+                out_v = vec2(ya, yb);
+            }
+            y[y_at(row, tok0 + t)] = out_v.x;
+            y[y_at(row + 1u, tok0 + t)] = out_v.y;
+            if (row >= p.row1 && position >= 0 && uint(position) < p.n_ctx) {
+                const uint word = uint(position) * kv_words + (row - first) / 2u;
+                if (value)
+                    vc[word] = packHalf2x16(out_v);
+                else
+                    kc[word] = packHalf2x16(out_v);
+            }
+        }
+    }
+    return;
 #endif
     if (GATED != 0u) {
         // Pair j's output: silu(gate) * up, as elementwise.comp's SWIGLU computes it.

@@ -25,6 +25,11 @@ layout(push_constant) uniform Params {
     float eps;
     uint partial_offset, partial_stride, partial_count;
     uint weighted_offset;  // floats into the sum-times-weight binding (laid out as y)
+    // The queries', keys' and values' matmul rotating the queries and keys and storing the keys
+    // and values in the caches (MatMulArgs::rope): the heads' size, the positions' offset (ints)
+    // and the caches' rows, and the rotation's frequencies.
+    uint head_dim, pos_offset, n_ctx;
+    float freq_scale, theta_scale;
 } p;
 
 // Where row `row` (of this dispatch's rows) of token `tok` goes.

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_GOOGLE_include_directive : require
 // Rotary position embedding over the heads of x [rows, n_head * head_dim]: one invocation per
 // rotated pair. MODE 0 (llama) rotates neighbours (2i, 2i+1); MODE 1 (NeoX: qwen2, phi)
 // rotates (i, i + head_dim/2). theta_i = position * freq_scale * theta_scale^i, built by
@@ -41,20 +42,11 @@ layout(push_constant) uniform Params {
     uint n_ctx;
 } p;
 
-// theta_i for the token in `row`, by repeated multiplication as the CPU backend does; reduced
-// before sin and cos.
-float angle(uint row, uint i) {
-    float theta = float(pos[p.pos_offset + row]) * p.freq_scale;
-    for (uint j = 0; j < i; ++j) theta *= p.theta_scale;
-    return theta;
-}
+#include "rope.glsl"
 
-// Vulkan bounds sin and cos only on [-pi, pi]: reduce first (Cody-Waite: 2 pi split in a short
-// head, so k * head is exact for k below 2^15, and a tail), to about float rounding.
-vec2 cos_sin(float theta) {
-    const float k = floor(theta * 0.15915494 + 0.5);
-    const float reduced = (theta - k * 6.28125) - k * 1.9353071795864769e-3;
-    return vec2(cos(reduced), sin(reduced));
+// theta_i for the token in `row`; reduced before sin and cos.
+float angle(uint row, uint i) {
+    return rope_angle(pos[p.pos_offset + row], p.freq_scale, p.theta_scale, i);
 }
 
 #if defined(STORE)
@@ -68,7 +60,7 @@ float rotated_key(uint row, uint e, uint base) {
     const uint head = base + e - l;  // the head's first element
     const float a = x2[p.x2_offset + head + (first ? l : partner)];
     const float b = x2[p.x2_offset + head + (first ? partner : l)];
-    const vec2 cs = cos_sin(angle(row, i));
+    const vec2 cs = rope_cos_sin(angle(row, i));
     // precise: the same rounding as the pair kernel below, whatever a compiler would fuse.
     precise float y = first ? a * cs.x - b * cs.y : a * cs.y + b * cs.x;
     return y;
@@ -122,7 +114,7 @@ void main() {
     const uint head = (id % pairs_per_row) / half_dim;
     const uint i = id % half_dim;
 
-    const vec2 cs = cos_sin(angle(row, i));
+    const vec2 cs = rope_cos_sin(angle(row, i));
     const float c = cs.x;
     const float s = cs.y;
 

@@ -156,6 +156,15 @@ void VkProgram::record() {
             id = folded.norm;
             continue;
         }
+        // A group matmul of queries, keys and values with the ropes and the store after it.
+        if (const FoldedRope folded = folded_rope_after(id);
+            folded.store != kNoNode && record_matmul_rope(id, folded)) {
+            label_dispatches(
+                str_cat("matmul ", dtype_name(g_[n.inputs[1]].dtype), "+rope+kv_store"));
+            segments_.back().last = folded.store + 1;
+            id = folded.store;
+            continue;
+        }
         // Nodes that run as one dispatch: the keys' rope with the queries' (and the store of
         // the keys and values into the caches after them), a norm with the residual add before
         // it.

@@ -139,9 +139,12 @@ class VkProgram final : public Executable {
     bool record_fused(const MatMulInputs& in, int64_t tokens,
                       std::span<const GgufTensor* const> weights,
                       std::span<const GgufTensor* const> biases,
-                      std::span<const FusedOutput> outputs);
-    // record_fused for a group's members (bias inputs that are not f32 weights: false).
-    bool record_fused_group(const MatMulInputs& in, std::span<const graph::NodeId> members);
+                      std::span<const FusedOutput> outputs, const MatMulArgs::Rope* rope = nullptr);
+    // record_fused for a group's members (bias inputs that are not f32 weights: false), into
+    // their outputs or those given.
+    bool record_fused_group(const MatMulInputs& in, std::span<const graph::NodeId> members,
+                            std::span<const graph::NodeId> outputs,
+                            const MatMulArgs::Rope* rope = nullptr);
     // x (as `in` has it for this weight's type) times the weight, into y (+ bias if bound).
     void record_one_matmul(const MatMulInputs& in, graph::NodeId weight, int64_t rows,
                            const Bound& y, const Bound& bias);
@@ -160,6 +163,18 @@ class VkProgram final : public Executable {
     // Whether node `consumer` can take norm node `norm` folded.
     bool takes_folded_norm(graph::NodeId consumer, graph::NodeId norm) const;
     void record_matmul_add(graph::NodeId m, const FoldedAdd& folded);
+    // llama's rope of the queries and keys and the store of keys and values after a group
+    // matmul of queries, keys and values, folded into it where the device's kernel does that
+    // (matmul_ropes_pairs): the three nodes when they fold (all kNoNode otherwise).
+    struct FoldedRope {
+        graph::NodeId queries = graph::kNoNode, keys = graph::kNoNode, store = graph::kNoNode;
+    };
+    FoldedRope folded_rope_after(graph::NodeId leader) const;
+    // Records the group with the rope and store folded; false (nothing recorded) where its
+    // weights do not run as one dispatch.
+    bool record_matmul_rope(graph::NodeId leader, const FoldedRope& folded);
+    // A group's matmuls in node order (a lone matmul: itself).
+    std::vector<graph::NodeId> group_members(graph::NodeId leader) const;
     // What fold_ holds for the sum `sum` (an add's node): its weighted copy and partial sums.
     Access fold_access(const graph::Node& sum) const;
     bool staged() const { return upload_ ? true : false; }

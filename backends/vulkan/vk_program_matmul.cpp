@@ -127,23 +127,26 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
     return in;
 }
 
-void VkProgram::record_matmul_group(NodeId leader) {
-    const Node& first = g_[leader];
-    const NodeId x_id = first.inputs[0];
+std::vector<NodeId> VkProgram::group_members(NodeId leader) const {
     std::vector<NodeId> members;
-    std::vector<DType> types;
     for (NodeId id = leader; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
         const Node& n = g_[id];
         if (id != leader && (n.dead || n.op != Op::MatMul || n.group_leader != leader)) continue;
         members.push_back(id);
-        types.push_back(g_[n.inputs[1]].dtype);
-        if (first.group_leader == kNoNode) break;
+        if (g_[leader].group_leader == kNoNode) break;
     }
-    const MatMulInputs in = matmul_inputs(x_id, types);
+    return members;
+}
+
+void VkProgram::record_matmul_group(NodeId leader) {
+    const std::vector<NodeId> members = group_members(leader);
+    std::vector<DType> types;
+    for (NodeId m : members) types.push_back(g_[g_[m].inputs[1]].dtype);
+    const MatMulInputs in = matmul_inputs(g_[leader].inputs[0], types);
     std::vector<Access> writes;
     for (NodeId m : members) writes.push_back(arena_access(m));
     sync(in.reads, writes);
-    if (members.size() > 1 && record_fused_group(in, members)) return;
+    if (members.size() > 1 && record_fused_group(in, members, members)) return;
     for (NodeId id : members) {
         const Node& n = g_[id];
         const Bound bias = n.inputs.size() > 2 ? node(n.inputs[2]) : Bound{};
@@ -151,32 +154,33 @@ void VkProgram::record_matmul_group(NodeId leader) {
     }
 }
 
-bool VkProgram::record_fused_group(const MatMulInputs& in, std::span<const NodeId> members) {
+bool VkProgram::record_fused_group(const MatMulInputs& in, std::span<const NodeId> members,
+                                   std::span<const NodeId> to, const MatMulArgs::Rope* rope) {
     std::vector<const GgufTensor*> weights, biases;
     std::vector<FusedOutput> outputs;
-    for (NodeId id : members) {
-        const Node& n = g_[id];
+    for (size_t i = 0; i < members.size(); ++i) {
+        const Node& n = g_[members[i]];
         weights.push_back(g_[n.inputs[1]].weight);
-        outputs.push_back({n.offset, n.cols});
+        outputs.push_back({g_[to[i]].offset, n.cols});
         if (n.inputs.size() > 2) {
             const Node& b = g_[n.inputs[2]];
             if (b.op != Op::Weight || b.dtype != DType::F32) return false;
             biases.push_back(b.weight);
         }
     }
-    return record_fused(in, g_[members[0]].rows, weights, biases, outputs);
+    return record_fused(in, g_[members[0]].rows, weights, biases, outputs, rope);
 }
 
 bool VkProgram::record_fused(const MatMulInputs& in, int64_t tokens,
                              std::span<const GgufTensor* const> weights,
                              std::span<const GgufTensor* const> biases,
-                             std::span<const FusedOutput> outputs) {
+                             std::span<const FusedOutput> outputs, const MatMulArgs::Rope* rope) {
     if (weights.size() > 3 || (!biases.empty() && biases.size() != weights.size())) return false;
     const WeightStore::Group w = weights_.matmul_group(weights);
     const DeviceProps& props = ctx_.props();
     // One dispatch: the weights and the arena (all outputs) each fit a binding.
     if (w.allocation == nullptr || w.allocation->size() + 64 > props.max_storage_buffer_range ||
-        arena_.size() + 64 > props.max_storage_buffer_range)
+        arena_.size() + 64 > props.max_storage_buffer_range || (rope != nullptr && !w.repacked))
         return false;
     const DType type = weights[0]->type;
     const bool packed = matmul_int_dot(props, type) && !w.repacked;
@@ -204,6 +208,7 @@ bool VkProgram::record_fused(const MatMulInputs& in, int64_t tokens,
         a.m += outputs[i].cols;
     }
     if (!biases.empty()) a.bias = weights_.bias_group(biases).range();
+    if (rope != nullptr) a.rope = *rope;
     record_matmul(ctx_, *seq_, a);
     return true;
 }
@@ -308,6 +313,70 @@ void VkProgram::record_matmul_add(NodeId m, const FoldedAdd& folded) {
     args.norm_out.partials_offset = fold_partials_offset_ / 4;
     record_matmul(ctx_, *seq_, args);
     folded_norms_.insert(folded.norm);
+}
+
+VkProgram::FoldedRope VkProgram::folded_rope_after(NodeId leader) const {
+    const Node& first = g_[leader];
+    if (first.op != Op::MatMul || first.group_leader != leader) return {};
+    const std::vector<NodeId> members = group_members(leader);
+    if (members.size() != 3) return {};
+    const DType type = g_[first.inputs[1]].dtype;
+    for (NodeId m : members)
+        if (g_[g_[m].inputs[1]].dtype != type || g_[m].cols % 2 != 0) return {};
+    if (!matmul_ropes_pairs(ctx_.props(), type)) return {};
+    // The queries' rope right after the group, the keys' (rope_after_rope: the same positions
+    // and rotation), the store of the keys and the values.
+    const NodeId queries = next_live(members.back());
+    if (queries == kNoNode) return {};
+    const Node& q = g_[queries];
+    if (q.op != Op::Rope || q.device != device_ || q.inputs[0] != members[0] ||
+        q.attrs.rope_mode != graph::RopeMode::Normal)
+        return {};
+    const NodeId keys = rope_after_rope(queries);
+    if (keys == kNoNode || g_[keys].inputs[0] != members[1]) return {};
+    const NodeId store = store_after_keys(keys);
+    if (store == kNoNode || g_[store].inputs[1] != members[2]) return {};
+    // Only the ropes read the queries' and keys' products, which are never written; the kernel
+    // still reads the group's input while it writes the ropes' outputs (plan_memory keeps it
+    // alive until the keys' rope; a plan that did not runs unfused).
+    for (const Node& n : g_.nodes) {
+        if (n.dead || &n == &q || &n == &g_[keys]) continue;
+        for (NodeId in : n.inputs)
+            if (in == members[0] || in == members[1]) return {};
+    }
+    if (g_.output() == members[0] || g_.output() == members[1] ||
+        (folded_norms_.count(first.inputs[0]) == 0 &&
+         (arena_overlap(queries, first.inputs[0]) || arena_overlap(keys, first.inputs[0]))))
+        return {};
+    return {queries, keys, store};
+}
+
+bool VkProgram::record_matmul_rope(NodeId leader, const FoldedRope& folded) {
+    const std::vector<NodeId> members = group_members(leader);
+    const DType types[] = {g_[g_[leader].inputs[1]].dtype};
+    MatMulInputs in = matmul_inputs(g_[leader].inputs[0], types);
+    const Node& q = g_[folded.queries];
+    const int layer = g_[folded.store].attrs.layer;
+    in.reads.push_back(arena_access(q.inputs[1]));
+    const Access writes[] = {arena_access(folded.queries),
+                             arena_access(folded.keys),
+                             arena_access(members[2]),
+                             {kKvBase + 2 * layer, 0, 1},
+                             {kKvBase + 2 * layer + 1, 0, 1}};
+    sync(in.reads, writes);
+    const Bound positions = node(q.inputs[1]);
+    const KvBuffers& cache = kv_.layers[static_cast<size_t>(layer)];
+    MatMulArgs::Rope rope;
+    rope.positions = positions.range;
+    rope.positions_offset = positions.offset;
+    rope.k_cache = cache.k.range();
+    rope.v_cache = cache.v.range();
+    rope.n_ctx = kv_.n_ctx;
+    rope.head_dim = q.attrs.head_dim;
+    rope.base = q.attrs.rope_base;
+    rope.freq_scale = q.attrs.rope_freq_scale;
+    const NodeId outputs[] = {folded.queries, folded.keys, members[2]};
+    return record_fused_group(in, members, outputs, &rope);
 }
 
 void VkProgram::record_gated_matmul(NodeId id) {

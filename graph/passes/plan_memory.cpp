@@ -122,6 +122,18 @@ int64_t plan_memory(Graph& g) {
         prev = id;
     }
 
+    // A group matmul of queries, keys and values and the ropes of its outputs may run as one
+    // kernel (the Vulkan backend folds llama's rope into it), which still reads the group's input
+    // while it writes the ropes' outputs: that input lives until the last such rope.
+    for (NodeId id = 0; id < count; ++id) {
+        const Node& n = g[id];
+        if (n.dead || n.op != Op::Rope) continue;
+        const Node& m = g[n.inputs[0]];
+        if (m.op == Op::MatMul && m.group_leader != kNoNode && !m.inputs.empty())
+            last_use[static_cast<size_t>(m.inputs[0])] =
+                std::max(last_use[static_cast<size_t>(m.inputs[0])], id);
+    }
+
     ArenaAllocator arena;
     std::vector<std::vector<NodeId>> frees_after(g.nodes.size());
     for (NodeId id = 0; id < count; ++id) {

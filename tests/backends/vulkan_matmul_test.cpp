@@ -46,26 +46,17 @@ constexpr DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, 
 const MatMulConfig kTiles{0, 0, 4};
 
 using test::activation;
+using test::expect_close;
 using test::is_float;
 using test::random_floats;
 using test::random_weights;
 using test::Reference;
 using test::reference_matmul;
+using test::rounded_to_q8_0;
 using test::tolerance;
 
 size_t w_bytes(DType t, int64_t rows, int64_t k) {
     return row_bytes(t, k) * static_cast<size_t>(rows);
-}
-
-// x [n, k] rounded to Q8_0 blocks, as the CPU backend multiplies it with quantized weights.
-std::vector<float> rounded_to_q8_0(const std::vector<float>& x, int64_t k) {
-    std::vector<float> out(x.size());
-    std::vector<uint8_t> q8(row_bytes(DType::Q8_0, k));
-    for (size_t at = 0; at < x.size(); at += static_cast<size_t>(k)) {
-        quantize_row(DType::Q8_0, x.data() + at, q8.data(), k);
-        dequantize_row(DType::Q8_0, q8.data(), out.data() + at, k);
-    }
-    return out;
 }
 
 // x as the kernel multiplies it: rounded to Q8_0 blocks by the kernels that quantize their
@@ -102,28 +93,8 @@ class VulkanMatMul : public test::VulkanContextTest {
         run([&](Sequence& seq) { record_matmul(ctx(), seq, args, config); });
         return download(ya, static_cast<size_t>(m * n));
     }
-
-  protected:
-    // What a binding needs beyond its payload: the offset aligned down, rounding to words.
-    uint64_t slack() {
-        return std::max<uint64_t>(ctx().props().min_storage_buffer_offset_alignment, 4) + 4;
-    }
 };
 using VulkanEmbed = VulkanMatMul;
-
-// Compares y (token-major, m apart) with the reference; at most a few failures per call.
-void expect_close(const std::vector<float>& y, const Reference& ref, int64_t m) {
-    ASSERT_EQ(y.size(), ref.y.size());
-    int bad = 0;
-    for (size_t i = 0; i < y.size() && bad < 5; ++i) {
-        const double tol = tolerance(ref.magnitude[i]);
-        if (!(std::fabs(y[i] - ref.y[i]) <= tol)) {
-            ADD_FAILURE() << "y[token " << i / m << ", row " << i % m << "] = " << y[i]
-                          << ", reference " << ref.y[i] << " (tolerance " << tol << ")";
-            ++bad;
-        }
-    }
-}
 
 std::vector<int64_t> test_ks(DType t) {
     if (is_float(t)) return {8, 40, 37};  // 37: a partial chunk at the end of each row
@@ -394,163 +365,6 @@ TEST_F(VulkanMatMul, GroupsWriteEachWeightsRowsToItsOwnOutput) {
                 expect_close(
                     y, reference_matmul(t, w, kernel_input(t, repacked, x, k), m, k, n, bias), m);
                 if (HasFailure()) return;
-            }
-        }
-    }
-}
-
-TEST_F(VulkanMatMul, GatedPairsWriteSiluOfGateTimesUp) {
-    // A SwiGLU block's gate and up rows interleaved and repacked, one kernel writing
-    // silu(gate) * up: ragged row counts against the 16-row groups, tokens past a workgroup's 4,
-    // y at an offset with a padded stride, and the weights split over several dispatches.
-    if (!matmul_gates_pairs(ctx().props(), DType::Q4_0))
-        GTEST_SKIP() << "the device does not pair gate and up rows";
-    std::mt19937 rng(41);
-    const DType t = DType::Q4_0;
-    for (int64_t rows : {1, 13, 67}) {
-        for (int64_t k : {32, 96}) {
-            for (int64_t n : {1, 6}) {
-                for (bool split : {false, true}) {
-                    if (split && (rows != 67 || n != 6)) continue;
-                    SCOPED_TRACE(str_cat("rows=", rows, " k=", k, " n=", n, split ? " split" : ""));
-                    const auto gate = random_weights(t, rows, k, rng);
-                    const auto up = random_weights(t, rows, k, rng);
-                    const auto x = random_floats(static_cast<size_t>(n * k), rng);
-                    const auto pairs = interleave_gate_up(t, gate.data(), up.data(), rows, k);
-                    std::vector<uint8_t> packed(repacked_bytes(t, 2 * rows, k));
-                    repack_for_matmul(t, pairs.data(), 2 * rows, k, packed.data());
-                    const int64_t y_off = 2, y_stride = rows + 1;
-                    Allocation wa = upload(packed);
-                    Allocation xa = upload(x);
-                    Allocation ya = upload(
-                        std::vector<float>(static_cast<size_t>(y_off + n * y_stride), -7.0f));
-                    MatMulArgs args = whole_args(t, 2 * rows, k, n, wa, xa, ya);
-                    args.repacked = true;
-                    args.gated = true;
-                    args.y_offset = y_off;
-                    args.y_stride = y_stride;
-                    MatMulConfig config;
-                    if (split) config.max_binding = packed.size() / 3 + slack();
-                    const size_t dispatches =
-                        run([&](Sequence& seq) { record_matmul(ctx(), seq, args, config); });
-                    if (split) {
-                        EXPECT_GT(dispatches, 1u) << "the weights were not split";
-                    }
-                    const auto ys = download(ya, static_cast<size_t>(y_off + n * y_stride));
-                    const std::vector<float> xq = rounded_to_q8_0(x, k);
-                    const Reference g = reference_matmul(t, gate, xq, rows, k, n);
-                    const Reference u = reference_matmul(t, up, xq, rows, k, n);
-                    for (int64_t tok = 0; tok < n; ++tok) {
-                        for (int64_t r = 0; r < rows; ++r) {
-                            const size_t i = static_cast<size_t>(tok * rows + r);
-                            const double silu = g.y[i] / (1.0 + std::exp(-g.y[i]));
-                            // silu's slope is below 1.1.
-                            const double tol = 1.1 * tolerance(g.magnitude[i]) * std::fabs(u.y[i]) +
-                                               std::fabs(silu) * tolerance(u.magnitude[i]) + 1e-6;
-                            EXPECT_NEAR(ys[static_cast<size_t>(y_off + tok * y_stride + r)],
-                                        silu * u.y[i], tol)
-                                << "token " << tok << ", row " << r;
-                        }
-                        EXPECT_EQ(ys[static_cast<size_t>(y_off + tok * y_stride + rows)], -7.0f)
-                            << "the stride's padding was written";
-                    }
-                    if (HasFailure()) return;
-                }
-            }
-        }
-    }
-}
-
-TEST_F(VulkanMatMul, FoldsTheResidualAddAndTheNormAroundIt) {
-    // A residual add and the RMSNorm after it folded into the repacked Q4_0 kernels around
-    // them: the first adds the residual (a separate buffer at an offset, then y itself, in
-    // place) and leaves the sum times the norm's weight and its partial sums of squares; the
-    // second multiplies the norm's output. Against the add, norm, rounding and products done
-    // here.
-    if (!matmul_folds_norm(ctx().props(), DType::Q4_0))
-        GTEST_SKIP() << "the device does not fold norms into matmuls";
-    std::mt19937 rng(43);
-    const DType t = DType::Q4_0;
-    for (int64_t m : {64, 96, 576}) {  // the second matmul's k: whole blocks
-        for (int64_t k : {32, 96}) {
-            for (int64_t n : {1, 6}) {
-                for (bool in_place : {false, true}) {
-                    if (in_place && (m != 96 || n != 6)) continue;
-                    SCOPED_TRACE(str_cat("m=", m, " k=", k, " n=", n, in_place ? " in place" : ""));
-                    const int64_t m2 = 29;  // the second matmul's rows
-                    const auto w = random_weights(t, m, k, rng);
-                    const auto w2 = random_weights(t, m2, m, rng);
-                    const auto x = random_floats(static_cast<size_t>(n * k), rng);
-                    const auto gain = random_floats(static_cast<size_t>(m), rng);
-                    const auto residual = random_floats(static_cast<size_t>(n * m), rng);
-                    const float eps = 1e-5f;
-                    // The sum, its norm, the second product.
-                    Reference sum = reference_matmul(t, w, rounded_to_q8_0(x, k), m, k, n);
-                    std::vector<float> normed(static_cast<size_t>(n * m));
-                    for (int64_t tok = 0; tok < n; ++tok) {
-                        double squares = 0;
-                        for (int64_t i = 0; i < m; ++i) {
-                            const size_t at = static_cast<size_t>(tok * m + i);
-                            sum.y[at] += residual[at];
-                            sum.magnitude[at] += std::fabs(residual[at]);
-                            squares += sum.y[at] * sum.y[at];
-                        }
-                        const double scale = 1.0 / std::sqrt(squares / m + eps);
-                        for (int64_t i = 0; i < m; ++i)
-                            normed[static_cast<size_t>(tok * m + i)] = static_cast<float>(
-                                sum.y[static_cast<size_t>(tok * m + i)] * scale * gain[i]);
-                    }
-                    const Reference out =
-                        reference_matmul(t, w2, rounded_to_q8_0(normed, m), m2, m, n);
-
-                    std::vector<uint8_t> packed(repacked_bytes(t, m, k)),
-                        packed2(repacked_bytes(t, m2, m));
-                    repack_for_matmul(t, w.data(), m, k, packed.data());
-                    repack_for_matmul(t, w2.data(), m2, m, packed2.data());
-                    const int64_t r_off = in_place ? 0 : 3;
-                    std::vector<float> r_buf(static_cast<size_t>(r_off), 0.0f);
-                    r_buf.insert(r_buf.end(), residual.begin(), residual.end());
-                    Allocation wa = upload(packed), wa2 = upload(packed2);
-                    Allocation xa = upload(x), ga = upload(gain), ra = upload(r_buf);
-                    Allocation ya =
-                        in_place
-                            ? Allocation{}
-                            : ctx().memory().allocate(static_cast<size_t>(n * m) * sizeof(float));
-                    Allocation weighted = ctx().memory().allocate(static_cast<size_t>(n * m) * 4);
-                    const int64_t partials = matmul_norm_partials(m);
-                    Allocation pa =
-                        ctx().memory().allocate(static_cast<size_t>(n * partials + 1) * 4);
-                    Allocation ya2 = ctx().memory().allocate(static_cast<size_t>(n * m2) * 4);
-                    MatMulArgs first = whole_args(t, m, k, n, wa, xa, in_place ? ra : ya);
-                    first.repacked = true;
-                    first.residual = ra.range();
-                    first.residual_offset = r_off;
-                    first.norm_out.weight = ga.range();
-                    first.norm_out.weighted = weighted.range();
-                    first.norm_out.partials = pa.range();
-                    first.norm_out.partials_offset = 1;
-                    MatMulArgs second = whole_args(t, m2, m, n, wa2, weighted, ya2);
-                    second.repacked = true;
-                    second.norm_in.partials = pa.range();
-                    second.norm_in.partials_offset = 1;
-                    second.norm_in.count = partials;
-                    second.norm_in.eps = eps;
-                    run([&](Sequence& seq) {
-                        record_matmul(ctx(), seq, first);
-                        seq.barrier();
-                        record_matmul(ctx(), seq, second);
-                    });
-                    {
-                        SCOPED_TRACE("the sum");
-                        expect_close(download(in_place ? ra : ya, static_cast<size_t>(n * m)), sum,
-                                     m);
-                    }
-                    {
-                        SCOPED_TRACE("the product of its norm");
-                        expect_close(download(ya2, static_cast<size_t>(n * m2)), out, m2);
-                    }
-                    if (HasFailure()) return;
-                }
             }
         }
     }

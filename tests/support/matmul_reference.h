@@ -3,6 +3,8 @@
 // the magnitude that bounds its rounding (tests/backends/vulkan_*_test.cpp).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -102,6 +104,31 @@ inline Reference reference_matmul(DType t, const std::vector<uint8_t>& w,
 
 inline double tolerance(double magnitude) {
     return 3e-5 * magnitude + 1e-6;
+}
+
+// x [n, k] rounded to Q8_0 blocks, as the CPU backend multiplies it with quantized weights.
+inline std::vector<float> rounded_to_q8_0(const std::vector<float>& x, int64_t k) {
+    std::vector<float> out(x.size());
+    std::vector<uint8_t> q8(row_bytes(DType::Q8_0, k));
+    for (size_t at = 0; at < x.size(); at += static_cast<size_t>(k)) {
+        quantize_row(DType::Q8_0, x.data() + at, q8.data(), k);
+        dequantize_row(DType::Q8_0, q8.data(), out.data() + at, k);
+    }
+    return out;
+}
+
+// Compares y (token-major, m apart) with the reference; at most a few failures per call.
+inline void expect_close(const std::vector<float>& y, const Reference& ref, int64_t m) {
+    ASSERT_EQ(y.size(), ref.y.size());
+    int bad = 0;
+    for (size_t i = 0; i < y.size() && bad < 5; ++i) {
+        const double tol = tolerance(ref.magnitude[i]);
+        if (!(std::fabs(y[i] - ref.y[i]) <= tol)) {
+            ADD_FAILURE() << "y[token " << i / m << ", row " << i % m << "] = " << y[i]
+                          << ", reference " << ref.y[i] << " (tolerance " << tol << ")";
+            ++bad;
+        }
+    }
 }
 
 }  // namespace mllm::test

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,10 @@ class VulkanContextTest : public ::testing::Test {
         std::vector<float> out(count);
         ctx().read(a, offset_floats * sizeof(float), out.data(), count * sizeof(float));
         return out;
+    }
+    // What a binding needs beyond its payload: the offset aligned down, rounding to words.
+    uint64_t slack() {
+        return std::max<uint64_t>(ctx().props().min_storage_buffer_offset_alignment, 4) + 4;
     }
     // Records `record` into a fresh sequence, runs it, and returns its dispatch count.
     template <typename F>

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/vulkan/ops/vk_op_util.h"
+#include "backends/vulkan/ops/vk_rope.h"
 #include "backends/vulkan/ops/vk_round_activations.h"
 #include "core/error.h"
 #include "core/fp16.h"
@@ -27,7 +28,9 @@ struct MatMulPush {
     uint32_t row2, y_offset2, y_stride2;
     float eps;  // MatMulArgs::norm_in
     uint32_t partial_offset, partial_stride, partial_count;
-    uint32_t weighted_offset;  // MatMulArgs::norm_out
+    uint32_t weighted_offset;              // MatMulArgs::norm_out
+    uint32_t head_dim, pos_offset, n_ctx;  // MatMulArgs::rope
+    float freq_scale, theta_scale;
 };
 
 const char* shader_name(DType t) {
@@ -149,6 +152,10 @@ bool matmul_folds_norm(const DeviceProps& device, DType weight_type) {
     return matmul_gates_pairs(device, weight_type) && texel_reads(device) &&
            device.subgroup_reductions() && device.subgroup_size == 8 &&
            repacked_workgroup(device) == 8;
+}
+
+bool matmul_ropes_pairs(const DeviceProps& device, DType weight_type) {
+    return matmul_gates_pairs(device, weight_type) && texel_reads(device);
 }
 
 int64_t matmul_norm_partials(int64_t m) {
@@ -335,6 +342,23 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
         fail("internal: a residual add or a norm folded into a matmul needs repacked weights");
     if (residual && (a.gated || groups > 0 || a.bias.buffer != VK_NULL_HANDLE))
         fail("internal: Vulkan matmul with a residual has a bias, a gate or several outputs");
+    const bool rope = a.rope.positions.buffer != VK_NULL_HANDLE;
+    if (rope) {
+        if (!matmul_ropes_pairs(ctx.props(), a.weight_type) || !a.repacked)
+            fail("internal: Vulkan matmul of ", dtype_name(a.weight_type),
+                 " weights cannot fold a rope on this device");
+        const int64_t row1 = groups == 2 ? a.more_outputs[0].first_row : 0;
+        const int64_t row2 = groups == 2 ? a.more_outputs[1].first_row : 0;
+        if (groups != 2 || a.gated || residual || norm_out || a.rope.head_dim <= 0 ||
+            a.rope.head_dim % 2 != 0 || row1 % 2 != 0 || row2 % 2 != 0 ||
+            row2 - row1 != a.m - row2 || a.rope.n_ctx <= 0)
+            fail(
+                "internal: a rope folded into a Vulkan matmul needs the queries', keys' and "
+                "values' outputs, even rows and heads, as many keys as values and a cache");
+        need_bytes(a.rope.positions, 4 * (a.rope.positions_offset + a.n), kOp, "positions");
+        need_bytes(a.rope.k_cache, 2 * a.rope.n_ctx * (a.m - row2), kOp, "k cache");
+        need_bytes(a.rope.v_cache, 2 * a.rope.n_ctx * (a.m - row2), kOp, "v cache");
+    }
     // Values in y for `rows` weight rows: one per row, or per (gate, up) pair.
     auto out_rows = [&](int64_t rows) { return a.gated ? rows / 2 : rows; };
     const int64_t out_m = out_rows(a.m);
@@ -432,14 +456,15 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                            (a.x.offset + 4 * static_cast<uint64_t>(a.x_offset)) % 16 == 0 &&
                            x_stride % 4 == 0;
     const bool x_texel = texel && !x_uniform;
-    if (norm && !(texel && x_texel))
-        fail("internal: a norm folded into a Vulkan matmul needs texel-buffer inputs");
+    if ((norm || rope) && !(texel && x_texel))
+        fail("internal: a norm or rope folded into a Vulkan matmul needs texel-buffer inputs");
     PipelineDesc desc{std::string(shader) + (texel ? "_tx" : "") + (x_uniform ? "_ux" : "") +
                           (x_texel ? "_xt" : "") + (norm_out ? "_normout" : "") +
-                          (norm_in ? "_normin" : ""),
-                      norm_out  ? 7u
-                      : norm_in ? 5u
-                                : 4u,
+                          (norm_in ? "_normin" : "") + (rope ? "_rope" : ""),
+                      rope       ? 8u
+                      : norm_out ? 7u
+                      : norm_in  ? 5u
+                                 : 4u,
                       sizeof(MatMulPush),
                       {c.workgroup, c.rows, c.tokens, static_cast<uint32_t>(c.row_per_invocation),
                        x_aligned ? 1u : 0u, a.gated ? 1u : 0u, residual ? 1u : 0u}};
@@ -542,6 +567,12 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                                t0 * partial_count),
                           4 * nt * partial_count, p_skip)
                     : BufferRange{};
+            // The rope's positions of this dispatch's tokens.
+            uint64_t pos_skip = 0;
+            const BufferRange positions =
+                rope ? binding::part(props, a.rope.positions, 4 * (a.rope.positions_offset + t0),
+                                     4 * nt, pos_skip)
+                     : BufferRange{};
             auto output = [&](size_t i) -> std::array<uint32_t, 3> {
                 if (i >= groups) return {~0u, 0, 0};
                 const MatMulArgs::Output& o = a.more_outputs[i];
@@ -573,7 +604,12 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                                   push_u32(static_cast<int64_t>(p_skip / 4), kOp, "partials"),
                                   push_u32(partial_count, kOp, "partials"),
                                   push_u32(partial_count, kOp, "partials"),
-                                  push_u32(static_cast<int64_t>(ws_skip / 4), kOp, "weighted")};
+                                  push_u32(static_cast<int64_t>(ws_skip / 4), kOp, "weighted"),
+                                  push_u32(a.rope.head_dim, kOp, "head_dim"),
+                                  push_u32(static_cast<int64_t>(pos_skip / 4), kOp, "positions"),
+                                  push_u32(a.rope.n_ctx, kOp, "n_ctx"),
+                                  a.rope.freq_scale,
+                                  rope ? rope_theta_scale(a.rope.base, a.rope.head_dim) : 0.0f};
             // Row groups fill x up to the device's limit and continue in z.
             const int64_t row_groups = (mr + rows_per_group - 1) / rows_per_group;
             Groups g;
@@ -582,7 +618,12 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             g.y = push_u32((nt + tokens_per_group - 1) / tokens_per_group, kOp, "token groups");
             // Without a bias or residual, binding 3 repeats the output (valid, never read).
             const BufferRange third = has_bias ? bias : residual ? res : y;
-            if (norm_out)
+            if (rope)  // binding 4: the partial sums with a folded norm, else unread
+                seq.dispatch(pipeline,
+                             {w, x, y, third, norm_in ? partial_range : y, positions,
+                              a.rope.k_cache, a.rope.v_cache},
+                             push, g);
+            else if (norm_out)
                 seq.dispatch(pipeline, {w, x, y, third, norm_w, weighted, partial_range}, push, g);
             else if (norm_in)
                 seq.dispatch(pipeline, {w, x, y, third, partial_range}, push, g);

@@ -62,6 +62,21 @@ struct MatMulArgs {
         int64_t partials_offset = 0, count = 0;
         float eps = 0;
     } norm_in;
+    // llama's rotary embedding and the KV-cache store folded into the queries', keys' and
+    // values' matmul (the repacked Q4_0 kernel, matmul_ropes_pairs; positions.buffer set): the
+    // three weights concatenated (two more_outputs, each output's rows and head_dim even, as
+    // many key rows as value rows). The kernel rotates the queries and keys it computes,
+    // neighbouring rows (2i, 2i + 1) of each head, by positions[token] (i32, from positions_offset)
+    // as record_rope does, writes them and the values to its three outputs, and appends the keys
+    // and values to the layer's f16 caches (n_ctx rows of key-rows halfs) at row positions[token]
+    // as record_kv_store does; so neither the rope nor the store needs a dispatch.
+    struct Rope {
+        BufferRange positions, k_cache, v_cache;
+        int64_t positions_offset = 0;
+        int head_dim = 0;
+        int64_t n_ctx = 0;
+        float base = 10000, freq_scale = 1;
+    } rope;
     // Weights of a group sharing this input (queries, keys and values), concatenated: rows from
     // first_row on go to another output in y, each with its own offset and stride (floats).
     // At most two, in increasing first_row; only where one dispatch covers the rows and y fits
@@ -164,6 +179,10 @@ bool matmul_gates_pairs(const DeviceProps& device, DType weight_type);
 // RMSNorm after it (MatMulArgs::residual, norm_out, norm_in: the repacked Q4_0 kernel with
 // texel-buffer input, one subgroup a workgroup), so a residual add and its norm need no dispatch.
 bool matmul_folds_norm(const DeviceProps& device, DType weight_type);
+// Whether this device's matmul for these weights rotates llama's queries and keys and stores keys
+// and values in the caches (MatMulArgs::rope: the repacked Q4_0 kernel, whose row pairs are the
+// rotation's pairs, with texel-buffer input), so the rope and the store need no dispatch.
+bool matmul_ropes_pairs(const DeviceProps& device, DType weight_type);
 // Partial sums of squares a token that a norm_out matmul of m rows writes.
 int64_t matmul_norm_partials(int64_t m);
 // A SwiGLU block's gate and up GGUF rows interleaved (gate row 0, up row 0, gate row 1, ...):

@@ -17,6 +17,10 @@ struct RopePush {
 };
 }  // namespace
 
+float rope_theta_scale(float base, int head_dim) {
+    return std::pow(base, -2.0f / static_cast<float>(head_dim));
+}
+
 void record_rope(Context& ctx, Sequence& seq, const RopeArgs& a) {
     constexpr const char* kOp = "rope";
     if (a.rows <= 0 || a.n_head <= 0 || a.head_dim <= 0 || a.head_dim % 2 != 0)
@@ -50,8 +54,7 @@ void record_rope(Context& ctx, Sequence& seq, const RopeArgs& a) {
                                                            : 3u,
                                                     sizeof(RopePush),
                                                     {workgroup, mode}});
-    // Computed on the host exactly as the CPU backend does, so both round the angles alike.
-    const float theta_scale = std::pow(a.base, -2.0f / static_cast<float>(a.head_dim));
+    const float theta_scale = rope_theta_scale(a.base, a.head_dim);
     const RopePush push{push_u32(a.rows, kOp, "rows"),
                         push_u32(a.n_head, kOp, "n_head"),
                         push_u32(a.head_dim, kOp, "head_dim"),

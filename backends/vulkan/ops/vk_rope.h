@@ -29,4 +29,8 @@ struct RopeArgs {
 
 void record_rope(Context& ctx, Sequence& seq, const RopeArgs& args);
 
+// The ratio between neighbouring pairs' frequencies, base^(-2 / head_dim), computed on the host
+// exactly as the CPU backend does, so both round the angles alike.
+float rope_theta_scale(float base, int head_dim);
+
 }  // namespace mllm::vk
