@@ -329,8 +329,11 @@ VkProgram::FoldedRope VkProgram::folded_rope_after(NodeId leader) const {
     const NodeId queries = next_live(members.back());
     if (queries == kNoNode) return {};
     const Node& q = g_[queries];
+    // The kernel's row pairs are the rotation's: llama's neighbours, in heads of even size, and
+    // a key row a value row (record_matmul's conditions).
     if (q.op != Op::Rope || q.device != device_ || q.inputs[0] != members[0] ||
-        q.attrs.rope_mode != graph::RopeMode::Normal)
+        q.attrs.rope_mode != graph::RopeMode::Normal || q.attrs.head_dim % 2 != 0 ||
+        g_[members[1]].cols != g_[members[2]].cols)
         return {};
     const NodeId keys = rope_after_rope(queries);
     if (keys == kNoNode || g_[keys].inputs[0] != members[1]) return {};

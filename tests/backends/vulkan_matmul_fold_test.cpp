@@ -392,6 +392,45 @@ TEST_F(VulkanMatMulFold, RotatesQueriesAndKeysAndStoresKeysAndValues) {
     }
 }
 
+TEST_F(VulkanMatMulFold, RejectsRopesItCannotFold) {
+    // The fold's conditions (MatMulArgs::rope): three outputs, even boundaries and heads, as many
+    // key rows as value rows, a cache. Each broken one throws instead of writing garbage.
+    if (!matmul_ropes_pairs(ctx().props(), DType::Q4_0))
+        GTEST_SKIP() << "the device does not fold ropes into matmuls";
+    const int64_t m = 64, k = 32;
+    Allocation w = ctx().memory().allocate(repacked_bytes(DType::Q4_0, m, k));
+    Allocation a = ctx().memory().allocate(1 << 16);
+    MatMulArgs good = matmul_args(DType::Q4_0, m, k, 1, w.range(), a.range(), a.range());
+    good.repacked = true;
+    good.y_stride = 32;
+    good.more_outputs = {{32, 1024, 16}, {48, 2048, 16}};
+    good.rope.positions = good.rope.k_cache = good.rope.v_cache = a.range();
+    good.rope.n_ctx = 8;
+    good.rope.head_dim = 16;
+    Sequence seq(ctx().device());
+    seq.begin();
+    EXPECT_NO_THROW(record_matmul(ctx(), seq, good));
+    MatMulArgs one_output = good;
+    one_output.more_outputs.clear();
+    EXPECT_THROW(record_matmul(ctx(), seq, one_output), Error);
+    MatMulArgs odd_boundary = good;
+    odd_boundary.more_outputs = {{31, 1024, 17}, {48, 2048, 16}};
+    EXPECT_THROW(record_matmul(ctx(), seq, odd_boundary), Error);
+    MatMulArgs odd_heads = good;
+    odd_heads.rope.head_dim = 15;
+    EXPECT_THROW(record_matmul(ctx(), seq, odd_heads), Error);
+    MatMulArgs more_keys = good;
+    more_keys.more_outputs = {{32, 1024, 18}, {50, 2048, 14}};
+    EXPECT_THROW(record_matmul(ctx(), seq, more_keys), Error);
+    MatMulArgs no_cache = good;
+    no_cache.rope.n_ctx = 0;
+    EXPECT_THROW(record_matmul(ctx(), seq, no_cache), Error);
+    MatMulArgs gguf_layout = good;
+    gguf_layout.repacked = false;
+    EXPECT_THROW(record_matmul(ctx(), seq, gguf_layout), Error);
+    seq.end();
+}
+
 }  // namespace
 }  // namespace mllm::vk
 
