@@ -60,15 +60,19 @@ layout(std430, set = 0, binding = 2) writeonly buffer Output { float y[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Bias { float bias[]; };
 #if defined(NORM_OUTPUT)
 // The repacked Q4_0 kernel with a residual also prepares the RMSNorm of its output for the
-// kernels that read it (MatMulArgs::norm_out): the sum times the norm's weight row, and per
-// subgroup and token the sum of squares of the sum's rows it computed.
+// kernels that read it (MatMulArgs::norm_out): the sum times the norm's weight row quantized to
+// Q8_0 blocks (one int a quant, then the blocks' scales), and per subgroup and token the sum of
+// squares of the sum's rows it computed.
 layout(std430, set = 0, binding = 4) readonly buffer NormWeight { float norm_w[]; };
 layout(std430, set = 0, binding = 5) writeonly buffer Weighted { float weighted[]; };
 layout(std430, set = 0, binding = 6) writeonly buffer PartialsOut { float partials_out[]; };
 #endif
 #if defined(NORM_INPUT)
-// The repacked Q4_0 kernel's input is the sum times the norm's weight (NORM_OUTPUT's), scaled
-// here by 1 / sqrt(mean of squares + eps) from the partial sums of squares.
+// The repacked Q4_0 kernel's input is the sum times the norm's weight, quantized (NORM_OUTPUT's);
+// its blocks' scales are multiplied here by 1 / sqrt(mean of squares + eps) from the partial sums
+// of squares. The quants are taken as they are: quantizing x s gives x's quants (in exact
+// arithmetic) with the scale times s, and every workgroup quantizing the input again cost about
+// half of a decode token on lavapipe.
 layout(std430, set = 0, binding = 4) readonly buffer PartialsIn { float partials_in[]; };
 #endif
 
@@ -333,30 +337,38 @@ void paired_rows() {
         const vec4 d01 = odd ? vec4(s0.zw, s1.zw) : vec4(s0.xy, s1.xy);
         const vec4 d23 = odd ? vec4(s2.zw, s3.zw) : vec4(s2.xy, s3.xy);
 #if defined(NORM_INPUT)
-#define MLLM_NORMED(v, scale) (v * scale)
+        // A token's block of input: its quants q0..q7 (4 columns each), and its scale dx times
+        // the token's norm scale ns.
+#define MLLM_BLOCK_QUANTS(t, ns)                                                               \
+    const uint xi = xb[t] + 32u * b;                                                          \
+    const ivec4 q0 = floatBitsToInt(x4_load(xi >> 2)), q1 = floatBitsToInt(x4_load((xi >> 2) + 1u)); \
+    const ivec4 q2 = floatBitsToInt(x4_load((xi >> 2) + 2u));                                \
+    const ivec4 q3 = floatBitsToInt(x4_load((xi >> 2) + 3u));                                \
+    const ivec4 q4 = floatBitsToInt(x4_load((xi >> 2) + 4u));                                \
+    const ivec4 q5 = floatBitsToInt(x4_load((xi >> 2) + 5u));                                \
+    const ivec4 q6 = floatBitsToInt(x4_load((xi >> 2) + 6u));                                \
+    const ivec4 q7 = floatBitsToInt(x4_load((xi >> 2) + 7u));                                \
+    const float dx = x_load(xb[t] + p.k + b) * ns;
 #else
-#define MLLM_NORMED(v, scale) (v)
+        // A token's block of input, quantized here to Q8_0 as the CPU backend does (ties to
+        // even): its quants q0..q7 (4 columns each) and scale dx.
+#define MLLM_BLOCK_QUANTS(t, ns)                                                               \
+    const uint xi = xb[t] + 32u * b;                                                          \
+    const vec4 x0 = x_vec(xi), x1 = x_vec(xi + 4u), x2 = x_vec(xi + 8u);                       \
+    const vec4 x3 = x_vec(xi + 12u), x4 = x_vec(xi + 16u), x5 = x_vec(xi + 20u);               \
+    const vec4 x6 = x_vec(xi + 24u), x7 = x_vec(xi + 28u);                                     \
+    const vec4 m4 = max(max(max(abs(x0), abs(x1)), max(abs(x2), abs(x3))),                     \
+                        max(max(abs(x4), abs(x5)), max(abs(x6), abs(x7))));                    \
+    float to_quant, dx;                                                                        \
+    q8_scales(max(max(m4.x, m4.y), max(m4.z, m4.w)), to_quant, dx);                            \
+    const ivec4 q0 = ivec4(roundEven(x0 * to_quant)), q1 = ivec4(roundEven(x1 * to_quant));     \
+    const ivec4 q2 = ivec4(roundEven(x2 * to_quant)), q3 = ivec4(roundEven(x3 * to_quant));     \
+    const ivec4 q4 = ivec4(roundEven(x4 * to_quant)), q5 = ivec4(roundEven(x5 * to_quant));     \
+    const ivec4 q6 = ivec4(roundEven(x6 * to_quant)), q7 = ivec4(roundEven(x7 * to_quant));
 #endif
-        // A token's block of input (times its norm scale ns where NORM_INPUT): its quants
-        // q0..q7 (4 columns each) and scale dx.
 #define MLLM_TOKEN(lo, hi, t, ns)                                                              \
     {                                                                                          \
-        const uint xi = xb[t] + 32u * b;                                                      \
-        const vec4 x0 = MLLM_NORMED(x_vec(xi), ns), x1 = MLLM_NORMED(x_vec(xi + 4u), ns); \
-        const vec4 x2 = MLLM_NORMED(x_vec(xi + 8u), ns);                                    \
-        const vec4 x3 = MLLM_NORMED(x_vec(xi + 12u), ns);                                   \
-        const vec4 x4 = MLLM_NORMED(x_vec(xi + 16u), ns);                                   \
-        const vec4 x5 = MLLM_NORMED(x_vec(xi + 20u), ns);                                   \
-        const vec4 x6 = MLLM_NORMED(x_vec(xi + 24u), ns);                                   \
-        const vec4 x7 = MLLM_NORMED(x_vec(xi + 28u), ns);                                   \
-        const vec4 m4 = max(max(max(abs(x0), abs(x1)), max(abs(x2), abs(x3))),                 \
-                            max(max(abs(x4), abs(x5)), max(abs(x6), abs(x7))));                \
-        float to_quant, dx;                                                                    \
-        q8_scales(max(max(m4.x, m4.y), max(m4.z, m4.w)), to_quant, dx);                        \
-        const ivec4 q0 = ivec4(roundEven(x0 * to_quant)), q1 = ivec4(roundEven(x1 * to_quant)); \
-        const ivec4 q2 = ivec4(roundEven(x2 * to_quant)), q3 = ivec4(roundEven(x3 * to_quant)); \
-        const ivec4 q4 = ivec4(roundEven(x4 * to_quant)), q5 = ivec4(roundEven(x5 * to_quant)); \
-        const ivec4 q6 = ivec4(roundEven(x6 * to_quant)), q7 = ivec4(roundEven(x7 * to_quant)); \
+        MLLM_BLOCK_QUANTS(t, ns)                                                               \
         const ivec4 qs = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7));                    \
         const int offset = 8 * ((qs.x + qs.y) + (qs.z + qs.w));                                \
         const ivec2 p0 = pair_block(a0, b0, q0, q1, q2, q3, q4, q5, q6, q7) - offset;          \
@@ -371,7 +383,7 @@ void paired_rows() {
         if (TOKENS > 2u) MLLM_TOKEN(lo2, hi2, 2, ns2)
         if (TOKENS > 3u) MLLM_TOKEN(lo3, hi3, 3, ns3)
 #undef MLLM_TOKEN
-#undef MLLM_NORMED
+#undef MLLM_BLOCK_QUANTS
     }
     // Row r of pair j (rows 2 (base + j wg) + r): component 2j + r of lo (j < 2) or hi.
     const mat4 lo = mat4(lo0, lo1, lo2, lo3), hi = mat4(hi0, hi1, hi2, hi3);
@@ -431,6 +443,10 @@ void paired_rows() {
         }
         return;
     }
+#if defined(NORM_OUTPUT)
+    // Per token, the sum times the norm's weight of this lane's 8 rows (0 past the last row).
+    mat4 w_lo = mat4(0.0), w_hi = mat4(0.0);
+#endif
     for (uint i = 0; i < 8u; ++i) {
         const uint j = i / 2u;
         const uint row = 2u * (base + j * wg) + (i & 1u);
@@ -445,16 +461,37 @@ void paired_rows() {
                 RESIDUAL != 0u ? bias[p.bias_offset + (tok0 + t) * p.y_stride + row] + v : v;
             y[y_at(row, tok0 + t)] = out_v;
 #if defined(NORM_OUTPUT)
-            weighted[p.weighted_offset + (tok0 + t) * p.y_stride + row] = out_v * norm_w[row];
+            if (i < 4u)
+                w_lo[t][i] = out_v * norm_w[row];
+            else
+                w_hi[t][i & 3u] = out_v * norm_w[row];
             squares[t] += out_v * out_v;
 #endif
         }
     }
 #if defined(NORM_OUTPUT)
-    // Each token's sum of squares over the subgroup's rows. The host runs one subgroup a
-    // workgroup, so workgroup `group` owns partial `group` of each token.
+    // The workgroup's 64 rows are two Q8_0 blocks: pairs 0-1 of every lane (w_lo) make the
+    // first, pairs 2-3 (w_hi) the second. Each token's blocks are quantized as the kernel
+    // reading them would (quant8.glsl's scales, ties to even), one int a quant, the scales after
+    // the token's m quants. And each token's sum of squares over the subgroup's rows: the host
+    // runs one subgroup a workgroup, so workgroup `group` owns partial `group` of each token.
+    const uint block0 = 2u * group;  // this workgroup's first block
     for (uint t = 0; t < TOKENS; ++t) {
         if (tok0 + t >= p.n) break;  // the same for the whole workgroup
+        const uint at = p.weighted_offset + (tok0 + t) * p.weighted_stride;
+        for (uint h = 0; h < 2u; ++h) {
+            const vec4 v = h == 0u ? w_lo[t] : w_hi[t];
+            const vec4 a = abs(v);
+            const float amax = subgroupMax(max(max(a.x, a.y), max(a.z, a.w)));
+            float to_quant, d;
+            q8_scales(amax, to_quant, d);
+            const ivec4 q = ivec4(roundEven(v * to_quant));
+            for (uint c = 0; c < 4u; ++c) {
+                const uint row = 2u * (base + (2u * h + c / 2u) * wg) + (c & 1u);
+                if (row < p.m) weighted[at + row] = intBitsToFloat(q[c]);
+            }
+            if (subgroupElect() && 32u * (block0 + h) < p.m) weighted[at + p.m + block0 + h] = d;
+        }
         const float total = subgroupAdd(squares[t]);
         if (subgroupElect())
             partials_out[p.partial_offset + (tok0 + t) * p.partial_stride + group] = total;

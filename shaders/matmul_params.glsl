@@ -24,7 +24,9 @@ layout(push_constant) uniform Params {
     // sum's rows are, partial_count per token partial_stride apart.
     float eps;
     uint partial_offset, partial_stride, partial_count;
-    uint weighted_offset;  // floats into the sum-times-weight binding (laid out as y)
+    // Where the sum times the norm's weight goes, quantized (MatMulArgs::norm_out), and the words
+    // between its tokens.
+    uint weighted_offset, weighted_stride;
     // The queries', keys' and values' matmul rotating the queries and keys and storing the keys
     // and values in the caches (MatMulArgs::rope): the heads' size, the positions' offset (ints)
     // and the caches' rows, and the rotation's frequencies.

@@ -40,7 +40,7 @@ VkProgram::VkProgram(Context& ctx, const graph::Graph& g, int device, WeightStor
     int64_t weighted = 16, partials = 16;
     for (const Node& n : g.nodes)
         if (!n.dead && n.device == device && n.op == Op::Add) {
-            weighted = std::max<int64_t>(weighted, static_cast<int64_t>(n.bytes()));
+            weighted = std::max<int64_t>(weighted, 4 * n.rows * matmul_norm_input_words(n.cols));
             partials = std::max<int64_t>(partials, 4 * n.rows * matmul_norm_partials(n.cols));
         }
     fold_partials_offset_ = (weighted + 255) / 256 * 256;

@@ -85,7 +85,7 @@ VkProgram::MatMulInputs VkProgram::matmul_inputs(NodeId x_id, std::span<const DT
     if (folded) {
         // The matmul before the add left the sum times the norm's weight and the partial sums
         // of squares: the kernel scales each token itself.
-        in.plain = bind(fold_, 0, static_cast<int64_t>(x.bytes()));
+        in.plain = bind(fold_, 0, 4 * x.rows * matmul_norm_input_words(x.cols));
         in.norm_in.partials = fold_.range();
         in.norm_in.partials_offset = fold_partials_offset_ / 4;
         in.norm_in.count = matmul_norm_partials(x.cols);

@@ -4,6 +4,7 @@
 // device runs them.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -112,7 +113,8 @@ std::string test_folded_norm(Context& ctx, DType type, const std::vector<uint8_t
     const Allocation xa = upload(ctx, x), ra = upload(ctx, residual), ga = upload(ctx, gain);
     const int64_t partials = matmul_norm_partials(m);
     const Allocation ya = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * m));
-    const Allocation weighted = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * m));
+    const Allocation weighted =
+        ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * matmul_norm_input_words(m)));
     const Allocation pa = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * partials));
     const Allocation ya2 = ctx.memory().allocate(static_cast<VkDeviceSize>(4 * n * m2));
     run(ctx, [&](Sequence& seq) {
@@ -147,16 +149,26 @@ std::string test_folded_rope(Context& ctx, DType type, const std::vector<uint8_t
     const Allocation wa = upload_repacked(ctx, type, wq.data(), m, k);
     const std::vector<float> x = random_floats(static_cast<size_t>(n * k), 13);
     const std::vector<float> partials = {30.0f, 2.5f, 7.0f};  // one a token
+    // A folded norm's input: x quantized, its blocks' scales then multiplied by the norm scale.
+    const int64_t words = matmul_norm_input_words(k);
+    std::vector<uint32_t> xq(static_cast<size_t>(n * words));
+    quantize_norm_input(x.data(), n, k, xq.data());
     const Allocation xa = upload(ctx, x), pa = upload(ctx, pos, sizeof(pos));
-    const Allocation sa = upload(ctx, partials);
+    const Allocation xqa = upload(ctx, xq.data(), xq.size() * 4), sa = upload(ctx, partials);
     for (bool norm_in : {false, true}) {
-        // The input as the kernel multiplies it: scaled by the norm, rounded to Q8_0 blocks.
+        // The input as the kernel multiplies it: rounded to Q8_0 blocks, or the quants times
+        // their scale times the norm scale.
         std::vector<float> input = x;
+        round_rows(DType::Q8_0, input.data(), n, k);
         for (int64_t t = 0; t < n && norm_in; ++t) {
             const float scale = 1.0f / std::sqrt(partials[t] / static_cast<float>(k) + eps);
-            for (int64_t i = 0; i < k; ++i) input[t * k + i] *= scale;
+            const uint32_t* row = xq.data() + t * words;
+            for (int64_t i = 0; i < k; ++i) {
+                float d = 0;
+                std::memcpy(&d, row + k + i / 32, 4);
+                input[t * k + i] = static_cast<float>(static_cast<int32_t>(row[i])) * (d * scale);
+            }
         }
-        round_rows(DType::Q8_0, input.data(), n, k);
         // The outputs back to back: queries, keys, values, each [n, width].
         std::vector<double> want(static_cast<size_t>(n * m)), tol(want.size());
         std::vector<double> keys(static_cast<size_t>(n * kvd));
@@ -206,7 +218,8 @@ std::string test_folded_rope(Context& ctx, DType type, const std::vector<uint8_t
         const Allocation kc = upload(ctx, unset.data(), unset.size() * 4);
         const Allocation vc = upload(ctx, unset.data(), unset.size() * 4);
         run(ctx, [&](Sequence& seq) {
-            MatMulArgs a = matmul_args(type, m, k, n, wa.range(), xa.range(), ya.range());
+            MatMulArgs a = matmul_args(type, m, k, n, wa.range(),
+                                       norm_in ? xqa.range() : xa.range(), ya.range());
             a.repacked = true;
             a.y_stride = qd;
             a.more_outputs = {{qd, n * qd, kvd}, {qd + kvd, n * (qd + kvd), kvd}};

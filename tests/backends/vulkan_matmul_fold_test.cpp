@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -37,6 +38,23 @@ using test::rounded_to_q8_0;
 using test::tolerance;
 
 using VulkanMatMulFold = test::VulkanContextTest;
+
+// The floats a folded norm's quantized input stands for (n tokens of k, in the layout of
+// quantize_norm_input): each quant times its block's scale times its token's norm scale.
+std::vector<float> norm_input_values(const std::vector<uint32_t>& words, int64_t n, int64_t k,
+                                     const std::vector<float>& norm_scale) {
+    const int64_t stride = matmul_norm_input_words(k);
+    std::vector<float> v(static_cast<size_t>(n * k));
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t i = 0; i < k; ++i) {
+            const uint32_t* row = words.data() + t * stride;
+            float d = 0;
+            std::memcpy(&d, row + k + i / 32, 4);
+            v[static_cast<size_t>(t * k + i)] =
+                static_cast<float>(static_cast<int32_t>(row[i])) * (d * norm_scale[t]);
+        }
+    return v;
+}
 
 TEST_F(VulkanMatMulFold, GatedPairsWriteSiluOfGateTimesUp) {
     // A SwiGLU block's gate and up rows interleaved and repacked, one kernel writing
@@ -104,9 +122,9 @@ TEST_F(VulkanMatMulFold, GatedPairsWriteSiluOfGateTimesUp) {
 TEST_F(VulkanMatMulFold, FoldsTheResidualAddAndTheNormAroundIt) {
     // A residual add and the RMSNorm after it folded into the repacked Q4_0 kernels around
     // them: the first adds the residual (a separate buffer at an offset, then y itself, in
-    // place) and leaves the sum times the norm's weight and its partial sums of squares; the
-    // second multiplies the norm's output. Against the add, norm, rounding and products done
-    // here.
+    // place) and leaves the sum times the norm's weight quantized to Q8_0 blocks and its partial
+    // sums of squares; the second multiplies the norm's output. Against the add, the
+    // quantization (of the first kernel's sums), the norm and the products done here.
     if (!matmul_folds_norm(ctx().props(), DType::Q4_0))
         GTEST_SKIP() << "the device does not fold norms into matmuls";
     std::mt19937 rng(43);
@@ -124,9 +142,9 @@ TEST_F(VulkanMatMulFold, FoldsTheResidualAddAndTheNormAroundIt) {
                     const auto gain = random_floats(static_cast<size_t>(m), rng);
                     const auto residual = random_floats(static_cast<size_t>(n * m), rng);
                     const float eps = 1e-5f;
-                    // The sum, its norm, the second product.
+                    // The sum and its norm's scale per token.
                     Reference sum = reference_matmul(t, w, rounded_to_q8_0(x, k), m, k, n);
-                    std::vector<float> normed(static_cast<size_t>(n * m));
+                    std::vector<float> norm_scale(static_cast<size_t>(n));
                     for (int64_t tok = 0; tok < n; ++tok) {
                         double squares = 0;
                         for (int64_t i = 0; i < m; ++i) {
@@ -135,13 +153,8 @@ TEST_F(VulkanMatMulFold, FoldsTheResidualAddAndTheNormAroundIt) {
                             sum.magnitude[at] += std::fabs(residual[at]);
                             squares += sum.y[at] * sum.y[at];
                         }
-                        const double scale = 1.0 / std::sqrt(squares / m + eps);
-                        for (int64_t i = 0; i < m; ++i)
-                            normed[static_cast<size_t>(tok * m + i)] = static_cast<float>(
-                                sum.y[static_cast<size_t>(tok * m + i)] * scale * gain[i]);
+                        norm_scale[tok] = static_cast<float>(1.0 / std::sqrt(squares / m + eps));
                     }
-                    const Reference out =
-                        reference_matmul(t, w2, rounded_to_q8_0(normed, m), m2, m, n);
 
                     std::vector<uint8_t> packed(repacked_bytes(t, m, k)),
                         packed2(repacked_bytes(t, m2, m));
@@ -156,7 +169,9 @@ TEST_F(VulkanMatMulFold, FoldsTheResidualAddAndTheNormAroundIt) {
                         in_place
                             ? Allocation{}
                             : ctx().memory().allocate(static_cast<size_t>(n * m) * sizeof(float));
-                    Allocation weighted = ctx().memory().allocate(static_cast<size_t>(n * m) * 4);
+                    const int64_t words = matmul_norm_input_words(m);
+                    Allocation weighted =
+                        ctx().memory().allocate(static_cast<size_t>(n * words) * 4);
                     const int64_t partials = matmul_norm_partials(m);
                     Allocation pa =
                         ctx().memory().allocate(static_cast<size_t>(n * partials + 1) * 4);
@@ -182,13 +197,36 @@ TEST_F(VulkanMatMulFold, FoldsTheResidualAddAndTheNormAroundIt) {
                         seq.barrier();
                         record_matmul(ctx(), seq, second);
                     });
+                    const auto sums = download(in_place ? ra : ya, static_cast<size_t>(n * m));
                     {
                         SCOPED_TRACE("the sum");
-                        expect_close(download(in_place ? ra : ya, static_cast<size_t>(n * m)), sum,
-                                     m);
+                        expect_close(sums, sum, m);
+                    }
+                    // The sum times the weight, quantized: per block of 32 a scale within fp16
+                    // rounding of amax / 127, each quant within half a step of its value (a
+                    // step of the exact scale; the stored one carries fp16's 2^-11 more).
+                    std::vector<uint32_t> q(static_cast<size_t>(n * words));
+                    ctx().read(weighted, 0, q.data(), q.size() * 4);
+                    for (int64_t tok = 0; tok < n; ++tok) {
+                        for (int64_t b = 0; b < m / 32; ++b) {
+                            float amax = 0, d = 0;
+                            for (int64_t i = 32 * b; i < 32 * b + 32; ++i)
+                                amax = std::max(amax, std::fabs(sums[tok * m + i] * gain[i]));
+                            std::memcpy(&d, &q[static_cast<size_t>(tok * words + m + b)], 4);
+                            ASSERT_NEAR(d, amax / 127, 1e-3 * amax / 127) << "block " << b;
+                            for (int64_t i = 32 * b; i < 32 * b + 32; ++i) {
+                                const auto qi =
+                                    static_cast<int32_t>(q[static_cast<size_t>(tok * words + i)]);
+                                ASSERT_NEAR(qi * d, sums[tok * m + i] * gain[i],
+                                            0.501 * d + std::abs(qi) * d / 2048)
+                                    << "token " << tok << " element " << i;
+                            }
+                        }
                     }
                     {
                         SCOPED_TRACE("the product of its norm");
+                        const Reference out = reference_matmul(
+                            t, w2, norm_input_values(q, n, m, norm_scale), m2, m, n);
                         expect_close(download(ya2, static_cast<size_t>(n * m2)), out, m2);
                     }
                     if (HasFailure()) return;
@@ -241,19 +279,21 @@ TEST_F(VulkanMatMulFold, RotatesQueriesAndKeysAndStoresKeysAndValues) {
             c.bias ? random_floats(static_cast<size_t>(m), rng) : std::vector<float>{};
         std::vector<int32_t> positions = {99};  // from offset 1
         positions.insert(positions.end(), all_positions, all_positions + n);
-        // A folded norm's input: x scaled per token by 1 / sqrt(sum of partials / k + eps), as
-        // the kernel computes it.
+        // A folded norm's input: x quantized (quantize_norm_input), each token scaled by
+        // 1 / sqrt(sum of partials / k + eps) as the kernel computes it.
         const int64_t partials = 3;
         const auto sums = random_floats(static_cast<size_t>(n * partials), rng, 1.0f, 40.0f);
-        std::vector<float> input = x;
-        if (c.norm_in)
-            for (int64_t tok = 0; tok < n; ++tok) {
-                float sum = 0.0f;
-                for (int64_t i = 0; i < partials; ++i) sum += sums[tok * partials + i];
-                const float scale = 1.0f / std::sqrt(sum / static_cast<float>(k) + eps);
-                for (int64_t i = 0; i < k; ++i) input[tok * k + i] = x[tok * k + i] * scale;
-            }
-        const Reference ref = reference_matmul(t, w, rounded_to_q8_0(input, k), m, k, n, bias);
+        std::vector<uint32_t> xq(static_cast<size_t>(n * matmul_norm_input_words(k)));
+        quantize_norm_input(x.data(), n, k, xq.data());
+        std::vector<float> norm_scale(static_cast<size_t>(n));
+        for (int64_t tok = 0; tok < n; ++tok) {
+            float sum = 0.0f;
+            for (int64_t i = 0; i < partials; ++i) sum += sums[tok * partials + i];
+            norm_scale[tok] = 1.0f / std::sqrt(sum / static_cast<float>(k) + eps);
+        }
+        const std::vector<float> input =
+            c.norm_in ? norm_input_values(xq, n, k, norm_scale) : rounded_to_q8_0(x, k);
+        const Reference ref = reference_matmul(t, w, input, m, k, n, bias);
 
         std::vector<uint8_t> packed(repacked_bytes(t, m, k));
         repack_for_matmul(t, w.data(), m, k, packed.data());
@@ -263,7 +303,8 @@ TEST_F(VulkanMatMulFold, RotatesQueriesAndKeysAndStoresKeysAndValues) {
         const int64_t y_floats = offsets[2] + n * kvd + 1;
         const std::vector<float> unwritten(static_cast<size_t>(y_floats), -7.0f);
         const std::vector<uint32_t> empty_cache(static_cast<size_t>(n_ctx * kvd / 2), 0xffffffffu);
-        Allocation wa = upload(packed), xa = upload(x), pa = upload(positions);
+        Allocation wa = upload(packed), pa = upload(positions);
+        Allocation xa = c.norm_in ? upload(xq) : upload(x);
         Allocation sa = upload(sums);
         Allocation ba = c.bias ? upload(bias) : Allocation{};
         Allocation ya = upload(unwritten), kc = upload(empty_cache), vc = upload(empty_cache);

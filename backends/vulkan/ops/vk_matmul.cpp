@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -28,8 +29,8 @@ struct MatMulPush {
     uint32_t row2, y_offset2, y_stride2;
     float eps;  // MatMulArgs::norm_in
     uint32_t partial_offset, partial_stride, partial_count;
-    uint32_t weighted_offset;              // MatMulArgs::norm_out
-    uint32_t head_dim, pos_offset, n_ctx;  // MatMulArgs::rope
+    uint32_t weighted_offset, weighted_stride;  // MatMulArgs::norm_out
+    uint32_t head_dim, pos_offset, n_ctx;       // MatMulArgs::rope
     float freq_scale, theta_scale;
 };
 
@@ -156,6 +157,32 @@ bool matmul_folds_norm(const DeviceProps& device, DType weight_type) {
 
 bool matmul_ropes_pairs(const DeviceProps& device, DType weight_type) {
     return matmul_gates_pairs(device, weight_type) && texel_reads(device);
+}
+
+int64_t matmul_norm_input_words(int64_t k) {
+    return k + (k / 32 + 3) / 4 * 4;
+}
+
+void quantize_norm_input(const float* x, int64_t n, int64_t k, uint32_t* out) {
+    const int64_t words = matmul_norm_input_words(k);
+    for (int64_t t = 0; t < n; ++t) {
+        const float* row = x + t * k;
+        uint32_t* dst = out + t * words;
+        std::fill(dst, dst + words, 0u);
+        for (int64_t b = 0; b < k / 32; ++b) {
+            // quant8.glsl's q8_scales for Q8_0, and the kernel's rounding (ties to even).
+            float amax = 0.0f;
+            for (int64_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(row[32 * b + i]));
+            const float exact = amax / 127.0f;
+            const float to_quant = exact != 0.0f ? 1.0f / exact : 0.0f;
+            const float d = fp16_to_fp32(fp32_to_fp16(exact));
+            for (int64_t i = 0; i < 32; ++i) {
+                const auto q = static_cast<int32_t>(std::nearbyint(row[32 * b + i] * to_quant));
+                std::memcpy(dst + 32 * b + i, &q, 4);
+            }
+            std::memcpy(dst + k + b, &d, 4);
+        }
+    }
 }
 
 int64_t matmul_norm_partials(int64_t m) {
@@ -373,7 +400,10 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                    "output");
     }
     // One token's input: k floats, or its packed Q8_0 blocks in words.
-    const int64_t x_row = a.x_packed ? q8_0_packed_words(a.k) : a.k;
+    // A norm's folded input comes quantized (matmul_norm_input_words).
+    const int64_t x_row = a.x_packed ? q8_0_packed_words(a.k)
+                          : norm_in  ? matmul_norm_input_words(a.k)
+                                     : a.k;
     const int64_t x_stride = a.x_stride < 0 ? x_row : a.x_stride;
     const int64_t y_stride = a.y_stride < 0 ? out_m : a.y_stride;
     const bool has_bias = a.bias.buffer != VK_NULL_HANDLE;
@@ -400,7 +430,9 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     const int64_t partials = matmul_norm_partials(a.m);
     if (norm_out) {
         need_bytes(a.norm_out.weight, 4 * a.m, kOp, "norm weight");
-        need_like_y(a.norm_out.weighted, a.norm_out.weighted_offset, "weighted sum");
+        need_bytes(a.norm_out.weighted,
+                   4 * (a.norm_out.weighted_offset + a.n * matmul_norm_input_words(a.m)), kOp,
+                   "weighted sum");
         need_bytes(a.norm_out.partials, 4 * (a.norm_out.partials_offset + a.n * partials), kOp,
                    "partial sums");
     }
@@ -458,6 +490,8 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
     const bool x_texel = texel && !x_uniform;
     if ((norm || rope) && !(texel && x_texel))
         fail("internal: a norm or rope folded into a Vulkan matmul needs texel-buffer inputs");
+    if (norm_in && !x_aligned)
+        fail("internal: a Vulkan matmul's quantized norm input not at whole texels");
     PipelineDesc desc{std::string(shader) + (texel ? "_tx" : "") + (x_uniform ? "_ux" : "") +
                           (x_texel ? "_xt" : "") + (norm_out ? "_normout" : "") +
                           (norm_in ? "_normin" : "") + (rope ? "_rope" : ""),
@@ -555,8 +589,11 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
             uint64_t r_skip = 0, ws_skip = 0, p_skip = 0;
             const BufferRange res =
                 residual ? part_like_y(a.residual, a.residual_offset, r_skip) : BufferRange{};
+            const int64_t weighted_stride = matmul_norm_input_words(a.m);
             const BufferRange weighted =
-                norm_out ? part_like_y(a.norm_out.weighted, a.norm_out.weighted_offset, ws_skip)
+                norm_out ? binding::part(props, a.norm_out.weighted,
+                                         4 * (a.norm_out.weighted_offset + t0 * weighted_stride),
+                                         4 * nt * weighted_stride, ws_skip)
                          : BufferRange{};
             const int64_t partial_count = norm_out ? partials : a.norm_in.count;
             const BufferRange partial_range =
@@ -605,6 +642,7 @@ void record_matmul(Context& ctx, Sequence& seq, const MatMulArgs& a, MatMulConfi
                                   push_u32(partial_count, kOp, "partials"),
                                   push_u32(partial_count, kOp, "partials"),
                                   push_u32(static_cast<int64_t>(ws_skip / 4), kOp, "weighted"),
+                                  push_u32(weighted_stride, kOp, "weighted stride"),
                                   push_u32(a.rope.head_dim, kOp, "head_dim"),
                                   push_u32(static_cast<int64_t>(pos_skip / 4), kOp, "positions"),
                                   push_u32(a.rope.n_ctx, kOp, "n_ctx"),

@@ -47,12 +47,14 @@ struct MatMulArgs {
     int64_t residual_offset = 0;
     // A residual add and the RMSNorm after it folded into the matmuls around them (the repacked
     // Q4_0 kernel, matmul_folds_norm). norm_out, with a residual: the kernel also writes its
-    // output (the sum) times norm_out.weight (f32 [m]) to norm_out.weighted, laid out as y from
-    // weighted_offset, and per workgroup and token the sum of squares of its rows to
-    // norm_out.partials: matmul_norm_partials(m) floats a token from partials_offset. norm_in:
-    // x is such a weighted sum, and the kernel multiplies x / sqrt(mean of squares + eps), the
-    // norm's output, taking the mean from norm_in.partials (count a token from
-    // partials_offset). So neither the add nor the norm needs a dispatch.
+    // output (the sum) times norm_out.weight (f32 [m]) quantized to Q8_0 blocks to
+    // norm_out.weighted, from weighted_offset, matmul_norm_input_words(m) words a token (the
+    // layout of quantize_norm_input), and per workgroup and token the sum of squares of its rows
+    // to norm_out.partials: matmul_norm_partials(m) floats a token from partials_offset.
+    // norm_in: x is such a quantized weighted sum (x_offset and x_stride whole texels), and the
+    // kernel multiplies it scaled by 1 / sqrt(mean of squares + eps), the norm's output, taking
+    // the mean from norm_in.partials (count a token from partials_offset). So neither the add
+    // nor the norm needs a dispatch, and the matmuls after them need not quantize their input.
     struct NormOut {
         BufferRange weight, weighted, partials;
         int64_t weighted_offset = 0, partials_offset = 0;
@@ -183,6 +185,13 @@ bool matmul_folds_norm(const DeviceProps& device, DType weight_type);
 // and values in the caches (MatMulArgs::rope: the repacked Q4_0 kernel, whose row pairs are the
 // rotation's pairs, with texel-buffer input), so the rope and the store need no dispatch.
 bool matmul_ropes_pairs(const DeviceProps& device, DType weight_type);
+// Words a token of a folded norm's quantized input takes (MatMulArgs::norm_out, norm_in): k int32
+// quants, then the k / 32 blocks' f32 scales, padded to whole 16-byte texels.
+int64_t matmul_norm_input_words(int64_t k);
+// That layout from n rows of k floats (the host side of what a norm_out matmul writes; tests
+// and the self-test): per block of 32, amax / 127 rounded to fp16 as the scale and the quants
+// x * 127 / amax rounded to nearest even. out holds n * matmul_norm_input_words(k) words.
+void quantize_norm_input(const float* x, int64_t n, int64_t k, uint32_t* out);
 // Partial sums of squares a token that a norm_out matmul of m rows writes.
 int64_t matmul_norm_partials(int64_t m);
 // A SwiGLU block's gate and up GGUF rows interleaved (gate row 0, up row 0, gate row 1, ...):
