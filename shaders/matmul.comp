@@ -71,8 +71,8 @@ layout(std430, set = 0, binding = 6) writeonly buffer PartialsOut { float partia
 // The repacked Q4_0 kernel's input is the sum times the norm's weight, quantized (NORM_OUTPUT's);
 // its blocks' scales are multiplied here by 1 / sqrt(mean of squares + eps) from the partial sums
 // of squares. The quants are taken as they are: quantizing x s gives x's quants (in exact
-// arithmetic) with the scale times s, and every workgroup quantizing the input again cost about
-// half of a decode token on lavapipe.
+// arithmetic) with the scale times s, so the workgroups need not each quantize the input again
+// (decode on lavapipe 5-9% faster).
 layout(std430, set = 0, binding = 4) readonly buffer PartialsIn { float partials_in[]; };
 #endif
 
