@@ -1,8 +1,11 @@
 #include "backends/vulkan/vk_self_test.h"
 
+#include <dlfcn.h>
+#include <link.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -387,12 +390,58 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-// Changes whenever any embedded shader does, so a rebuilt backend tests itself again.
-uint64_t shader_hash() {
+uint64_t fnv1a(uint64_t h, const uint8_t* bytes, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ bytes[i]) * 1099511628211ULL;
+    return h;
+}
+
+// The linker's build id (the NT_GNU_BUILD_ID note) of the executable or library holding this
+// code, hashed; 0 where it has none.
+uint64_t build_id_hash() {
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&build_id_hash), &info) == 0) return 0;
+    struct Search {
+        const void* base;
+        uint64_t hash = 0;
+    } search{info.dli_fbase};
+    dl_iterate_phdr(
+        [](dl_phdr_info* obj, size_t, void* data) {
+            auto& s = *static_cast<Search*>(data);
+            // The object mapped at dli_fbase: its lowest loaded segment starts there.
+            uintptr_t start = UINTPTR_MAX;
+            for (int i = 0; i < obj->dlpi_phnum; ++i)
+                if (obj->dlpi_phdr[i].p_type == PT_LOAD)
+                    start = std::min<uintptr_t>(start, obj->dlpi_addr + obj->dlpi_phdr[i].p_vaddr);
+            if (start / 4096 != reinterpret_cast<uintptr_t>(s.base) / 4096) return 0;
+            for (int i = 0; i < obj->dlpi_phnum; ++i) {
+                const ElfW(Phdr)& ph = obj->dlpi_phdr[i];
+                if (ph.p_type != PT_NOTE) continue;
+                const auto* at = reinterpret_cast<const uint8_t*>(obj->dlpi_addr + ph.p_vaddr);
+                const uint8_t* end = at + ph.p_memsz;
+                while (at + sizeof(ElfW(Nhdr)) <= end) {
+                    ElfW(Nhdr) note;
+                    std::memcpy(&note, at, sizeof(note));
+                    const uint8_t* name = at + sizeof(note);
+                    const uint8_t* desc = name + (note.n_namesz + 3) / 4 * 4;
+                    if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 &&
+                        std::memcmp(name, "GNU", 4) == 0 && desc + note.n_descsz <= end)
+                        s.hash = fnv1a(1469598103934665603ULL, desc, note.n_descsz);
+                    at = desc + (note.n_descsz + 3) / 4 * 4;
+                }
+            }
+            return 1;
+        },
+        &search);
+    return search.hash;
+}
+
+// Changes whenever any embedded shader does, or (with a build id) the code itself, whose
+// self-test problems and references decide a result too: a rebuilt backend tests itself again.
+uint64_t build_hash() {
     uint64_t h = 1469598103934665603ULL;
     for (const SpirvModule& m : embedded_shaders())
-        for (size_t i = 0; i < m.word_count; ++i) h = (h ^ m.words[i]) * 1099511628211ULL;
-    return h;
+        h = fnv1a(h, reinterpret_cast<const uint8_t*>(m.words), m.word_count * 4);
+    return h ^ build_id_hash();
 }
 
 }  // namespace
@@ -441,7 +490,7 @@ SelfTestCache::SelfTestCache(const DeviceProps& d) {
     if (std::getenv("MLLM_VK_CORRUPT") != nullptr) return;  // a test run: trust nothing stored
     std::ostringstream what;
     // The features turned off choose the kernels' variants: results hold for one set of them.
-    what << "self-test-" << std::hex << shader_hash() << "-" << d.features_off
+    what << "self-test-" << std::hex << build_hash() << "-" << d.features_off
          << (d.cpu_kernels ? "-cpu" : "-gpu") << ".txt";
     path_ = device_cache_path(d, what.str());
     if (path_.empty()) return;

@@ -3,7 +3,8 @@
 // crash or compute garbage): each pipeline family runs a small problem through the same
 // record_* functions the backend uses, and its output is compared with a plain scalar reference
 // computed here on the host. A family that fails is refused by the backend, so its nodes run on
-// the CPU. Results are cached on disk per device, driver and shader build.
+// the CPU. Results are cached on disk per device, driver and build (the embedded shaders and
+// the binary's build id: a fixed test must not keep an old failure).
 #include <map>
 #include <string>
 #include <vector>
@@ -29,8 +30,9 @@ std::string embed_family(DType table_type);
 SelfTestResult run_self_test(Context& ctx, const std::string& family);
 
 // Results remembered across runs in the user's cache directory ($MLLM_CACHE_DIR, else
-// $XDG_CACHE_HOME/mllm, else ~/.cache/mllm), keyed by device, driver version and the embedded
-// shaders. Disabled (nothing read or written) while MLLM_VK_CORRUPT is set.
+// $XDG_CACHE_HOME/mllm, else ~/.cache/mllm), keyed by device, driver version, the embedded
+// shaders and the build id of the code. Disabled (nothing read or written) while
+// MLLM_VK_CORRUPT is set.
 class SelfTestCache {
   public:
     explicit SelfTestCache(const DeviceProps& device);
