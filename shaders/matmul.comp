@@ -340,14 +340,11 @@ void paired_rows() {
         // A token's block of input: its quants q0..q7 (4 columns each), and its scale dx times
         // the token's norm scale ns.
 #define MLLM_BLOCK_QUANTS(t, ns)                                                               \
-    const uint xi = xb[t] + 32u * b;                                                          \
-    const ivec4 q0 = floatBitsToInt(x4_load(xi >> 2)), q1 = floatBitsToInt(x4_load((xi >> 2) + 1u)); \
-    const ivec4 q2 = floatBitsToInt(x4_load((xi >> 2) + 2u));                                \
-    const ivec4 q3 = floatBitsToInt(x4_load((xi >> 2) + 3u));                                \
-    const ivec4 q4 = floatBitsToInt(x4_load((xi >> 2) + 4u));                                \
-    const ivec4 q5 = floatBitsToInt(x4_load((xi >> 2) + 5u));                                \
-    const ivec4 q6 = floatBitsToInt(x4_load((xi >> 2) + 6u));                                \
-    const ivec4 q7 = floatBitsToInt(x4_load((xi >> 2) + 7u));                                \
+    const uint xt = (xb[t] + 32u * b) >> 2; /* the block's first texel */                      \
+    const ivec4 q0 = floatBitsToInt(x4_load(xt)), q1 = floatBitsToInt(x4_load(xt + 1u));       \
+    const ivec4 q2 = floatBitsToInt(x4_load(xt + 2u)), q3 = floatBitsToInt(x4_load(xt + 3u));  \
+    const ivec4 q4 = floatBitsToInt(x4_load(xt + 4u)), q5 = floatBitsToInt(x4_load(xt + 5u));  \
+    const ivec4 q6 = floatBitsToInt(x4_load(xt + 6u)), q7 = floatBitsToInt(x4_load(xt + 7u));  \
     const float dx = x_load(xb[t] + p.k + b) * ns;
 #else
         // A token's block of input, quantized here to Q8_0 as the CPU backend does (ties to
