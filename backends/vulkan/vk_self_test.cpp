@@ -416,17 +416,21 @@ uint64_t build_id_hash() {
             for (int i = 0; i < obj->dlpi_phnum; ++i) {
                 const ElfW(Phdr)& ph = obj->dlpi_phdr[i];
                 if (ph.p_type != PT_NOTE) continue;
-                const auto* at = reinterpret_cast<const uint8_t*>(obj->dlpi_addr + ph.p_vaddr);
-                const uint8_t* end = at + ph.p_memsz;
-                while (at + sizeof(ElfW(Nhdr)) <= end) {
+                // The notes, each a header, its name and its descriptor (4-byte aligned),
+                // walked by offsets checked against the segment's size.
+                const auto* notes = reinterpret_cast<const uint8_t*>(obj->dlpi_addr + ph.p_vaddr);
+                const size_t size = ph.p_memsz;
+                size_t at = 0;
+                while (size - at >= sizeof(ElfW(Nhdr))) {
                     ElfW(Nhdr) note;
-                    std::memcpy(&note, at, sizeof(note));
-                    const uint8_t* name = at + sizeof(note);
-                    const uint8_t* desc = name + (note.n_namesz + 3) / 4 * 4;
+                    std::memcpy(&note, notes + at, sizeof(note));
+                    const size_t name = at + sizeof(note);
+                    const size_t desc = name + (size_t{note.n_namesz} + 3) / 4 * 4;
+                    if (desc > size || size - desc < note.n_descsz) break;
                     if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 &&
-                        std::memcmp(name, "GNU", 4) == 0 && desc + note.n_descsz <= end)
-                        s.hash = fnv1a(1469598103934665603ULL, desc, note.n_descsz);
-                    at = desc + (note.n_descsz + 3) / 4 * 4;
+                        std::memcmp(notes + name, "GNU", 4) == 0)
+                        s.hash = fnv1a(1469598103934665603ULL, notes + desc, note.n_descsz);
+                    at = desc + (size_t{note.n_descsz} + 3) / 4 * 4;
                 }
             }
             return 1;
