@@ -23,6 +23,10 @@ layout(constant_id = 2) const uint HEADS = 1;
 // TOKENS * HEADS queries.
 layout(constant_id = 3) const uint TOKENS = 1;
 const uint QUERIES = TOKENS * HEADS;
+// 1: invocations run along (token, head group), head groups fastest, instead of tokens along x
+// and head groups along y. For decode: a single token's heads then fill the SIMD lanes (with
+// tokens along x, one lane of each workgroup worked and the others idled).
+layout(constant_id = 4) const uint HEAD_LANES = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Positions { int pos[]; };
@@ -71,8 +75,10 @@ const bool WIDE = HEAD_DIM % 8u == 0u;
 const float NEG_HUGE = -3.0e38;
 
 void main() {
-    const uint token0 = gl_GlobalInvocationID.x * TOKENS;
-    const uint head0 = gl_WorkGroupID.y * HEADS;
+    const uint groups = p.n_head / HEADS;  // head groups
+    const uint id = gl_GlobalInvocationID.x;
+    const uint token0 = (HEAD_LANES != 0u ? id / groups : id) * TOKENS;
+    const uint head0 = (HEAD_LANES != 0u ? id % groups : gl_WorkGroupID.y) * HEADS;
     if (token0 >= p.rows) return;
     const uint kv_head = head0 / (p.n_head / p.n_head_kv);
     const uint words = p.width / 2u;                // per cache row

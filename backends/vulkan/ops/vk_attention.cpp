@@ -86,11 +86,17 @@ void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
     if (rows_kernel) {
         // lavapipe emulates barriers and shared memory slowly: one invocation per (token, head)
         // needs neither (nor subgroup reductions, for drivers with those turned off).
-        const uint32_t workgroup = std::min(kRowsWorkgroup, props.max_workgroup_invocations);
-        const uint32_t heads = rows_heads(a);
-        // Two neighbouring tokens per invocation halve the loads again (four spill too much);
-        // a single token (decode) keeps one.
-        const uint32_t tokens = a.rows > 1 && heads * a.head_dim <= 256 ? 2 : 1;
+        // Decode: one query head an invocation, the heads along the SIMD lanes, in two
+        // workgroups for lavapipe's two threads. Prompts: tokens along the lanes, each cache
+        // load serving several heads of one KV head and two neighbouring tokens (four spill too
+        // much).
+        const bool decode = a.rows == 1;
+        const uint32_t workgroup =
+            decode ? std::clamp<uint32_t>((static_cast<uint32_t>(a.n_head) + 1) / 2, 1,
+                                          std::min(8u, props.max_workgroup_invocations))
+                   : std::min(kRowsWorkgroup, props.max_workgroup_invocations);
+        const uint32_t heads = decode ? 1u : rows_heads(a);
+        const uint32_t tokens = !decode && heads * a.head_dim <= 256 ? 2 : 1;
         // The caches through texel buffers where the device reads them so and each is whole
         // texels at the texel alignment.
         const bool texel = a.texel_cache != 0 && texel_reads(props) &&
@@ -100,14 +106,16 @@ void record_attention(Context& ctx, Sequence& seq, const AttentionArgs& a) {
             std::string(texel ? "attention_rows_tx" : "attention_rows") + (round ? "_round" : ""),
             round ? 6u : 5u,
             sizeof(AttentionRowsPush),
-            {workgroup, static_cast<uint32_t>(a.head_dim), heads, tokens}};
+            {workgroup, static_cast<uint32_t>(a.head_dim), heads, tokens, decode ? 1u : 0u}};
         if (texel) desc.texel_buffers = (1u << 2) | (1u << 3);
         const Pipeline& pipeline = ctx.pipelines().get(desc);
         const AttentionRowsPush rows_push{push, push_u32(a.rows, kOp, "rows"),
                                           push_u32(a.rounded_offset, kOp, "rounded_offset")};
         Groups g;
-        g.x = push_u32((a.rows + workgroup * tokens - 1) / (workgroup * tokens), kOp, "row groups");
-        g.y = push_u32(a.n_head / heads, kOp, "heads");
+        g.x = decode ? push_u32((a.n_head + workgroup - 1) / workgroup, kOp, "head groups")
+                     : push_u32((a.rows + workgroup * tokens - 1) / (workgroup * tokens), kOp,
+                                "row groups");
+        g.y = decode ? 1u : push_u32(a.n_head / heads, kOp, "heads");
         if (g.x > props.max_workgroup_count[0] || g.y > props.max_workgroup_count[1])
             fail("Vulkan attention of ", a.rows, " tokens x ", a.n_head,
                  " heads exceeds the device's workgroup limits");
