@@ -404,15 +404,11 @@ void paired_rows() {
             const vec4 rows = j < 2u ? lo[t] : hi[t];
             const vec2 v = ((j & 1u) == 0u ? rows.xy : rows.zw) + bv;
             const int position = pos[p.pos_offset + tok0 + t];
-            vec2 out_v = v;
-            if (!value) {
-                const uint i = (row - first) % p.head_dim / 2u;
-                const vec2 cs = rope_cos_sin(rope_angle(position, p.freq_scale, p.theta_scale, i));
-                // precise: as rope.comp computes it, whatever a compiler would fuse.
-                precise float ya = v.x * cs.x - v.y * cs.y;
-                precise float yb = v.x * cs.y + v.y * cs.x;
-                out_v = vec2(ya, yb);
-            }
+            const uint i = (row - first) % p.head_dim / 2u;  // the pair's index in its head
+            const vec2 out_v =
+                value ? v
+                      : rope_rotate(v, rope_cos_sin(rope_angle(position, p.freq_scale,
+                                                               p.theta_scale, i)));
             y[y_at(row, tok0 + t)] = out_v.x;
             y[y_at(row + 1u, tok0 + t)] = out_v.y;
             if (row >= p.row1 && position >= 0 && uint(position) < p.n_ctx) {

@@ -60,10 +60,8 @@ float rotated_key(uint row, uint e, uint base) {
     const uint head = base + e - l;  // the head's first element
     const float a = x2[p.x2_offset + head + (first ? l : partner)];
     const float b = x2[p.x2_offset + head + (first ? partner : l)];
-    const vec2 cs = rope_cos_sin(angle(row, i));
-    // precise: the same rounding as the pair kernel below, whatever a compiler would fuse.
-    precise float y = first ? a * cs.x - b * cs.y : a * cs.y + b * cs.x;
-    return y;
+    const vec2 rotated = rope_rotate(vec2(a, b), rope_cos_sin(angle(row, i)));
+    return first ? rotated.x : rotated.y;
 }
 
 // The keys' and values' part: invocation id (counted from the first part's end) handles word
@@ -115,29 +113,19 @@ void main() {
     const uint i = id % half_dim;
 
     const vec2 cs = rope_cos_sin(angle(row, i));
-    const float c = cs.x;
-    const float s = cs.y;
-
     const uint base = row * n_head * p.head_dim + head * p.head_dim;
     const uint ia = base + (MODE == 0u ? 2u * i : i);
     const uint ib = base + (MODE == 0u ? 2u * i + 1u : i + half_dim);
-    // precise: no fused multiply-adds, as the CPU backend computes it (and STORE's keys).
     if (!second) {
-        const float x0 = x[p.x_offset + ia];
-        const float x1 = x[p.x_offset + ib];
-        precise float ya = x0 * c - x1 * s;
-        precise float yb = x0 * s + x1 * c;
-        y[p.y_offset + ia] = ya;
-        y[p.y_offset + ib] = yb;
+        const vec2 r = rope_rotate(vec2(x[p.x_offset + ia], x[p.x_offset + ib]), cs);
+        y[p.y_offset + ia] = r.x;
+        y[p.y_offset + ib] = r.y;
     }
 #if defined(PAIR)
     else {
-        const float x0 = x2[p.x2_offset + ia];
-        const float x1 = x2[p.x2_offset + ib];
-        precise float ya = x0 * c - x1 * s;
-        precise float yb = x0 * s + x1 * c;
-        y2[p.y2_offset + ia] = ya;
-        y2[p.y2_offset + ib] = yb;
+        const vec2 r = rope_rotate(vec2(x2[p.x2_offset + ia], x2[p.x2_offset + ib]), cs);
+        y2[p.y2_offset + ia] = r.x;
+        y2[p.y2_offset + ib] = r.y;
     }
 #endif
 }

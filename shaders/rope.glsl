@@ -20,4 +20,13 @@ vec2 rope_cos_sin(float theta) {
     return vec2(cos(reduced), sin(reduced));
 }
 
+// The pair (v.x, v.y) rotated by the angle whose (cos, sin) is cs. precise: no fused
+// multiply-adds, as the CPU backend computes it, and the same rounding in every kernel that
+// rotates (rope.comp and the matmul that folds the rope), whatever a compiler would fuse.
+vec2 rope_rotate(vec2 v, vec2 cs) {
+    precise float a = v.x * cs.x - v.y * cs.y;
+    precise float b = v.x * cs.y + v.y * cs.x;
+    return vec2(a, b);
+}
+
 #endif
