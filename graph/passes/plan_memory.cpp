@@ -94,15 +94,17 @@ int64_t plan_memory(Graph& g) {
             last_use[static_cast<size_t>(in)] = std::max(last_use[static_cast<size_t>(in)], id);
     }
 
-    // A matmul and the residual add of its output may run as one kernel (the Vulkan backend
-    // folds the add into the matmul), which still reads the matmul's input while it writes the
-    // sum: that input lives until the add.
+    // A matmul and a node reading its output may run as one kernel, which still reads the
+    // matmul's input while it writes that node's output: the Vulkan backend folds the residual
+    // add after a lone matmul into it, and llama's ropes into the queries', keys' and values'
+    // group. That input lives until the add, or the last such rope.
     for (NodeId id = 0; id < count; ++id) {
         const Node& n = g[id];
-        if (n.dead || n.op != Op::Add) continue;
+        if (n.dead || (n.op != Op::Add && n.op != Op::Rope)) continue;
         for (NodeId in : n.inputs) {
             const Node& m = g[in];
-            if (m.op == Op::MatMul && m.group_leader == kNoNode && !m.inputs.empty())
+            const bool grouped = m.group_leader != kNoNode;
+            if (m.op == Op::MatMul && !m.inputs.empty() && grouped == (n.op == Op::Rope))
                 last_use[static_cast<size_t>(m.inputs[0])] =
                     std::max(last_use[static_cast<size_t>(m.inputs[0])], id);
         }
@@ -120,18 +122,6 @@ int64_t plan_memory(Graph& g) {
                 std::max(last_use[static_cast<size_t>(first_input)], id);
         }
         prev = id;
-    }
-
-    // A group matmul of queries, keys and values and the ropes of its outputs may run as one
-    // kernel (the Vulkan backend folds llama's rope into it), which still reads the group's input
-    // while it writes the ropes' outputs: that input lives until the last such rope.
-    for (NodeId id = 0; id < count; ++id) {
-        const Node& n = g[id];
-        if (n.dead || n.op != Op::Rope) continue;
-        const Node& m = g[n.inputs[0]];
-        if (m.op == Op::MatMul && m.group_leader != kNoNode && !m.inputs.empty())
-            last_use[static_cast<size_t>(m.inputs[0])] =
-                std::max(last_use[static_cast<size_t>(m.inputs[0])], id);
     }
 
     ArenaAllocator arena;
