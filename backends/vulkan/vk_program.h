@@ -160,6 +160,8 @@ class VkProgram final : public Executable {
         graph::NodeId add = graph::kNoNode, residual = graph::kNoNode, norm = graph::kNoNode;
     };
     FoldedAdd folded_add_after(graph::NodeId m) const;
+    // Whether `reader` is the only live node reading `value`, which is not the step's output.
+    bool read_only_by(graph::NodeId value, graph::NodeId reader) const;
     // Whether node `consumer` can take norm node `norm` folded.
     bool takes_folded_norm(graph::NodeId consumer, graph::NodeId norm) const;
     void record_matmul_add(graph::NodeId m, const FoldedAdd& folded);

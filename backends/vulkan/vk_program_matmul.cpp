@@ -267,17 +267,27 @@ VkProgram::FoldedAdd VkProgram::folded_add_after(NodeId m) const {
         g_[nn.inputs[1]].op != Op::Weight || g_[nn.inputs[1]].dtype != DType::F32)
         return {};
     // Only the add reads the matmul's output, and every reader of the norm takes it folded.
+    if (!read_only_by(m, add)) return {};
     bool any = false;
     for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
         const Node& n = g_[id];
-        if (n.dead) continue;
-        const bool reads_m = std::find(n.inputs.begin(), n.inputs.end(), m) != n.inputs.end();
-        const bool reads_norm = std::find(n.inputs.begin(), n.inputs.end(), norm) != n.inputs.end();
-        if ((reads_m && id != add) || (reads_norm && !takes_folded_norm(id, norm))) return {};
-        any = any || reads_norm;
+        if (n.dead || std::find(n.inputs.begin(), n.inputs.end(), norm) == n.inputs.end()) continue;
+        if (!takes_folded_norm(id, norm)) return {};
+        any = true;
     }
-    if (!any || g_.output() == norm || g_.output() == m) return {};
+    if (!any || g_.output() == norm) return {};
     return {add, residual, norm};
+}
+
+bool VkProgram::read_only_by(NodeId value, NodeId reader) const {
+    if (g_.output() == value) return false;
+    for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
+        const Node& n = g_[id];
+        if (id != reader && !n.dead &&
+            std::find(n.inputs.begin(), n.inputs.end(), value) != n.inputs.end())
+            return false;
+    }
+    return true;
 }
 
 bool VkProgram::takes_folded_norm(NodeId consumer, NodeId norm) const {
@@ -342,12 +352,7 @@ VkProgram::FoldedRope VkProgram::folded_rope_after(NodeId leader) const {
     // Only the ropes read the queries' and keys' products, which are never written; the kernel
     // still reads the group's input while it writes the ropes' outputs (plan_memory keeps it
     // alive until the keys' rope; a plan that did not runs unfused).
-    for (const Node& n : g_.nodes) {
-        if (n.dead || &n == &q || &n == &g_[keys]) continue;
-        for (NodeId in : n.inputs)
-            if (in == members[0] || in == members[1]) return {};
-    }
-    if (g_.output() == members[0] || g_.output() == members[1] ||
+    if (!read_only_by(members[0], queries) || !read_only_by(members[1], keys) ||
         (folded_norms_.count(first.inputs[0]) == 0 &&
          (arena_overlap(queries, first.inputs[0]) || arena_overlap(keys, first.inputs[0]))))
         return {};
@@ -355,7 +360,9 @@ VkProgram::FoldedRope VkProgram::folded_rope_after(NodeId leader) const {
 }
 
 bool VkProgram::record_matmul_rope(NodeId leader, const FoldedRope& folded) {
-    const std::vector<NodeId> members = group_members(leader);
+    // The group's queries, keys and values, as folded_rope_after found them.
+    const NodeId members[] = {g_[folded.queries].inputs[0], g_[folded.keys].inputs[0],
+                              g_[folded.store].inputs[1]};
     const DType types[] = {g_[g_[leader].inputs[1]].dtype};
     MatMulInputs in = matmul_inputs(g_[leader].inputs[0], types);
     const Node& q = g_[folded.queries];
