@@ -4,7 +4,6 @@
 // device runs them.
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -160,14 +159,11 @@ std::string test_folded_rope(Context& ctx, DType type, const std::vector<uint8_t
         // their scale times the norm scale.
         std::vector<float> input = x;
         round_rows(DType::Q8_0, input.data(), n, k);
-        for (int64_t t = 0; t < n && norm_in; ++t) {
-            const float scale = 1.0f / std::sqrt(partials[t] / static_cast<float>(k) + eps);
-            const uint32_t* row = xq.data() + t * words;
-            for (int64_t i = 0; i < k; ++i) {
-                float d = 0;
-                std::memcpy(&d, row + k + i / 32, 4);
-                input[t * k + i] = static_cast<float>(static_cast<int32_t>(row[i])) * (d * scale);
-            }
+        if (norm_in) {
+            std::vector<float> scale(static_cast<size_t>(n));
+            for (int64_t t = 0; t < n; ++t)
+                scale[t] = 1.0f / std::sqrt(partials[t] / static_cast<float>(k) + eps);
+            input = dequantize_norm_input(xq.data(), n, k, scale);
         }
         // The outputs back to back: queries, keys, values, each [n, width].
         std::vector<double> want(static_cast<size_t>(n * m)), tol(want.size());

@@ -39,23 +39,6 @@ using test::tolerance;
 
 using VulkanMatMulFold = test::VulkanContextTest;
 
-// The floats a folded norm's quantized input stands for (n tokens of k, in the layout of
-// quantize_norm_input): each quant times its block's scale times its token's norm scale.
-std::vector<float> norm_input_values(const std::vector<uint32_t>& words, int64_t n, int64_t k,
-                                     const std::vector<float>& norm_scale) {
-    const int64_t stride = matmul_norm_input_words(k);
-    std::vector<float> v(static_cast<size_t>(n * k));
-    for (int64_t t = 0; t < n; ++t)
-        for (int64_t i = 0; i < k; ++i) {
-            const uint32_t* row = words.data() + t * stride;
-            float d = 0;
-            std::memcpy(&d, row + k + i / 32, 4);
-            v[static_cast<size_t>(t * k + i)] =
-                static_cast<float>(static_cast<int32_t>(row[i])) * (d * norm_scale[t]);
-        }
-    return v;
-}
-
 TEST_F(VulkanMatMulFold, GatedPairsWriteSiluOfGateTimesUp) {
     // A SwiGLU block's gate and up rows interleaved and repacked, one kernel writing
     // silu(gate) * up: ragged row counts against the 16-row groups, tokens past a workgroup's 4,
@@ -226,7 +209,7 @@ TEST_F(VulkanMatMulFold, FoldsTheResidualAddAndTheNormAroundIt) {
                     {
                         SCOPED_TRACE("the product of its norm");
                         const Reference out = reference_matmul(
-                            t, w2, norm_input_values(q, n, m, norm_scale), m2, m, n);
+                            t, w2, dequantize_norm_input(q.data(), n, m, norm_scale), m2, m, n);
                         expect_close(download(ya2, static_cast<size_t>(n * m2)), out, m2);
                     }
                     if (HasFailure()) return;
@@ -292,7 +275,7 @@ TEST_F(VulkanMatMulFold, RotatesQueriesAndKeysAndStoresKeysAndValues) {
             norm_scale[tok] = 1.0f / std::sqrt(sum / static_cast<float>(k) + eps);
         }
         const std::vector<float> input =
-            c.norm_in ? norm_input_values(xq, n, k, norm_scale) : rounded_to_q8_0(x, k);
+            c.norm_in ? dequantize_norm_input(xq.data(), n, k, norm_scale) : rounded_to_q8_0(x, k);
         const Reference ref = reference_matmul(t, w, input, m, k, n, bias);
 
         std::vector<uint8_t> packed(repacked_bytes(t, m, k));

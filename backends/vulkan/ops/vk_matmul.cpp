@@ -185,6 +185,22 @@ void quantize_norm_input(const float* x, int64_t n, int64_t k, uint32_t* out) {
     }
 }
 
+std::vector<float> dequantize_norm_input(const uint32_t* words, int64_t n, int64_t k,
+                                         std::span<const float> norm_scale) {
+    const int64_t stride = matmul_norm_input_words(k);
+    std::vector<float> v(static_cast<size_t>(n * k));
+    for (int64_t t = 0; t < n; ++t) {
+        const uint32_t* row = words + t * stride;
+        for (int64_t i = 0; i < k; ++i) {
+            float d = 0;
+            std::memcpy(&d, row + k + i / 32, 4);
+            v[static_cast<size_t>(t * k + i)] =
+                static_cast<float>(static_cast<int32_t>(row[i])) * (d * norm_scale[t]);
+        }
+    }
+    return v;
+}
+
 int64_t matmul_norm_partials(int64_t m) {
     return (m + 63) / 64;  // 8 rows an invocation, 8 invocations a workgroup
 }

@@ -192,6 +192,10 @@ int64_t matmul_norm_input_words(int64_t k);
 // and the self-test): per block of 32, amax / 127 rounded to fp16 as the scale and the quants
 // x * 127 / amax rounded to nearest even. out holds n * matmul_norm_input_words(k) words.
 void quantize_norm_input(const float* x, int64_t n, int64_t k, uint32_t* out);
+// The floats n tokens of that layout stand for, as the kernel reading them multiplies them: each
+// quant times its block's scale times its token's norm scale (norm_scale[t]).
+std::vector<float> dequantize_norm_input(const uint32_t* words, int64_t n, int64_t k,
+                                         std::span<const float> norm_scale);
 // Partial sums of squares a token that a norm_out matmul of m rows writes.
 int64_t matmul_norm_partials(int64_t m);
 // A SwiGLU block's gate and up GGUF rows interleaved (gate row 0, up row 0, gate row 1, ...):
